@@ -1,0 +1,259 @@
+"""Service activities: enter (durable), execute user code (outside any transaction), record.
+
+SPEC 5.3. ``enter_activity`` runs in the worker's transaction and returns a ``Prepared`` when the
+user's ``execute`` must run; the worker commits first, so after a crash the store shows the node
+RUNNING with ``processes.executing`` set to its version: recovery then knows ``execute`` was
+interrupted (SPEC 13 row 3). ``record_execute`` applies the result by compare-and-set on the version.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from rattan import states
+from rattan.components.service import ScheduleType
+from rattan.engine.inputs import HydrateError, resolve_inputs
+from rattan.engine.nodes import write_outputs
+from rattan.engine.step import P_FAILED, P_SLEEP, Step
+from rattan.runtime.queries import dumps
+from rattan.spec.model import ServiceActivityNode
+
+if TYPE_CHECKING:
+    from rattan.engine.core import EngineCore
+    from rattan.engine.plan import NodeInfo
+    from rattan.engine.records import ProcessRecord, StateRecord
+
+
+@dataclass(slots=True)
+class Prepared:
+    """An entered activity, ready for its ``execute`` call."""
+
+    pid: int
+    node_id: str
+    version: str
+    root_id: str
+    top_pipeline_id: str
+    loop: int
+    inner_loop: int
+    name: str | None
+    code: str
+    component_version: str
+    inputs: dict[str, Any]
+    root_data: Any
+
+
+@dataclass(slots=True)
+class ExecResult:
+    prepared: Prepared
+    ok: bool
+    value: Any
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    schedule_type: ScheduleType | None = None
+    error_events: list[str] = field(default_factory=list)
+
+
+def enter_activity(
+    step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
+) -> Prepared | None:
+    node = info.node
+    assert isinstance(node, ServiceActivityNode)
+    tx = step.tx
+    core = step.core
+    inputs = info.inputs
+    if entered.retry and (override := tx.get_override(node.id)) is not None:
+        inputs = {k: (bool(v["need_render"]), v["value"]) for k, v in override.items()}
+    root_data = core.root_data(tx, proc.root_id)
+    try:
+        rendered = resolve_inputs(
+            core, tx, info.pipeline_id, node.id, inputs, info.output_map,
+            entered.loop, entered.inner_loop, root_data,
+        )  # fmt: skip
+    except HydrateError as exc:
+        step.write_state(entered, old)
+        _fail_unrun(step, proc, entered, node, inputs, f"inputs hydrate failed({exc}), check node log for details")
+        return None
+    if not core.has_component(node.component_code, node.component_version):
+        step.write_state(entered, old)
+        msg = f"component '{node.component_code}' version '{node.component_version}' is not registered"
+        _fail_unrun(step, proc, entered, node, inputs, msg)
+        return None
+    step.write_state(entered, old)
+    proc.executing = entered.version
+    tx.save_process(proc)
+    return Prepared(
+        proc.id, node.id, entered.version, proc.root_id, proc.top_pipeline_id, entered.loop,
+        entered.inner_loop, node.name, node.component_code, node.component_version, rendered, root_data,
+    )  # fmt: skip
+
+
+def _fail_unrun(
+    step: Step, proc: ProcessRecord, entered: StateRecord, node: ServiceActivityNode,
+    inputs: dict[str, tuple[bool, Any]], ex_data: str,
+) -> None:  # fmt: skip
+    """Fail a node whose service never ran: inputs are the static values as stored (SPEC 4.6)."""
+    failed = entered.copy()
+    failed.name = states.FAILED
+    failed.archived = step.now
+    step.write_state(failed, entered)
+    outputs = {"ex_data": ex_data, "_result": False, "_loop": entered.loop, "_inner_loop": entered.inner_loop}
+    step.tx.put_exec_data(node.id, dumps({k: v for k, (_, v) in inputs.items()}), dumps(outputs))
+    proc.status = P_FAILED
+    proc.executing = None
+    step.tx.save_process(proc)
+    step.event("node_execute_fail", root_pipeline_id=proc.root_id, node_id=node.id)
+
+
+def run_execute(core: EngineCore, prep: Prepared) -> ExecResult:
+    """Call the user's ``execute`` (no transaction is open)."""
+    service = core.make_service(prep)
+    data, parent = core.data_objects(prep.inputs, {}, prep.root_data)
+    events: list[str] = []
+    core.hook(service, "node_enter", data, parent)
+    core.hook(service, "pre_execute", data, parent)
+    try:
+        value = service.execute(data, parent)
+        if value is None:
+            value = True
+        ok = bool(value)
+        if ok:
+            core.hook(service, "post_execute", data, parent)
+    except Exception:
+        value = False
+        ok = False
+        data.outputs["ex_data"] = traceback.format_exc()
+        events.append("node_execute_exception")
+        core.hook(service, "node_execute_exception", data, parent)
+    stype = service.schedule_type() if ok else None
+    return ExecResult(prep, ok, value, dict(data.inputs), dict(data.outputs), stype, events)
+
+
+def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
+    """Apply an execute result. Returns True when the token moves on to the next node."""
+    tx = step.tx
+    prep = res.prepared
+    state = tx.get_state(prep.node_id)
+    if proc.executing == prep.version:
+        proc.executing = None
+    if state is None or state.version != prep.version or state.name != states.RUNNING:
+        # forced fail (or another operator action) won the race: the late result is discarded
+        tx.save_process(proc)
+        return False
+    info = step.core.plan(proc.root_id).info(prep.node_id)
+    node = info.node
+    assert isinstance(node, ServiceActivityNode)
+    outputs = res.outputs
+    outputs["_result"] = res.value if res.ok else False
+    outputs["_loop"] = prep.loop + step.core.settings.rerun_index_offset
+    outputs["_inner_loop"] = prep.inner_loop + step.core.settings.rerun_index_offset
+    for ev in res.error_events:
+        step.event(ev, root_pipeline_id=proc.root_id, node_id=prep.node_id, ex_data=outputs.get("ex_data"))
+    try:
+        out_blob = dumps(outputs)
+        in_blob = dumps(res.inputs)
+    except (TypeError, orjson.JSONEncodeError):
+        bad = _first_bad_key(outputs)
+        outputs = {"ex_data": f"outputs are not JSON serialisable: {bad}", "_result": False,
+                   "_loop": outputs["_loop"], "_inner_loop": outputs["_inner_loop"]}  # fmt: skip
+        out_blob = dumps(outputs)
+        in_blob = dumps(_jsonable(res.inputs))
+        res.ok = False
+        res.schedule_type = None
+    tx.put_exec_data(prep.node_id, in_blob, out_blob)
+    new = state.copy()
+    if res.ok and res.schedule_type is not None:
+        due = step.now if res.schedule_type == ScheduleType.POLL else None
+        sid = tx.insert_schedule(prep.node_id, prep.version, int(res.schedule_type), proc.id, due)
+        proc.status = P_SLEEP
+        tx.save_process(proc)
+        if due is not None:
+            step.fx.polls.append((due, sid))
+        return False
+    write_outputs(step, info, outputs)
+    if res.ok or node.error_ignorable:
+        new.name = states.FINISHED
+        new.error_ignored = not res.ok
+        new.archived = step.now
+        step.write_state(new, state)
+        proc.current = info.next_id()
+        tx.save_process(proc)
+        step.event("node_finish", root_pipeline_id=proc.root_id, node_id=prep.node_id)
+        return True
+    new.name = states.FAILED
+    new.archived = step.now
+    step.write_state(new, state)
+    proc.status = P_FAILED
+    tx.save_process(proc)
+    step.event("node_execute_fail", root_pipeline_id=proc.root_id, node_id=prep.node_id)
+    return False
+
+
+def _first_bad_key(outputs: dict[str, Any]) -> str:
+    for key, value in outputs.items():
+        try:
+            dumps(value)
+        except (TypeError, orjson.JSONEncodeError):
+            return str(key)
+    return "?"
+
+
+def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        try:
+            dumps(item)
+            out[key] = item
+        except (TypeError, orjson.JSONEncodeError):
+            out[key] = repr(item)
+    return out
+
+
+
+INTERRUPTED = (
+    "execution interrupted: the engine stopped while execute() was running; "
+    "retry the node to run it again, or skip it"
+)
+
+
+def recover_interrupted(step: Step, pid: int) -> Prepared | None:
+    """After a crash: re-execute an idempotent component, else fail the node (SPEC 13 row 3)."""
+    tx = step.tx
+    proc = tx.get_process(pid)
+    if proc is None or not proc.executing:
+        return None
+    state = tx.get_state(proc.current)
+    if state is None or state.version != proc.executing or state.name != states.RUNNING:
+        proc.executing = None
+        tx.save_process(proc)
+        step.fx.dispatch.append(pid)
+        return None
+    core = step.core
+    info = core.plan(proc.root_id).info(proc.current)
+    node = info.node
+    assert isinstance(node, ServiceActivityNode)
+    idempotent = False
+    if core.has_component(node.component_code, node.component_version):
+        idempotent = bool(getattr(core.service_class(node.component_code, node.component_version), "__idempotent__", False))
+    if not idempotent:
+        step.fail_node(proc, state.copy(), state, INTERRUPTED, merge_outputs=False)
+        step.event("node_execute_fail", root_pipeline_id=proc.root_id, node_id=node.id)
+        return None
+    inputs = info.inputs
+    if state.retry and (override := tx.get_override(node.id)) is not None:
+        inputs = {k: (bool(v["need_render"]), v["value"]) for k, v in override.items()}
+    root_data = core.root_data(tx, proc.root_id)
+    try:
+        rendered = resolve_inputs(
+            core, tx, info.pipeline_id, node.id, inputs, info.output_map, state.loop, state.inner_loop, root_data
+        )
+    except HydrateError as exc:
+        _fail_unrun(step, proc, state, node, inputs, f"inputs hydrate failed({exc}), check node log for details")
+        return None
+    return Prepared(
+        proc.id, node.id, state.version, proc.root_id, proc.top_pipeline_id, state.loop,
+        state.inner_loop, node.name, node.component_code, node.component_version, rendered, root_data,
+    )  # fmt: skip

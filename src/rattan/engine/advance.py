@@ -1,0 +1,165 @@
+"""The advance loop: move one execution token (process) node by node (SPEC 5.1).
+
+A worker calls ``advance`` inside one store transaction. Engine-side nodes (events, gateways,
+subprocess entry and exit, converge joins) are handled in that same transaction, so a chain of them
+costs one commit. When the token reaches a service activity, the activity is entered (RUNNING, a
+new version) and the transaction ends: the worker commits, runs the user's ``execute`` outside any
+transaction and comes back with the result, which is recorded by compare-and-set on the version in
+the next transaction together with the moves that follow it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rattan import states
+from rattan.engine import nodes
+from rattan.engine.activity import Prepared, enter_activity, record_execute
+from rattan.engine.step import P_DONE, P_FAILED, P_READY, P_SUSPENDED, Step
+from rattan.ids import unique_id
+from rattan.spec.model import NodeType
+
+if TYPE_CHECKING:
+    from rattan.engine.activity import ExecResult
+    from rattan.engine.records import ProcessRecord, StateRecord
+
+MAX_ENGINE_STEPS = 100_000  # engine-only nodes advanced in one transaction before yielding
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the worker does after the commit: run a prepared activity, or stop."""
+
+    execute: Prepared | None = None
+
+
+def advance(step: Step, pid: int, carry: ExecResult | None) -> Outcome:
+    tx = step.tx
+    proc = tx.get_process(pid)
+    if proc is None:
+        return Outcome()
+    if carry is not None:
+        if not record_execute(step, proc, carry):
+            return Outcome()
+    elif proc.status != P_READY:
+        return Outcome()
+    for _ in range(MAX_ENGINE_STEPS):
+        result = step_node(step, proc)
+        if isinstance(result, Prepared):
+            return Outcome(result)
+        if result is None:
+            return Outcome()
+        proc = result
+    # a long run of engine-only nodes: let other work in, continue in a new transaction
+    step.fx.dispatch.append(proc.id)
+    return Outcome()
+
+
+def _pipeline_suspended(step: Step, proc: ProcessRecord) -> bool:
+    for st in step.tx.states_by_ids(proc.stack):
+        if st.name == states.SUSPENDED:
+            return True
+    return False
+
+
+def step_node(step: Step, proc: ProcessRecord) -> ProcessRecord | Prepared | None:
+    """Handle the token's current node. Returns the token to continue with, a Prepared activity
+    to execute, or None when the token stops."""
+    tx = step.tx
+    core = step.core
+    node_id = proc.current
+    # 1. a child token reached its join target: report to the parent; the last one wakes it
+    if proc.destination == node_id and proc.parent_id is not None:
+        proc.status = P_DONE
+        tx.save_process(proc)
+        if tx.decrement_pending(proc.parent_id) > 0:
+            return None
+        parent = tx.get_process(proc.parent_id)
+        if parent is None:
+            return None
+        parent.current = node_id
+        parent.status = P_READY
+        tx.save_process(parent)
+        return parent
+    root_state = tx.get_state(proc.root_id)
+    # 2. a revoked root stops every token for good
+    if root_state is None or root_state.name == states.REVOKED:
+        proc.status = P_DONE
+        tx.save_process(proc)
+        return None
+    # 3. a paused pipeline on the stack parks the token before the node
+    if _pipeline_suspended(step, proc):
+        proc.status = P_SUSPENDED
+        tx.save_process(proc)
+        return None
+    plan = core.plan(proc.root_id)
+    info = plan.info(node_id)
+    old = tx.get_state(node_id)
+    parent_id = proc.top_pipeline_id
+    if old is None:
+        entered = step.new_state(node_id, proc.root_id, parent_id, states.RUNNING)
+    else:
+        if old.name == states.SUSPENDED:
+            if not old.root_id:  # an appointment made before the node was reached (SPEC 6.5)
+                old.root_id, old.parent_id = proc.root_id, parent_id
+                tx.cas_state(old, old.name, old.version)
+            proc.status = P_SUSPENDED
+            tx.save_process(proc)
+            return None
+        if old.name not in (states.READY, states.LOOP_READY, states.FINISHED):
+            return None  # duplicate delivery guard: the node is already being handled
+        entered = _reenter(step, old, info.kind, proc)
+        if entered is None:
+            return None
+    entered.root_id, entered.parent_id = proc.root_id, parent_id
+    entered.started = step.now
+    entered.archived = None
+    kind = info.kind
+    if kind == NodeType.ServiceActivity:
+        return enter_activity(step, proc, info, old, entered)
+    return nodes.handle(step, proc, info, old, entered)
+
+
+def _reenter(step: Step, old: StateRecord, kind: NodeType, proc: ProcessRecord) -> StateRecord | None:
+    """A FINISHED node re-entered through a cycle, or a READY/LOOP_READY node after a retry."""
+    new = old.copy()
+    new.name = states.RUNNING
+    if old.name == states.FINISHED:
+        limit = step.core.settings.node_rerun_limit
+        if old.loop >= limit and kind != NodeType.SubProcess:
+            failed = old.copy()
+            step.fail_node(proc, failed, old, f"node execution exceed rerun limit {limit}")
+            return None
+        step.archive_history(old)
+        new.loop += 1
+        new.inner_loop += 1
+        new.retry = 0
+        new.skip = False
+        new.error_ignored = False
+        new.version = unique_id("v")
+    elif old.name == states.READY and kind == NodeType.ServiceActivity and _loop_enabled(step, proc, old):
+        new.loop = new.inner_loop = 1
+    return new
+
+
+def _loop_enabled(step: Step, proc: ProcessRecord, old: StateRecord) -> bool:
+    node: Any = step.core.plan(proc.root_id).info(old.node_id).node
+    cfg = getattr(node, "loop_config", None)
+    return bool(cfg and cfg.get("enable"))
+
+
+
+def fail_engine_error(step: Step, pid: int, message: str) -> None:
+    """An unexpected engine-side error: fail the token's current node instead of stranding it."""
+    tx = step.tx
+    proc = tx.get_process(pid)
+    if proc is None or proc.status == P_DONE:
+        return
+    old = tx.get_state(proc.current)
+    state = old.copy() if old is not None else step.new_state(proc.current, proc.root_id, proc.top_pipeline_id, states.FAILED)
+    if old is not None and not states.can_transit(old.name, states.FAILED):
+        proc.status = P_FAILED
+        tx.save_process(proc)
+        return
+    step.fail_node(proc, state, old, message)

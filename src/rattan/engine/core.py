@@ -1,0 +1,201 @@
+"""EngineCore: the pieces every engine operation needs (store, settings, components, plans) and
+the worker loop that turns dispatched work into units of work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from rattan.components import BUILTIN_REGISTRY, DataObject, Registry, Service
+from rattan.engine.activity import ExecResult, Prepared, run_execute
+from rattan.engine.advance import Outcome, advance, fail_engine_error
+from rattan.engine.plan import RunPlan, build_plan
+from rattan.engine.schedule import load_job, record_schedule, run_schedule
+from rattan.engine.step import Effects, Step
+from rattan.errors import ComponentNotExistException, NotFoundError
+from rattan.runtime.threads import ThreadDispatcher
+from rattan.spec import load_pipeline
+
+if TYPE_CHECKING:
+    from rattan.runtime.queries import Tx
+    from rattan.runtime.sqlite import SQLiteStore
+    from rattan.settings import Settings
+
+log = logging.getLogger("rattan.engine")
+T = TypeVar("T")
+
+
+class EngineCore:
+    def __init__(self, store: SQLiteStore, settings: Settings, registry: Registry) -> None:
+        self.store = store
+        self.settings = settings
+        self.registry = registry
+        self._plans: dict[str, RunPlan] = {}
+        self._root_data: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.dispatcher = ThreadDispatcher(self, settings.workers, settings.timer_resolution)
+
+    # -- plans and run data (cached: both are immutable once a run is stored) ------------------
+    def plan(self, root_id: str) -> RunPlan:
+        plan = self._plans.get(root_id)
+        if plan is None:
+            run = self.store.read(lambda tx: tx.get_run(root_id))
+            if run is None:
+                raise NotFoundError(f"pipeline {root_id} does not exist")
+            tree, root_data, options = run
+            spec = load_pipeline(
+                tree, cycle_tolerate=bool(options.get("cycle_tolerate")), sink_types=self.sink_types()
+            )
+            plan = build_plan(spec)
+            with self._lock:
+                self._plans[root_id] = plan
+                self._root_data.setdefault(root_id, root_data)
+        return plan
+
+    def remember(self, root_id: str, plan: RunPlan, root_data: Any) -> None:
+        with self._lock:
+            self._plans[root_id] = plan
+            self._root_data[root_id] = root_data
+
+    def root_data(self, tx: Tx, root_id: str) -> Any:
+        data = self._root_data.get(root_id)
+        if data is None:
+            data = tx.get_root_data(root_id) or {}
+            self._root_data[root_id] = data
+        return data
+
+    # -- components ----------------------------------------------------------------------------
+    def sink_types(self) -> frozenset[str]:
+        return self.registry.sink_types()
+
+    def service_class(self, code: str, version: str) -> type[Service]:
+        try:
+            return self.registry.get_service_class(code, version)
+        except ComponentNotExistException:
+            if self.settings.enable_example_components:
+                return BUILTIN_REGISTRY.get_service_class(code, version)
+            raise
+
+    def has_component(self, code: str, version: str) -> bool:
+        try:
+            self.service_class(code, version)
+        except ComponentNotExistException:
+            return False
+        return True
+
+    def make_service(self, prep: Prepared) -> Service:
+        service = self.service_class(prep.code, prep.component_version)(name=prep.name)
+        service.setup_runtime_attrs(
+            id=prep.node_id,
+            version=prep.version,
+            top_pipeline_id=prep.top_pipeline_id,
+            root_pipeline_id=prep.root_id,
+            loop=prep.loop,
+            inner_loop=prep.inner_loop,
+        )
+        return service
+
+    def data_objects(self, inputs: dict[str, Any], outputs: dict[str, Any], root_data: Any) -> tuple[DataObject, DataObject]:
+        return DataObject(dict(inputs), outputs), DataObject(dict(root_data or {}), {})
+
+    def hook(self, service: Service, name: str, data: DataObject, parent: DataObject, **kw: Any) -> None:
+        if not service.need_run_hook():
+            return
+        try:
+            getattr(service, name)(data, parent, **kw)
+        except Exception:
+            log.error("hook %s of node %s raised:\n%s", name, getattr(service, "id", "?"), traceback.format_exc())
+
+    def lazy_variable(self, code: str) -> Any:
+        return self.registry.get_lazy_variable(code)
+
+    def run_end_event(self, key: str, in_subprocess: bool, root_id: str, pipeline_id: str) -> str | None:
+        """Run an executable end event; return ex_data text on failure."""
+        try:
+            cls = self.registry.get_end_event(key)
+        except NotFoundError:
+            return f"executable end event type '{key}' is not registered"
+        try:
+            cls().execute(in_subprocess, root_id, pipeline_id)
+        except Exception:
+            return traceback.format_exc()
+        return None
+
+    # -- units of work ---------------------------------------------------------------------------
+    def unit(self, fn: Callable[[Step], T]) -> T:
+        """Run ``fn`` in a store transaction; apply its effects once committed."""
+
+        def body(tx: Tx) -> tuple[T, Effects]:
+            step = Step(self, tx)
+            return fn(step), step.fx
+
+        result, fx = self.store.run(body)
+        self.apply(fx)
+        return result
+
+    def emit(self, event_type: str, data: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(event_type, data)
+            except Exception:
+                log.exception("event listener failed on %s", event_type)
+
+    def apply(self, fx: Effects) -> None:
+        for pid in fx.dispatch:
+            self.dispatcher.process(pid)
+        for due, sid in fx.polls:
+            self.dispatcher.poll(sid, due)
+        for cid in fx.callbacks:
+            self.dispatcher.callback(cid)
+        for event_type, data in fx.events:
+            self.emit(event_type, data)
+
+    # -- work ------------------------------------------------------------------------------------
+    def run_process(self, pid: int, outcome: Outcome | None = None) -> None:
+        carry: ExecResult | None = None
+        while True:
+            if outcome is None:
+                c = carry
+                try:
+                    outcome = self.unit(lambda step: advance(step, pid, c))
+                except Exception as exc:
+                    self._engine_error(pid, exc)
+                    return
+            prepared = outcome.execute
+            if prepared is None:
+                return
+            pid = prepared.pid
+            carry = run_execute(self, prepared)
+            outcome = None
+
+    def run_schedule_step(self, sid: int, callback_id: int | None = None) -> None:
+        job = self.unit(lambda step: load_job(self, step, sid, callback_id))
+        if job is None:
+            return
+        res = run_schedule(self, job)
+        pid = self.unit(lambda step: record_schedule(step, res))
+        if pid is not None:
+            self.run_process(pid)
+
+    def schedule_of_callback(self, cid: int) -> int | None:
+        def find(tx: Tx) -> int | None:
+            cb = tx.get_callback(cid)
+            if cb is None:
+                return None
+            sched = tx.get_schedule_by(cb.node_id, cb.version)
+            return None if sched is None else sched.id
+
+        return self.store.read(find)
+
+    def _engine_error(self, pid: int, exc: Exception) -> None:
+        log.error("engine error while advancing process %s:\n%s", pid, traceback.format_exc())
+        message = f"engine error: {type(exc).__name__}: {exc}"
+        try:
+            self.unit(lambda step: fail_engine_error(step, pid, message))
+        except Exception:
+            log.exception("could not record the engine error of process %s", pid)

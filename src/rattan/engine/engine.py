@@ -1,0 +1,234 @@
+"""``rattan.Engine``: the embedded runtime's facade. Methods raise typed errors; ``rattan.api``
+wraps them into ``EngineAPIResult`` values with the peer's function names."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from rattan import states
+from rattan.components import Registry
+from rattan.components import registry as default_registry
+from rattan.context import ContextValue
+from rattan.engine import reads
+from rattan.engine.activity import recover_interrupted
+from rattan.engine.advance import Outcome
+from rattan.engine.core import EngineCore
+from rattan.engine.prepare import run_pipeline
+from rattan.engine.records import ExecutionData, HistoryRecord, ScheduleRecord, StateRecord
+from rattan.errors import NotFoundError, RattanError
+from rattan.runtime.sqlite import SQLiteStore, parse_store_url
+from rattan.settings import Settings, check_fields
+
+log = logging.getLogger("rattan.engine")
+
+
+class Engine:
+    """A durable pipeline engine.
+
+    ``Engine()`` stores everything in ``rattan.db`` in the working directory and runs pipelines on
+    worker threads of this process. ``Engine(store="sqlite:///path/to.db")`` picks the file;
+    ``Engine(store=":memory:")`` uses a throw-away database (tests).
+
+    Args:
+        store: where runs are stored.
+        settings: a ``rattan.Settings``; keyword ``overrides`` replace single fields.
+        components: an isolated ``rattan.Registry`` (default: the process's ``rattan.registry``).
+        component_modules: modules to import (packages recursively) so their components register.
+        load_entry_points: also load the ``rattan.components`` entry-point group.
+        start: start the worker threads now (and resume unfinished work found in the store).
+    """
+
+    def __init__(
+        self,
+        store: str | None = None,
+        dispatcher: str | None = None,
+        settings: Settings | None = None,
+        *,
+        components: Registry | None = None,
+        component_modules: Iterable[str] = (),
+        load_entry_points: bool = False,
+        start: bool = True,
+        **overrides: Any,
+    ) -> None:
+        check_fields(overrides)
+        base = settings or Settings()
+        self.settings = base.replace(**overrides) if overrides else base
+        if dispatcher not in (None, "threads", "thread://"):
+            raise RattanError(f"unsupported dispatcher {dispatcher!r}: the embedded runtime uses 'threads'")
+        registry = components if components is not None else default_registry
+        modules = list(component_modules)
+        if modules:
+            registry.import_modules(modules)
+        if load_entry_points:
+            registry.load_entry_points()
+        self.store_url = parse_store_url(store)
+        self._store = SQLiteStore(self.store_url, self.settings.sqlite_synchronous)
+        self._core = EngineCore(self._store, self.settings, registry)
+        self._closed = False
+        if start:
+            self.start()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @property
+    def core(self) -> EngineCore:
+        return self._core
+
+    def start(self) -> None:
+        """Start the workers and resume everything the store says is unfinished."""
+        self._core.dispatcher.start()
+        self.recover()
+
+    def recover(self) -> None:
+        core = self._core
+        procs = self._store.read(lambda tx: tx.processes_with_status("ready"))
+        for p in procs:
+            if p.executing:
+                pid = p.id
+                prepared = core.unit(lambda step, pid=pid: recover_interrupted(step, pid))  # type: ignore[misc]
+                if prepared is not None:
+                    threading_run(core, prepared.pid, Outcome(prepared))
+            else:
+                core.dispatcher.process(p.id)
+        for sched in self._store.read(lambda tx: tx.due_schedules()):
+            core.dispatcher.poll(sched.id, sched.due or time.time())
+        for cid in self._store.read(lambda tx: tx.pending_callbacks()):
+            core.dispatcher.callback(cid)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Drain queued and running work (up to ``timeout`` seconds), then close the store."""
+        if self._closed:
+            return
+        self._closed = True
+        self._core.dispatcher.stop(timeout)
+        self._store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no dispatched work is queued or running (pending polls may remain)."""
+        return self._core.dispatcher.wait_idle(timeout)
+
+    # -- starting --------------------------------------------------------------------------------
+    def run_pipeline(
+        self,
+        pipeline: dict[str, Any],
+        root_pipeline_data: dict[str, Any] | None = None,
+        root_pipeline_context: dict[str, Any] | None = None,
+        subprocess_context: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        """Validate ``pipeline`` (normalising it in place), store it and start running it."""
+        run_pipeline(self._core, pipeline, root_pipeline_data, root_pipeline_context, subprocess_context, **options)
+
+    # -- reads (SPEC 7.5, 7.6) -------------------------------------------------------------------
+    def get_pipeline_states(self, root_id: str, flat_children: bool = True) -> dict[str, Any]:
+        return reads.pipeline_states(self._core, root_id, flat_children)
+
+    def get_children_states(self, node_id: str) -> dict[str, Any]:
+        return reads.children_states(self._core, node_id)
+
+    def get_execution_data(self, node_id: str) -> dict[str, Any]:
+        return reads.execution_data(self._core, node_id)
+
+    def get_execution_data_inputs(self, node_id: str) -> dict[str, Any]:
+        data = self._store.read(lambda tx: tx.get_exec_data(node_id))
+        return data.inputs if data else {}
+
+    def get_execution_data_outputs(self, node_id: str) -> dict[str, Any]:
+        data = self._store.read(lambda tx: tx.get_exec_data(node_id))
+        return data.outputs if data else {}
+
+    def get_data(self, node_id: str) -> dict[str, Any]:
+        return reads.static_data(self._core, node_id)
+
+    def get_node_histories(self, node_id: str, loop: int = -1) -> list[dict[str, Any]]:
+        return [reads.history_dict(h) for h in self.get_histories(node_id, loop)]
+
+    def get_node_short_histories(self, node_id: str, loop: int = -1) -> list[dict[str, Any]]:
+        return [reads.history_dict(h, full=False) for h in self.get_histories(node_id, loop)]
+
+    def get_histories(self, node_id: str, loop: int = -1) -> list[HistoryRecord]:
+        return self._store.read(lambda tx: tx.get_histories(node_id, loop))
+
+    def get_state(self, node_id: str) -> StateRecord:
+        st = self.get_state_or_none(node_id)
+        if st is None:
+            raise NotFoundError(f"node({node_id}) does not exist")
+        return st
+
+    def get_state_or_none(self, node_id: str) -> StateRecord | None:
+        return self._store.read(lambda tx: tx.get_state(node_id))
+
+    def has_state(self, node_id: str) -> bool:
+        return self.get_state_or_none(node_id) is not None
+
+    def batch_get_state_name(self, node_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(node_ids)
+        return {s.node_id: s.name for s in self._store.read(lambda tx: tx.states_by_ids(ids))}
+
+    def get_exec_data(self, node_id: str) -> ExecutionData:
+        data = self._store.read(lambda tx: tx.get_exec_data(node_id))
+        if data is None:
+            raise NotFoundError(f"node {node_id} has no execution data")
+        return data
+
+    get_execution_data_object = get_exec_data
+
+    def get_context(self, pipeline_id: str) -> list[ContextValue]:
+        return reads.context_values(self._core, pipeline_id)
+
+    def get_context_values(self, pipeline_id: str, keys: Iterable[str]) -> list[ContextValue]:
+        wanted = set(keys)
+        return [cv for cv in self.get_context(pipeline_id) if cv.key in wanted]
+
+    def get_context_outputs(self, pipeline_id: str) -> set[str]:
+        spec = self._core.plan(self._root_of(pipeline_id)).pipelines.get(pipeline_id)
+        return set(spec.data.outputs) if spec else set()
+
+    def get_schedule_with_node_and_version(self, node_id: str, version: str) -> ScheduleRecord:
+        sched = self._store.read(lambda tx: tx.get_schedule_by(node_id, version))
+        if sched is None:
+            raise NotFoundError(f"no schedule for node {node_id} version {version}")
+        return sched
+
+    def get_plain_log_for_node(self, node_id: str, history_id: int = -1, version: str | None = None) -> str:
+        if version is None and history_id != -1:
+            hist = [h for h in self.get_histories(node_id) if h.id == history_id]
+            version = hist[0].version if hist else None
+        if version is None:
+            st = self.get_state_or_none(node_id)
+            version = st.version if st else None
+        return "\n".join(self._store.read(lambda tx: tx.get_logs(node_id, version)))
+
+    def get_pipeline_debug_info(self, pipeline_id: str) -> dict[str, Any]:
+        return reads.debug_info(self._core, pipeline_id)
+
+    def get_pipeline_execution_time(self, pipeline_id: str) -> dict[str, Any]:
+        return reads.execution_time(self._core, pipeline_id)
+
+    def get_node_execution_time(self, node_id: str) -> dict[str, Any]:
+        return reads.execution_time(self._core, node_id)
+
+    def _root_of(self, node_id: str) -> str:
+        st = self.get_state_or_none(node_id)
+        if st is None or not st.root_id:
+            raise NotFoundError(f"node({node_id}) does not exist")
+        return st.root_id
+
+    def is_finished(self, root_id: str) -> bool:
+        st = self.get_state_or_none(root_id)
+        return st is not None and st.name == states.FINISHED
+
+
+def threading_run(core: EngineCore, pid: int, outcome: Outcome) -> None:
+    """Continue a recovered activity on a worker thread."""
+    import threading
+
+    threading.Thread(target=core.run_process, args=(pid, outcome), daemon=True, name="rattan-recover").start()

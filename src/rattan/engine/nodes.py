@@ -1,0 +1,271 @@
+"""Handlers of the engine-side node types: events, gateways and subprocess entry (SPEC 5.2-5.7).
+
+Each handler runs inside the worker's transaction, writes the node's state and moves the token.
+It returns the token to continue with, or None when the token stops.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from rattan import states
+from rattan.context import ContextValueType
+from rattan.engine.inputs import HydrateError, Renderer, resolve_inputs
+from rattan.engine.step import P_DONE, P_READY, P_WAITING, Step
+from rattan.errors import ExpressionError
+from rattan.expr import BoolRuleParseError, evaluate_condition, references
+from rattan.runtime.queries import dumps
+from rattan.spec.model import GatewayNode, NodeType, SubProcessNode
+
+if TYPE_CHECKING:
+    from rattan.engine.plan import NodeInfo
+    from rattan.engine.records import ProcessRecord, StateRecord
+
+
+def handle(
+    step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
+) -> ProcessRecord | None:
+    kind = info.kind
+    if kind == NodeType.EmptyStartEvent:
+        return _start(step, proc, info, old, entered)
+    if kind in (NodeType.EmptyEndEvent, NodeType.ExecutableEndEvent):
+        return _end(step, proc, info, old, entered)
+    if kind == NodeType.ConvergeGateway:
+        return _pass(step, proc, info, old, entered)
+    if kind == NodeType.ExclusiveGateway:
+        return _exclusive(step, proc, info, old, entered)
+    if kind in (NodeType.ParallelGateway, NodeType.ConditionalParallelGateway):
+        return _parallel(step, proc, info, old, entered)
+    if kind == NodeType.SubProcess:
+        return _subprocess(step, proc, info, old, entered)
+    step.fail_node(proc, entered, old, f"unsupported node type {info.node.type}")
+    return None
+
+
+def _move_on(step: Step, proc: ProcessRecord, info: NodeInfo, target: str | None = None) -> ProcessRecord:
+    proc.current = target if target is not None else info.next_id()
+    step.event("node_finish", root_pipeline_id=proc.root_id, node_id=info.node.id)
+    return proc
+
+
+def _pass(step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord) -> ProcessRecord:
+    step.finish_simple(info.node.id, proc, old, entered)
+    return _move_on(step, proc, info)
+
+
+def _renderer(step: Step, proc: ProcessRecord, entered: StateRecord, pipeline_id: str, keys: set[str]) -> Renderer:
+    r = Renderer(step.core, step.core.root_data(step.tx, proc.root_id), entered.inner_loop, entered.node_id)
+    if keys:
+        r.load(step.tx.load_context(pipeline_id), keys)
+    return r
+
+
+def _start(step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord) -> ProcessRecord | None:
+    keys = info.pipeline.data.pre_render_keys
+    if keys:
+        try:
+            r = _renderer(step, proc, entered, info.pipeline_id, set(keys))
+            existing = step.tx.context_keys(info.pipeline_id)
+            rows = []
+            for key in keys:
+                if key in existing:
+                    name = key[2:-1]
+                    rows.append((info.pipeline_id, key, ContextValueType.PLAIN, r.names.get(name), None))
+            step.tx.upsert_context(rows)
+        except Exception as exc:
+            step.fail_node(proc, entered, old, f"context hydrate failed({exc}), check node log for details.")
+            return None
+    step.finish_simple(info.node.id, proc, old, entered)
+    return _move_on(step, proc, info)
+
+
+def render_exports(step: Step, proc: ProcessRecord, entered: StateRecord, pipeline_id: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Render a pipeline's export list; a key missing from the context yields the key itself."""
+    if not keys:
+        return {}
+    ctx = step.tx.load_context(pipeline_id)
+    present = {k for k in keys if k in ctx}
+    r = Renderer(step.core, step.core.root_data(step.tx, proc.root_id), entered.inner_loop, entered.node_id)
+    if present:
+        r.load(ctx, present)
+    return {k: (r.names.get(k[2:-1]) if k in present else k) for k in keys}
+
+
+def _end(step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord) -> ProcessRecord | None:
+    tx = step.tx
+    if info.kind == NodeType.ExecutableEndEvent:
+        error = step.core.run_end_event(info.node.type, len(proc.stack) > 1, proc.root_id, proc.top_pipeline_id)
+        if error is not None:
+            step.fail_node(proc, entered, old, error)
+            return None
+    try:
+        outputs = render_exports(step, proc, entered, info.pipeline_id, info.pipeline.data.outputs)
+    except Exception as exc:
+        step.fail_node(proc, entered, old, f"context hydrate failed({exc})")
+        return None
+    step.finish_simple(info.node.id, proc, old, entered)
+    step.event("node_finish", root_pipeline_id=proc.root_id, node_id=info.node.id)
+    if len(proc.stack) == 1:  # the root pipeline ends
+        tx.put_exec_data(proc.root_id, dumps({}), dumps(outputs))
+        root = tx.get_state(proc.root_id)
+        if root is not None:
+            new = root.copy()
+            new.name = states.FINISHED
+            new.archived = step.now
+            step.write_state(new, root)
+        proc.status = P_DONE
+        tx.save_process(proc)
+        step.event("pipeline_finish", pipeline_id=proc.root_id, root_pipeline_id=proc.root_id, node_id=info.node.id)
+        return None
+    # a subprocess ends: its node finishes and the token pops back to the parent pipeline
+    sub_id = proc.stack.pop()
+    sub = tx.get_state(sub_id)
+    offset = step.core.settings.rerun_index_offset
+    if sub is not None:
+        outputs["_loop"] = sub.loop + offset
+        outputs["_inner_loop"] = sub.inner_loop + offset
+        prev = tx.get_exec_data(sub_id)
+        tx.put_exec_data(sub_id, dumps(prev.inputs if prev else {}), dumps(outputs))
+        new = sub.copy()
+        new.name = states.FINISHED
+        new.archived = step.now
+        step.write_state(new, sub)
+    sub_info = step.core.plan(proc.root_id).info(sub_id)
+    write_outputs(step, sub_info, outputs)
+    proc.current = sub_info.next_id()
+    return proc
+
+
+def write_outputs(step: Step, info: NodeInfo, outputs: dict[str, Any]) -> None:
+    """Copy mapped outputs into the node's pipeline context as PLAIN values (SPEC 4.7)."""
+    if not info.output_map:
+        return
+    rows = [
+        (info.pipeline_id, ctx_key, ContextValueType.PLAIN, outputs[out_key], None)
+        for out_key, ctx_key in info.output_map.items()
+        if out_key in outputs
+    ]
+    if rows:
+        step.tx.upsert_context(rows)
+
+
+def _escape(value: Any) -> Any:
+    if isinstance(value, str) and "\\n" not in value and "\\r" not in value and "\\t" not in value:
+        return value.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return value
+
+
+def evaluate_gateway(step: Step, proc: ProcessRecord, info: NodeInfo, entered: StateRecord) -> list[str]:
+    """Return the flow ids whose condition holds; raise HydrateError with the node's ex_data text."""
+    node = info.node
+    assert isinstance(node, GatewayNode)
+    refs: set[str] = set()
+    for cond in node.conditions:
+        refs |= references(cond.evaluate)
+    try:
+        r = _renderer(step, proc, entered, info.pipeline_id, refs)
+    except Exception as exc:
+        raise HydrateError(f"evaluation context hydrate failed({exc}), check node log for details.") from exc
+    r.names = {k: _escape(v) for k, v in r.names.items()}
+    fn = step.core.settings.pipeline_exclusive_gateway_expr_func or evaluate_condition
+    exclusive = info.kind == NodeType.ExclusiveGateway
+    strategy = _strategy(step, node) if exclusive else 1
+    hits: list[str] = []
+    data_text = json.dumps(r.names, default=str, ensure_ascii=False)
+    for cond in node.conditions:
+        rendered = r.render(cond.evaluate)
+        try:
+            ok = fn(rendered, r.names, extra_info=dict(node.extra_info))
+        except BoolRuleParseError:
+            raise HydrateError(f"evaluate[{cond.evaluate}] fail with data[{data_text}]") from None
+        except Exception as exc:
+            shown = rendered if exclusive else cond.evaluate
+            msg = exc.reason if isinstance(exc, ExpressionError) else str(exc)
+            raise HydrateError(f"evaluate[{shown}] fail with data[{data_text}] message: {msg}") from None
+        if ok:
+            hits.append(cond.flow_id)
+            if strategy == 2:
+                break
+    if not hits and node.default_flow_id:
+        return [node.default_flow_id]
+    if not hits:
+        raise HydrateError("all conditions of branches are not meet")
+    if exclusive and len(hits) > 1:
+        raise HydrateError(f"multiple conditions meet: {hits!r}")
+    return hits
+
+
+def _strategy(step: Step, node: GatewayNode) -> int:
+    value: Any = node.extra_info.get("strategy", step.core.settings.pipeline_exclusive_gateway_strategy)
+    if isinstance(value, str):
+        return {"ONLY": 1, "FIRST": 2}.get(value.upper(), 1)
+    return 2 if value == 2 else 1
+
+
+def _exclusive(step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord) -> ProcessRecord | None:
+    try:
+        flow_id = evaluate_gateway(step, proc, info, entered)[0]
+    except HydrateError as exc:
+        step.fail_node(proc, entered, old, str(exc), inputs={})
+        return None
+    step.finish_simple(info.node.id, proc, old, entered)
+    return _move_on(step, proc, info, info.pipeline.flow_target(flow_id))
+
+
+def fork(step: Step, proc: ProcessRecord, info: NodeInfo, flow_ids: list[str]) -> ProcessRecord:
+    """Fork one child token per flow toward the gateway's converge; continue with the first."""
+    node = info.node
+    assert isinstance(node, GatewayNode)
+    converge = node.converge_gateway_id
+    children = [
+        step.tx.insert_process(proc.root_id, proc.id, info.pipeline.flow_target(f), converge, list(proc.stack), P_READY)
+        for f in flow_ids
+    ]
+    proc.status = P_WAITING
+    proc.pending = len(children)
+    proc.current = node.id
+    step.tx.save_process(proc)
+    step.fx.dispatch.extend(children[1:])
+    first = step.tx.get_process(children[0])
+    assert first is not None
+    return first
+
+
+def _parallel(step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord) -> ProcessRecord | None:
+    if info.kind == NodeType.ConditionalParallelGateway:
+        try:
+            flows = evaluate_gateway(step, proc, info, entered)
+        except HydrateError as exc:
+            step.fail_node(proc, entered, old, str(exc), inputs={})
+            return None
+    else:
+        flows = list(info.node.outgoing)
+    step.finish_simple(info.node.id, proc, old, entered)
+    # no node_finish here: the parent token sleeps while its children run (SPEC 5.1 rule 6)
+    return fork(step, proc, info, flows)
+
+
+def _subprocess(step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord) -> ProcessRecord | None:
+    node = info.node
+    assert isinstance(node, SubProcessNode)
+    tx = step.tx
+    try:
+        params = resolve_inputs(
+            step.core, tx, info.pipeline_id, node.id, info.inputs, info.output_map,
+            entered.loop, entered.inner_loop, step.core.root_data(tx, proc.root_id),
+        )  # fmt: skip
+    except HydrateError as exc:
+        step.fail_node(proc, entered, old, f"context hydrate failed({exc}), check node log for details.")
+        return None
+    params.pop("_loop", None)
+    params.pop("_inner_loop", None)
+    step.write_state(entered, old)
+    tx.put_exec_data(node.id, dumps(params), dumps({}))
+    tx.upsert_context([(node.id, k, ContextValueType.PLAIN, v, None) for k, v in params.items()])
+    tx.reset_inner_loops(node.id)
+    proc.stack.append(node.id)
+    step.event("node_finish", root_pipeline_id=proc.root_id, node_id=node.id)
+    proc.current = node.pipeline.start_event_id
+    return proc
+

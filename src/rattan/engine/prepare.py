@@ -1,0 +1,90 @@
+"""``run_pipeline``: validate, store everything in one transaction, dispatch the first token."""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+from rattan import states
+from rattan.engine.plan import build_plan
+from rattan.engine.step import P_READY, Step
+from rattan.errors import BadInputError, InvalidOperationError, StartPositionInvalidException
+from rattan.spec import parse_pipeline
+from rattan.validator import validate_and_process_pipeline, validate_pipeline_start_node
+
+if TYPE_CHECKING:
+    from rattan.engine.core import EngineCore
+
+KNOWN_OPTIONS = {"cycle_tolerate", "start_node_id", "priority", "queue", "check_components"}
+
+
+def _check_mapping(name: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadInputError(f"{name} must be a dict, not {type(value).__name__}")
+    return value
+
+
+def run_pipeline(
+    core: EngineCore,
+    pipeline: Any,
+    root_pipeline_data: Any = None,
+    root_pipeline_context: Any = None,
+    subprocess_context: Any = None,
+    **options: Any,
+) -> None:
+    root_data = _check_mapping("root_pipeline_data", root_pipeline_data)
+    root_ctx = _check_mapping("root_pipeline_context", root_pipeline_context)
+    sub_ctx = _check_mapping("subprocess_context", subprocess_context)
+    cycle_tolerate = bool(options.get("cycle_tolerate", False))
+    # validation normalises the caller's dict in place (a quirk hosts rely on, SPEC 1.11)
+    validate_and_process_pipeline(pipeline, cycle_tolerate=cycle_tolerate, sink_types=core.sink_types())
+    start_node_id = options.get("start_node_id") or pipeline["start_event"]["id"]
+    if start_node_id != pipeline["start_event"]["id"]:
+        validate_pipeline_start_node(pipeline, start_node_id)
+    spec = parse_pipeline(pipeline)
+    if start_node_id not in spec.nodes:
+        raise StartPositionInvalidException(f"start node {start_node_id} is not a node of the root pipeline")
+    plan = build_plan(spec, root_ctx, sub_ctx)
+    if options.get("check_components"):
+        missing = sorted(
+            f"{n.component_code}@{n.component_version}"  # type: ignore[attr-defined]
+            for n in (info.node for info in plan.nodes.values())
+            if n.kind == "ServiceActivity" and not core.has_component(n.component_code, n.component_version)  # type: ignore[attr-defined]
+        )
+        if missing:
+            raise BadInputError(f"components not registered: {', '.join(missing)}; register them before running")
+    stored_options = {k: v for k, v in options.items() if k in KNOWN_OPTIONS}
+    stored_tree = copy.deepcopy(pipeline)
+    node_ids = [spec.id, *plan.nodes]
+
+    def body(step: Step) -> int:
+        tx = step.tx
+        if tx.run_exists(spec.id):
+            raise InvalidOperationError(f"pipeline id {spec.id} is already used by another run; build a new tree")
+        used = tx.existing_state_ids(node_ids)
+        if used:
+            raise InvalidOperationError(
+                f"node ids already used by another run: {', '.join(sorted(used)[:5])}; build a new tree"
+            )
+        tx.insert_run(spec.id, stored_tree, root_data, stored_options)
+        tx.insert_state(step.new_state(spec.id, spec.id, "", states.RUNNING))
+        rows = [(pid, key, t, v, c) for pid, ctx in plan.initial_context.items() for key, (t, v, c) in ctx.items()]
+        if rows:
+            tx.upsert_context(rows)
+        pid = tx.insert_process(spec.id, None, start_node_id, None, [spec.id], P_READY)
+        step.fx.dispatch.append(pid)
+        core.remember(spec.id, plan, root_data)
+        return pid
+
+    event_data = {
+        "pipeline": pipeline,
+        "root_pipeline_data": root_data,
+        "root_pipeline_context": root_ctx,
+        "subprocess_context": sub_ctx,
+        **stored_options,
+    }
+    core.emit("pre_prepare_run_pipeline", event_data)
+    core.unit(body)
+    core.emit("post_prepare_run_pipeline", event_data)

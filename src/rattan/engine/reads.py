@@ -1,0 +1,179 @@
+"""Read operations with the shapes of SPEC 6.6 and 7.5 (committed data only)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from rattan.context import ContextValue, ContextValueType
+from rattan.engine.records import StateRecord, to_datetime
+from rattan.errors import NotFoundError
+from rattan.spec.model import NodeType, ServiceActivityNode, SubProcessNode
+
+if TYPE_CHECKING:
+    from rattan.engine.core import EngineCore
+    from rattan.engine.records import HistoryRecord
+    from rattan.runtime.queries import Tx
+
+
+def state_dict(s: StateRecord, flags_from: StateRecord | None = None) -> dict[str, Any]:
+    f = flags_from or s
+    return {
+        "id": s.node_id,
+        "state": s.name,
+        "root_id:": s.root_id,
+        "root_id": s.root_id,
+        "parent_id": s.parent_id,
+        "version": s.version,
+        "loop": s.loop,
+        "inner_loop": s.inner_loop,
+        "retry": s.retry,
+        "skip": s.skip,
+        "error_ignorable": f.error_ignored,
+        "error_ignored": f.error_ignored,
+        "created_time": s.created_time,
+        "started_time": s.started_time,
+        "archived_time": s.archived_time,
+        "children": {},
+    }
+
+
+def pipeline_states(core: EngineCore, root_id: str, flat_children: bool = True) -> dict[str, Any]:
+    def read(tx: Tx) -> dict[str, Any]:
+        root = tx.get_state(root_id)
+        if root is None:
+            return {}
+        top = state_dict(root)
+        top["parent_id"] = root.root_id
+        children = [s for s in tx.states_of_root(root_id) if s.node_id != root_id]
+        if flat_children:
+            top["children"] = {s.node_id: state_dict(s) for s in children}
+        else:
+            entries = {s.node_id: state_dict(s) for s in children}
+            for s in children:
+                holder = top if s.parent_id == root_id else entries.get(s.parent_id, top)
+                holder["children"][s.node_id] = entries[s.node_id]
+        return {root_id: top}
+
+    return core.store.read(read)
+
+
+def children_states(core: EngineCore, node_id: str) -> dict[str, Any]:
+    def read(tx: Tx) -> dict[str, Any]:
+        st = tx.get_state(node_id)
+        if st is None:
+            return {}
+        top = state_dict(st)
+        top["parent_id"] = st.root_id
+        top["children"] = {s.node_id: state_dict(s) for s in tx.states_of_parent(node_id)}
+        return {node_id: top}
+
+    return core.store.read(read)
+
+
+def execution_data(core: EngineCore, node_id: str) -> dict[str, Any]:
+    data = core.store.read(lambda tx: tx.get_exec_data(node_id))
+    if data is None:
+        raise NotFoundError(f"node {node_id} has no execution data (not executed yet, or an unknown id)")
+    return {"inputs": data.inputs, "outputs": data.outputs}
+
+
+def _find_node(core: EngineCore, node_id: str) -> tuple[str, Any] | None:
+    """(root id, NodeInfo) of a node of a stored run, via its state record."""
+    st = core.store.read(lambda tx: tx.get_state(node_id))
+    if st is None or not st.root_id:
+        return None
+    plan = core.plan(st.root_id)
+    info = plan.nodes.get(node_id)
+    return (st.root_id, info) if info is not None else None
+
+
+def static_data(core: EngineCore, node_id: str) -> dict[str, Any]:
+    if core.store.read(lambda tx: tx.run_exists(node_id)):
+        root_data = core.store.read(lambda tx: tx.get_root_data(node_id)) or {}
+        return {"inputs": {k: {"need_render": False, "value": v} for k, v in root_data.items()}, "outputs": {}}
+    found = _find_node(core, node_id)
+    if found is None:
+        raise NotFoundError(f"node {node_id} has no data (unknown id, or not reached yet)")
+    _, info = found
+    node = info.node
+    if isinstance(node, ServiceActivityNode | SubProcessNode):
+        override = core.store.read(lambda tx: tx.get_override(node_id))
+        if override is not None:
+            inputs = override
+        else:
+            inputs = {k: {"need_render": need, "value": v} for k, (need, v) in info.inputs.items()}
+        return {"inputs": inputs, "outputs": dict(info.output_map)}
+    if node.kind == NodeType.EmptyStartEvent and info.pipeline.data.pre_render_keys:
+        keys = list(info.pipeline.data.pre_render_keys)
+        return {"inputs": {"pre_render_keys": {"need_render": False, "value": keys}}, "outputs": {}}
+    raise NotFoundError(f"node {node_id} ({node.type}) has no static data")
+
+
+def history_dict(h: HistoryRecord, full: bool = True) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "id": h.id,
+        "node_id": h.node_id,
+        "started_time": to_datetime(h.started),
+        "archived_time": to_datetime(h.archived),
+        "loop": h.loop,
+        "skip": h.skip,
+        "version": h.version,
+    }
+    if full:
+        d["retry"] = h.retry
+        d["inputs"] = h.inputs
+        d["outputs"] = h.outputs
+    return d
+
+
+def context_values(core: EngineCore, pipeline_id: str) -> list[ContextValue]:
+    rows = core.store.read(lambda tx: tx.load_context(pipeline_id))
+    return [ContextValue(k, ContextValueType(t), v, c) for k, (t, v, c) in rows.items()]
+
+
+def execution_time(core: EngineCore, node_id: str) -> dict[str, Any]:
+    st = core.store.read(lambda tx: tx.get_state(node_id))
+    if st is None:
+        raise NotFoundError(f"node {node_id} has no state")
+    if st.started is None:
+        seconds = None
+    else:
+        seconds = (st.archived if st.archived is not None else time.time()) - st.started
+    return {
+        "state": st.name,
+        "start_time": st.started_time,
+        "archived_time": st.archived_time,
+        "execution_time": seconds,
+    }
+
+
+@dataclass
+class ProcessInfo:
+    process_id: int
+    destination_id: str | None
+    root_pipeline_id: str
+    pipeline_stack: list[str]
+    parent_id: int | None
+    current_node: str
+    status: str
+
+    @property
+    def top_pipeline_id(self) -> str:
+        return self.pipeline_stack[-1]
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["top_pipeline_id"] = self.top_pipeline_id
+        return d
+
+
+def debug_info(core: EngineCore, pipeline_id: str) -> dict[str, Any]:
+    procs = core.store.read(lambda tx: tx.processes_of_root(pipeline_id))
+    return {
+        "context_values": context_values(core, pipeline_id),
+        "processes": [
+            ProcessInfo(p.id, p.destination, p.root_id, p.stack, p.parent_id, p.current, p.status) for p in procs
+        ],
+    }

@@ -1,0 +1,100 @@
+"""What one unit of work collects: its transaction and the effects to apply after it commits."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rattan import states
+from rattan.engine.records import ExecutionData, ProcessRecord, StateRecord
+from rattan.ids import unique_id
+from rattan.runtime.queries import dumps
+
+if TYPE_CHECKING:
+    from rattan.engine.core import EngineCore
+    from rattan.runtime.queries import Tx
+
+# process (token) statuses
+P_READY = "ready"  # needs a worker to advance it from ``current``
+P_SLEEP = "sleep"  # waiting on a schedule (poll / callback) at ``current``
+P_FAILED = "failed"  # parked on a failed node, waiting for an operator
+P_SUSPENDED = "suspended"  # parked because a pipeline on its stack (or the node) is paused
+P_WAITING = "waiting"  # a parent waiting for its forked children
+P_DONE = "done"
+
+
+@dataclass
+class Effects:
+    dispatch: list[int] = field(default_factory=list)
+    polls: list[tuple[float, int]] = field(default_factory=list)
+    callbacks: list[int] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    cancels: list[tuple[str, str, int, int, str]] = field(default_factory=list)  # node, version, loop, inner, root
+
+
+class Step:
+    """A transaction plus the after-commit effects of one unit of work."""
+
+    def __init__(self, core: EngineCore, tx: Tx) -> None:
+        self.core = core
+        self.tx = tx
+        self.fx = Effects()
+        self.now = time.time()
+
+    def event(self, event_type: str, **data: Any) -> None:
+        self.fx.events.append((event_type, data))
+
+    # -- state writes --------------------------------------------------------------------------
+    def write_state(self, new: StateRecord, old: StateRecord | None) -> None:
+        """Insert or compare-and-set a state, enforcing the transition table."""
+        if old is None:
+            self.tx.insert_state(new)
+            return
+        if old.name != new.name:
+            states.check_transition(new.node_id, old.name, new.name)
+        self.tx.cas_state(new, old.name, old.version)
+
+    def new_state(self, node_id: str, root_id: str, parent_id: str, name: str) -> StateRecord:
+        return StateRecord(
+            node_id, root_id, parent_id, name, unique_id("v"), 1, 1, 0, False, False, self.now, self.now,
+            self.now if name in states.ARCHIVED_STATES else None,
+        )  # fmt: skip
+
+    def finish_simple(self, node_id: str, proc: ProcessRecord, old: StateRecord | None, entered: StateRecord) -> None:
+        """Write FINISHED for a node handled without user code (events, gateways)."""
+        entered.name = states.FINISHED
+        entered.archived = self.now
+        self.write_state(entered, old)
+
+    def fail_node(
+        self, proc: ProcessRecord, state: StateRecord, old: StateRecord | None, ex_data: str,
+        inputs: dict[str, Any] | None = None, merge_outputs: bool = True,
+    ) -> None:  # fmt: skip
+        """Mark ``state`` FAILED with ``ex_data`` and park the process on it."""
+        outputs: dict[str, Any] = {}
+        if merge_outputs:
+            prev = self.tx.get_exec_data(state.node_id)
+            if prev is not None and old is not None and prev_is_current(old, state):
+                outputs = prev.outputs
+                if inputs is None:
+                    inputs = prev.inputs
+        outputs["ex_data"] = ex_data
+        state.name = states.FAILED
+        state.archived = self.now
+        self.write_state(state, old)
+        self.tx.put_exec_data(state.node_id, dumps(inputs or {}), dumps(outputs))
+        proc.status = P_FAILED
+        proc.executing = None
+        self.tx.save_process(proc)
+
+    def archive_history(self, state: StateRecord) -> None:
+        self.tx.add_history(state, self.tx.get_exec_data(state.node_id))
+
+
+def prev_is_current(old: StateRecord, new: StateRecord) -> bool:
+    return old.version == new.version
+
+
+def empty_exec() -> ExecutionData:
+    return ExecutionData({}, {})

@@ -1,0 +1,395 @@
+"""An allow-list evaluator for Python expressions, over ``ast`` (SPEC 4.1, DESIGN "Expressions and safety").
+
+The expression is parsed, checked statically (node types, names, attributes, depth) and then walked
+by a small interpreter. Nothing from the expression ever reaches ``eval``, ``exec`` or a code object:
+the interpreter only performs the operations it knows, on the values it was given, and calls only
+the builtins and methods of ``rattan.expr.calls`` plus the host's ``extra_functions``.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import operator
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rattan.errors import ExpressionError
+from rattan.expr.calls import BUILTINS, METHOD_NAMES, bounded, find_method
+from rattan.expr.formats import check_percent_format
+from rattan.expr.limits import DEFAULT_LIMITS, Limits, Refusal, approx_size, check_size
+
+_BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_CMPOPS: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+    ast.Is: operator.is_,
+    ast.IsNot: operator.is_not,
+}
+_UNARYOPS = (ast.Not, ast.UAdd, ast.USub)
+# Node types checked by _validate; everything else (Lambda, NamedExpr, JoinedStr, Starred, Dict, Set,
+# Await, Yield, comprehensions other than list/generator, ...) is refused.
+_ALLOWED_NODES: tuple[type[ast.AST], ...] = (
+    ast.Expression,
+    ast.Constant,
+    ast.Name,
+    ast.List,
+    ast.Tuple,
+    ast.UnaryOp,
+    ast.BinOp,
+    ast.BoolOp,
+    ast.Compare,
+    ast.IfExp,
+    ast.Subscript,
+    ast.Slice,
+    ast.Call,
+    ast.keyword,
+    ast.ListComp,
+    ast.GeneratorExp,
+    ast.comprehension,
+    ast.Load,
+    ast.Store,
+    ast.And,
+    ast.Or,
+    *_UNARYOPS,
+    *_BINOPS,
+    *_CMPOPS,
+)
+# bytes and complex literals are left out; bool is an int
+_CONSTANT_TYPES = (str, int, float, type(None))
+
+
+def _check_name(name: str) -> None:
+    if name.startswith("_"):
+        raise Refusal(f"name {name!r} starts with '_'")
+
+
+def _check_call(node: ast.Call, push: Callable[[ast.AST], None]) -> None:
+    func = node.func
+    if isinstance(func, ast.Attribute):
+        if func.attr.startswith("_"):
+            raise Refusal(f"attribute {func.attr!r} starts with '_'")
+        if func.attr not in METHOD_NAMES:
+            raise Refusal(f"method {func.attr!r} is not allowed")
+        push(func.value)
+    elif isinstance(func, ast.Name):
+        _check_name(func.id)
+    else:
+        raise Refusal("only named functions and allow-listed methods can be called")
+    for kw in node.keywords:
+        if kw.arg is None:
+            raise Refusal("'**' arguments are not allowed")
+    for child in (*node.args, *node.keywords):
+        push(child)
+
+
+def _check_target(target: ast.expr) -> None:
+    if isinstance(target, ast.Name):
+        _check_name(target.id)
+    elif isinstance(target, ast.Tuple | ast.List):
+        for elt in target.elts:
+            _check_target(elt)
+    else:
+        raise Refusal("comprehension targets must be names")
+
+
+def _check_node(node: ast.AST, push: Callable[[ast.AST], None]) -> None:
+    if isinstance(node, ast.Call):
+        _check_call(node, push)
+        return
+    if isinstance(node, ast.Attribute):
+        raise Refusal("attribute access is only allowed as an allow-listed method call")
+    if not isinstance(node, _ALLOWED_NODES):
+        raise Refusal(f"{type(node).__name__} is not allowed")
+    if isinstance(node, ast.Constant) and not isinstance(node.value, _CONSTANT_TYPES):
+        raise Refusal(f"{type(node.value).__name__} literals are not allowed")
+    if isinstance(node, ast.Name):
+        _check_name(node.id)
+    if isinstance(node, ast.comprehension):
+        if node.is_async:
+            raise Refusal("async comprehensions are not allowed")
+        _check_target(node.target)
+        for cond in (node.iter, *node.ifs):
+            push(cond)
+        return
+    for child in ast.iter_child_nodes(node):
+        push(child)
+
+
+def _validate(tree: ast.Expression, limits: Limits) -> None:
+    # Iterative walk: a deep tree must produce a refusal, not a RecursionError.
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limits.max_depth:
+            raise Refusal(f"expression nested deeper than {limits.max_depth}")
+
+        def push(child: ast.AST, below: int = depth + 1) -> None:
+            stack.append((child, below))
+
+        _check_node(node, push)
+
+
+@functools.lru_cache(maxsize=2048)
+def _compile(expr: str, limits: Limits) -> ast.Expression:
+    # Parsing is the costly part and the same segments are rendered for every node: cache the
+    # checked tree. Trees are never mutated after this point.
+    if len(expr.encode("utf-8", "surrogatepass")) > limits.max_source:
+        raise Refusal(f"expression longer than {limits.max_source} bytes")
+    try:
+        tree = ast.parse(expr.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise Refusal(f"syntax error: {exc.msg}")
+    except (RecursionError, MemoryError):
+        raise Refusal("expression too deeply nested")
+    except (ValueError, Warning) as exc:
+        raise Refusal(f"cannot parse: {exc}")
+    _validate(tree, limits)
+    return tree
+
+
+_Comprehension = ast.ListComp | ast.GeneratorExp
+
+
+class _Evaluator:
+    def __init__(self, names: Mapping[str, Any], extra: Mapping[str, Any], limits: Limits) -> None:
+        self.names = names
+        self.extra = extra
+        self.limits = limits
+        self.scopes: list[dict[str, Any]] = []
+        self.steps = 0
+        self.deadline = time.monotonic() + limits.max_seconds
+        self.dispatch: dict[type[ast.AST], Callable[[Any], Any]] = {
+            ast.Constant: lambda n: n.value,
+            ast.Name: self._name,
+            ast.List: lambda n: [self.eval(e) for e in n.elts],
+            ast.Tuple: lambda n: tuple(self.eval(e) for e in n.elts),
+            ast.UnaryOp: self._unary,
+            ast.BinOp: self._binop,
+            ast.BoolOp: self._boolop,
+            ast.Compare: self._compare,
+            ast.IfExp: lambda n: self.eval(n.body) if self.eval(n.test) else self.eval(n.orelse),
+            ast.Subscript: self._subscript,
+            ast.Slice: self._slice,
+            ast.Call: self._call,
+            ast.ListComp: self._comprehension,
+            ast.GeneratorExp: self._comprehension,
+        }
+
+    def tick(self) -> None:
+        self.steps += 1
+        if self.steps > self.limits.max_steps:
+            raise Refusal(f"more than {self.limits.max_steps} evaluation steps")
+        if not self.steps & 63 and time.monotonic() > self.deadline:
+            raise Refusal(f"evaluation took longer than {self.limits.max_seconds} s")
+
+    def eval(self, node: ast.AST) -> Any:
+        self.tick()
+        return self.dispatch[type(node)](node)
+
+    def _name(self, node: ast.Name) -> Any:
+        for scope in reversed(self.scopes):
+            if node.id in scope:
+                return scope[node.id]
+        if node.id in self.names:
+            return self.names[node.id]
+        if node.id in self.extra:
+            return self.extra[node.id]
+        raise Refusal(f"name {node.id!r} is not defined")
+
+    def _unary(self, node: ast.UnaryOp) -> Any:
+        value = self.eval(node.operand)
+        if isinstance(node.op, ast.Not):
+            return not value
+        return -value if isinstance(node.op, ast.USub) else +value
+
+    def _binop(self, node: ast.BinOp) -> Any:
+        left = self.eval(node.left)
+        right = self.eval(node.right)
+        op = type(node.op)
+        if op is ast.Pow:
+            self._check_pow(left, right)
+        elif op is ast.Mult:
+            self._check_mult(left, right)
+        elif op is ast.Mod and isinstance(left, str):
+            check_percent_format(left, right, self.limits)
+        result = _BINOPS[op](left, right)
+        self._check_result(result)
+        return result
+
+    def _check_pow(self, base: Any, exp: Any) -> None:
+        # refuse before computing: 10**10**10 would otherwise run for hours
+        big = isinstance(base, int) and isinstance(exp, int) and exp > 0 and abs(base) > 1
+        if big and base.bit_length() * exp > self.limits.max_int_bits:
+            raise Refusal(f"power result over {self.limits.max_int_bits} bits")
+
+    def _check_mult(self, left: Any, right: Any) -> None:
+        if isinstance(left, int) and isinstance(right, int):
+            if left.bit_length() + right.bit_length() > self.limits.max_int_bits:
+                raise Refusal(f"product over {self.limits.max_int_bits} bits")
+            return
+        seq, count = (left, right) if isinstance(right, int) else (right, left)
+        if isinstance(count, int) and count > 0 and isinstance(seq, str | list | tuple | bytes):
+            limit = self.limits.max_size
+            if approx_size(seq, limit) * count > limit:
+                raise Refusal(f"repeated sequence larger than {limit} bytes")
+
+    def _check_result(self, result: Any) -> None:
+        if isinstance(result, int) and result.bit_length() > self.limits.max_int_bits:
+            raise Refusal(f"integer result over {self.limits.max_int_bits} bits")
+        check_size(result, self.limits)
+
+    def _boolop(self, node: ast.BoolOp) -> Any:
+        is_and = isinstance(node.op, ast.And)
+        value: Any = None
+        for operand in node.values:
+            value = self.eval(operand)
+            if bool(value) != is_and:
+                return value
+        return value
+
+    def _compare(self, node: ast.Compare) -> Any:
+        left = self.eval(node.left)
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
+            right = self.eval(comparator)
+            if not _CMPOPS[type(op)](left, right):
+                return False
+            left = right
+        return True
+
+    def _subscript(self, node: ast.Subscript) -> Any:
+        value = self.eval(node.value)
+        return value[self.eval(node.slice)]
+
+    def _slice(self, node: ast.Slice) -> Any:
+        parts = (node.lower, node.upper, node.step)
+        return slice(*(None if p is None else self.eval(p) for p in parts))
+
+    def _call(self, node: ast.Call) -> Any:
+        func = node.func
+        receiver = self.eval(func.value) if isinstance(func, ast.Attribute) else None
+        args = [self.eval(a) for a in node.args]
+        kwargs = {str(k.arg): self.eval(k.value) for k in node.keywords}
+        if isinstance(func, ast.Attribute):
+            method = find_method(receiver, func.attr)
+            if method is None:
+                raise Refusal(f"method {func.attr!r} is not allowed on {type(receiver).__name__}")
+            result = method(self.limits, receiver, args, kwargs)
+        else:
+            name = func.id if isinstance(func, ast.Name) else ""
+            # Only host functions and the allow-list are callable; a callable found in the context
+            # (names) or bound by a comprehension is never called.
+            if name in self.extra:
+                result = self.extra[name](*args, **kwargs)
+            elif name in BUILTINS:
+                result = BUILTINS[name](self.limits, args, kwargs)
+            else:
+                raise Refusal(f"call of {name!r} is not allowed")
+        self._check_result(result)
+        return result
+
+    def _comprehension(self, node: _Comprehension) -> list[Any]:
+        # Generator expressions are evaluated eagerly into a list: no generator (gi_frame, send,
+        # throw) ever exists, and every element is counted against the size bound as it is made.
+        out: list[Any] = []
+        self._generate(node, 0, out, [0])
+        return out
+
+    def _generate(self, node: _Comprehension, index: int, out: list[Any], size: list[int]) -> None:
+        gen = node.generators[index]
+        items = bounded(self.eval(gen.iter), "comprehension")
+        scope: dict[str, Any] = {}
+        self.scopes.append(scope)
+        try:
+            for item in items:
+                self.tick()
+                self._bind(gen.target, item, scope)
+                if not all(self.eval(cond) for cond in gen.ifs):
+                    continue
+                if index + 1 < len(node.generators):
+                    self._generate(node, index + 1, out, size)
+                    continue
+                value = self.eval(node.elt)
+                size[0] += approx_size(value, self.limits.max_size) + 1
+                if size[0] > self.limits.max_size:
+                    raise Refusal(f"comprehension result larger than {self.limits.max_size} bytes")
+                out.append(value)
+        finally:
+            self.scopes.pop()
+
+    def _bind(self, target: ast.expr, value: Any, scope: dict[str, Any]) -> None:
+        if isinstance(target, ast.Name):
+            scope[target.id] = value
+            return
+        assert isinstance(target, ast.Tuple | ast.List)  # guaranteed by _check_target
+        items = list(bounded(value, "unpacking"))
+        if len(items) != len(target.elts):
+            raise Refusal(f"cannot unpack {len(items)} values into {len(target.elts)} names")
+        for sub, item in zip(target.elts, items, strict=True):
+            self._bind(sub, item, scope)
+
+
+def evaluate(
+    expr: str,
+    names: Mapping[str, Any],
+    *,
+    extra_functions: Mapping[str, Any] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Any:
+    """Evaluate one expression in the sandbox.
+
+    Args:
+        expr: the expression text (the inside of a ``${...}`` segment).
+        names: values readable by name (plain context names to resolved values). Callables among
+            them are never called.
+        extra_functions: host-provided names (``Settings.expression_names``): readable like ``names``
+            and, when callable, callable by name.
+        limits: size, step and time bounds.
+
+    Returns:
+        The value of the expression.
+
+    Raises:
+        ExpressionError: the expression was refused, or failed while evaluating. ``reason`` says why.
+    """
+    if not isinstance(expr, str):
+        raise ExpressionError(repr(expr), "expression is not a string")
+    # an over-long expression is named by its start only, so the error stays readable
+    shown = expr if len(expr) <= limits.max_source else expr[:80] + "..."
+    try:
+        tree = _compile(expr, limits)
+        evaluator = _Evaluator(names, extra_functions or {}, limits)
+        result = evaluator.eval(tree.body)
+        check_size(result, limits)
+        return result
+    except Refusal as exc:
+        raise ExpressionError(shown, exc.reason) from None
+    except ExpressionError:
+        raise
+    except RecursionError:
+        raise ExpressionError(shown, "expression too deeply nested") from None
+    except Exception as exc:
+        raise ExpressionError(shown, _describe(exc)) from exc
+
+
+def _describe(exc: Exception) -> str:
+    try:
+        text = f"{type(exc).__name__}: {exc}"
+    except Exception:  # a host exception whose __str__ fails must not hide the first error
+        text = type(exc).__name__
+    return text if len(text) <= 300 else text[:300] + "..."

@@ -1,0 +1,1 @@
+"""Runtimes: implementations of the store and dispatcher seam (see interface.py)."""

@@ -1,0 +1,340 @@
+"""SQL statements of the store, behind typed methods. One ``Tx`` wraps one DB-API connection.
+
+Every state write is a compare-and-set on (version, state name): a stale writer changes no row and
+gets ``StateVersionNotMatchError``. The statements are plain SQL shared by SQLite and PostgreSQL
+(``?`` placeholders are translated by the PostgreSQL store).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from rattan.context import ContextValueType
+from rattan.engine.records import (
+    CallbackRecord,
+    ExecutionData,
+    HistoryRecord,
+    ProcessRecord,
+    ScheduleRecord,
+    StateRecord,
+)
+from rattan.errors import StateVersionNotMatchError
+
+_JSON_OPTS = orjson.OPT_NON_STR_KEYS
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=_JSON_OPTS)
+
+
+loads = orjson.loads
+
+_STATE_COLS = (
+    "node_id, root_id, parent_id, name, version, loop, inner_loop, retry, skip, error_ignored, "
+    "created, started, archived"
+)
+_PROC_COLS = "id, root_id, parent_id, current, destination, stack, status, pending, executing"
+_SCHED_COLS = "id, node_id, version, type, process_id, times, finished, expired, due"
+
+
+def _state(row: Any) -> StateRecord:
+    return StateRecord(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+        bool(row[8]), bool(row[9]), row[10], row[11], row[12],
+    )  # fmt: skip
+
+
+def _proc(row: Any) -> ProcessRecord:
+    return ProcessRecord(row[0], row[1], row[2], row[3], row[4], loads(row[5]), row[6], row[7], row[8])
+
+
+def _sched(row: Any) -> ScheduleRecord:
+    return ScheduleRecord(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), bool(row[7]), row[8])
+
+
+class Tx:
+    """Typed access to the store over one connection (a write transaction or a reader)."""
+
+    __slots__ = ("c",)
+
+    def __init__(self, conn: Any) -> None:
+        self.c = conn
+
+    # -- runs ----------------------------------------------------------------------------------
+    def insert_run(self, root_id: str, tree: dict[str, Any], root_data: Any, options: Any) -> None:
+        self.c.execute(
+            "INSERT INTO runs(root_id, tree, root_data, options, created) VALUES (?, ?, ?, ?, ?)",
+            (root_id, dumps(tree), dumps(root_data), dumps(options), time.time()),
+        )
+
+    def get_run(self, root_id: str) -> tuple[dict[str, Any], Any, Any] | None:
+        row = self.c.execute("SELECT tree, root_data, options FROM runs WHERE root_id=?", (root_id,)).fetchone()
+        return None if row is None else (loads(row[0]), loads(row[1]), loads(row[2]))
+
+    def run_exists(self, root_id: str) -> bool:
+        return self.c.execute("SELECT 1 FROM runs WHERE root_id=?", (root_id,)).fetchone() is not None
+
+    def get_root_data(self, root_id: str) -> Any:
+        row = self.c.execute("SELECT root_data FROM runs WHERE root_id=?", (root_id,)).fetchone()
+        return None if row is None else loads(row[0])
+
+    def existing_state_ids(self, ids: Iterable[str]) -> list[str]:
+        found: list[str] = []
+        batch = list(ids)
+        for i in range(0, len(batch), 500):
+            chunk = batch[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found += [r[0] for r in self.c.execute(f"SELECT node_id FROM states WHERE node_id IN ({marks})", chunk)]
+        return found
+
+    # -- states --------------------------------------------------------------------------------
+    def get_state(self, node_id: str) -> StateRecord | None:
+        row = self.c.execute(f"SELECT {_STATE_COLS} FROM states WHERE node_id=?", (node_id,)).fetchone()
+        return None if row is None else _state(row)
+
+    def states_of_root(self, root_id: str) -> list[StateRecord]:
+        rows = self.c.execute(f"SELECT {_STATE_COLS} FROM states WHERE root_id=? ORDER BY created", (root_id,))
+        return [_state(r) for r in rows]
+
+    def states_of_parent(self, parent_id: str) -> list[StateRecord]:
+        rows = self.c.execute(f"SELECT {_STATE_COLS} FROM states WHERE parent_id=? ORDER BY created", (parent_id,))
+        return [_state(r) for r in rows]
+
+    def states_by_ids(self, ids: Iterable[str]) -> list[StateRecord]:
+        out: list[StateRecord] = []
+        batch = list(ids)
+        for i in range(0, len(batch), 500):
+            chunk = batch[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            out += [_state(r) for r in self.c.execute(f"SELECT {_STATE_COLS} FROM states WHERE node_id IN ({marks})", chunk)]
+        return out
+
+    def insert_state(self, s: StateRecord) -> None:
+        self.c.execute(
+            f"INSERT INTO states({_STATE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (s.node_id, s.root_id, s.parent_id, s.name, s.version, s.loop, s.inner_loop, s.retry,
+             int(s.skip), int(s.error_ignored), s.created, s.started, s.archived),
+        )  # fmt: skip
+
+    def cas_state(self, s: StateRecord, expect_name: str, expect_version: str) -> None:
+        """Write ``s`` only if the row still has ``expect_name`` and ``expect_version``."""
+        cur = self.c.execute(
+            "UPDATE states SET root_id=?, parent_id=?, name=?, version=?, loop=?, inner_loop=?, retry=?, "
+            "skip=?, error_ignored=?, started=?, archived=? WHERE node_id=? AND name=? AND version=?",
+            (s.root_id, s.parent_id, s.name, s.version, s.loop, s.inner_loop, s.retry, int(s.skip),
+             int(s.error_ignored), s.started, s.archived, s.node_id, expect_name, expect_version),
+        )  # fmt: skip
+        if cur.rowcount != 1:
+            raise StateVersionNotMatchError(
+                f"node {s.node_id}: state changed concurrently (expected {expect_name}/{expect_version})"
+            )
+
+    def reset_inner_loops(self, parent_id: str) -> None:
+        self.c.execute("UPDATE states SET inner_loop=0 WHERE parent_id=?", (parent_id,))
+
+    def delete_states(self, ids: Iterable[str]) -> None:
+        self.c.executemany("DELETE FROM states WHERE node_id=?", [(i,) for i in ids])
+
+    # -- execution data, static data overrides, logs -------------------------------------------
+    def get_exec_data(self, node_id: str) -> ExecutionData | None:
+        row = self.c.execute("SELECT inputs, outputs FROM exec_data WHERE node_id=?", (node_id,)).fetchone()
+        return None if row is None else ExecutionData(loads(row[0]), loads(row[1]))
+
+    def put_exec_data(self, node_id: str, inputs: bytes, outputs: bytes) -> None:
+        """Store pre-serialised execution data (callers serialise to catch non-JSON outputs early)."""
+        self.c.execute(
+            "INSERT INTO exec_data(node_id, inputs, outputs) VALUES (?,?,?) "
+            "ON CONFLICT(node_id) DO UPDATE SET inputs=excluded.inputs, outputs=excluded.outputs",
+            (node_id, inputs, outputs),
+        )
+
+    def get_override(self, node_id: str) -> dict[str, Any] | None:
+        row = self.c.execute("SELECT inputs FROM data_override WHERE node_id=?", (node_id,)).fetchone()
+        return None if row is None else loads(row[0])  # type: ignore[no-any-return]
+
+    def put_override(self, node_id: str, inputs: dict[str, Any]) -> None:
+        self.c.execute(
+            "INSERT INTO data_override(node_id, inputs) VALUES (?,?) "
+            "ON CONFLICT(node_id) DO UPDATE SET inputs=excluded.inputs",
+            (node_id, dumps(inputs)),
+        )
+
+    def add_logs(self, rows: list[tuple[str, str, str]]) -> None:
+        self.c.executemany("INSERT INTO logs(node_id, version, line) VALUES (?,?,?)", rows)
+
+    def get_logs(self, node_id: str, version: str | None) -> list[str]:
+        if version is None:
+            rows = self.c.execute("SELECT line FROM logs WHERE node_id=? ORDER BY id", (node_id,))
+        else:
+            rows = self.c.execute(
+                "SELECT line FROM logs WHERE node_id=? AND version=? ORDER BY id", (node_id, version)
+            )
+        return [r[0] for r in rows]
+
+    # -- context -------------------------------------------------------------------------------
+    def load_context(self, pipeline_id: str) -> dict[str, tuple[int, Any, str | None]]:
+        rows = self.c.execute("SELECT key, type, value, code FROM context WHERE pipeline_id=?", (pipeline_id,))
+        return {r[0]: (r[1], loads(r[2]), r[3]) for r in rows}
+
+    def context_keys(self, pipeline_id: str) -> set[str]:
+        return {r[0] for r in self.c.execute("SELECT key FROM context WHERE pipeline_id=?", (pipeline_id,))}
+
+    def upsert_context(self, rows: list[tuple[str, str, int, Any, str | None]]) -> None:
+        """Rows of (pipeline_id, key, type, value, code)."""
+        self.c.executemany(
+            "INSERT INTO context(pipeline_id, key, type, value, code) VALUES (?,?,?,?,?) "
+            "ON CONFLICT(pipeline_id, key) DO UPDATE SET type=excluded.type, value=excluded.value, "
+            "code=excluded.code",
+            [(p, k, int(t), dumps(v), c) for p, k, t, v, c in rows],
+        )
+
+    def update_context_existing(self, pipeline_id: str, key: str, type_: int, value: Any, code: str | None) -> None:
+        self.c.execute(
+            "UPDATE context SET type=?, value=?, code=? WHERE pipeline_id=? AND key=?",
+            (int(type_), dumps(value), code, pipeline_id, key),
+        )
+
+    def set_plain(self, pipeline_id: str, key: str, value: Any) -> None:
+        self.upsert_context([(pipeline_id, key, ContextValueType.PLAIN, value, None)])
+
+    # -- processes -----------------------------------------------------------------------------
+    def insert_process(
+        self, root_id: str, parent_id: int | None, current: str, destination: str | None,
+        stack: list[str], status: str,
+    ) -> int:  # fmt: skip
+        cur = self.c.execute(
+            "INSERT INTO processes(root_id, parent_id, current, destination, stack, status) VALUES (?,?,?,?,?,?)",
+            (root_id, parent_id, current, destination, dumps(stack), status),
+        )
+        return int(cur.lastrowid)
+
+    def get_process(self, pid: int) -> ProcessRecord | None:
+        row = self.c.execute(f"SELECT {_PROC_COLS} FROM processes WHERE id=?", (pid,)).fetchone()
+        return None if row is None else _proc(row)
+
+    def save_process(self, p: ProcessRecord) -> None:
+        self.c.execute(
+            "UPDATE processes SET current=?, destination=?, stack=?, status=?, pending=?, executing=? WHERE id=?",
+            (p.current, p.destination, dumps(p.stack), p.status, p.pending, p.executing, p.id),
+        )
+
+    def set_process_status(self, pid: int, status: str) -> None:
+        self.c.execute("UPDATE processes SET status=? WHERE id=?", (status, pid))
+
+    def processes_at(self, node_id: str) -> list[ProcessRecord]:
+        rows = self.c.execute(f"SELECT {_PROC_COLS} FROM processes WHERE current=? AND status!='done'", (node_id,))
+        return [_proc(r) for r in rows]
+
+    def processes_of_root(self, root_id: str, statuses: Iterable[str] | None = None) -> list[ProcessRecord]:
+        if statuses is None:
+            rows = self.c.execute(f"SELECT {_PROC_COLS} FROM processes WHERE root_id=? ORDER BY id", (root_id,))
+        else:
+            st = list(statuses)
+            marks = ",".join("?" * len(st))
+            rows = self.c.execute(
+                f"SELECT {_PROC_COLS} FROM processes WHERE root_id=? AND status IN ({marks}) ORDER BY id",
+                (root_id, *st),
+            )
+        return [_proc(r) for r in rows]
+
+    def processes_with_status(self, status: str) -> list[ProcessRecord]:
+        rows = self.c.execute(f"SELECT {_PROC_COLS} FROM processes WHERE status=? ORDER BY id", (status,))
+        return [_proc(r) for r in rows]
+
+    def decrement_pending(self, pid: int) -> int:
+        self.c.execute("UPDATE processes SET pending=pending-1 WHERE id=?", (pid,))
+        row = self.c.execute("SELECT pending FROM processes WHERE id=?", (pid,)).fetchone()
+        return int(row[0])
+
+    # -- schedules and callbacks ---------------------------------------------------------------
+    def insert_schedule(self, node_id: str, version: str, type_: int, pid: int, due: float | None) -> int:
+        cur = self.c.execute(
+            "INSERT INTO schedules(node_id, version, type, process_id, due) VALUES (?,?,?,?,?)",
+            (node_id, version, type_, pid, due),
+        )
+        return int(cur.lastrowid)
+
+    def get_schedule(self, sid: int) -> ScheduleRecord | None:
+        row = self.c.execute(f"SELECT {_SCHED_COLS} FROM schedules WHERE id=?", (sid,)).fetchone()
+        return None if row is None else _sched(row)
+
+    def get_schedule_by(self, node_id: str, version: str) -> ScheduleRecord | None:
+        row = self.c.execute(
+            f"SELECT {_SCHED_COLS} FROM schedules WHERE node_id=? AND version=?", (node_id, version)
+        ).fetchone()
+        return None if row is None else _sched(row)
+
+    def save_schedule(self, s: ScheduleRecord) -> None:
+        self.c.execute(
+            "UPDATE schedules SET times=?, finished=?, expired=?, due=? WHERE id=?",
+            (s.times, int(s.finished), int(s.expired), s.due, s.id),
+        )
+
+    def due_schedules(self) -> list[ScheduleRecord]:
+        rows = self.c.execute(
+            f"SELECT {_SCHED_COLS} FROM schedules WHERE due IS NOT NULL AND finished=0 AND expired=0"
+        )
+        return [_sched(r) for r in rows]
+
+    def live_schedules_of(self, node_id: str) -> list[ScheduleRecord]:
+        rows = self.c.execute(
+            f"SELECT {_SCHED_COLS} FROM schedules WHERE node_id=? AND finished=0 AND expired=0", (node_id,)
+        )
+        return [_sched(r) for r in rows]
+
+    def insert_callback(self, node_id: str, version: str, data: Any, idem_key: str | None) -> int:
+        cur = self.c.execute(
+            "INSERT INTO callbacks(node_id, version, data, idem_key, created) VALUES (?,?,?,?,?)",
+            (node_id, version, dumps(data), idem_key, time.time()),
+        )
+        return int(cur.lastrowid)
+
+    def find_callback_key(self, node_id: str, idem_key: str) -> int | None:
+        row = self.c.execute(
+            "SELECT id FROM callbacks WHERE node_id=? AND idem_key=?", (node_id, idem_key)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def get_callback(self, cid: int) -> CallbackRecord | None:
+        row = self.c.execute(
+            "SELECT id, node_id, version, data, idem_key, applied FROM callbacks WHERE id=?", (cid,)
+        ).fetchone()
+        return None if row is None else CallbackRecord(row[0], row[1], row[2], loads(row[3]), row[4], bool(row[5]))
+
+    def pending_callbacks(self) -> list[int]:
+        return [r[0] for r in self.c.execute("SELECT id FROM callbacks WHERE applied=0 ORDER BY id")]
+
+    def first_pending_callback(self, node_id: str, version: str) -> int | None:
+        row = self.c.execute(
+            "SELECT id FROM callbacks WHERE node_id=? AND version=? AND applied=0 ORDER BY id LIMIT 1",
+            (node_id, version),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def mark_callback(self, cid: int, applied: int) -> None:
+        """applied: 1 = applied, 2 = refused (stale or node no longer waiting)."""
+        self.c.execute("UPDATE callbacks SET applied=? WHERE id=?", (applied, cid))
+
+    # -- histories -----------------------------------------------------------------------------
+    def add_history(self, s: StateRecord, data: ExecutionData | None) -> None:
+        self.c.execute(
+            "INSERT INTO histories(node_id, loop, retry, skip, version, started, archived, inputs, outputs) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            (s.node_id, s.loop, s.retry, int(s.skip), s.version, s.started, s.archived,
+             dumps(data.inputs if data else {}), dumps(data.outputs if data else {})),
+        )  # fmt: skip
+
+    def get_histories(self, node_id: str, loop: int = -1) -> list[HistoryRecord]:
+        sql = "SELECT id, node_id, loop, retry, skip, version, started, archived, inputs, outputs FROM histories "
+        if loop == -1:
+            rows = self.c.execute(sql + "WHERE node_id=? ORDER BY id", (node_id,))
+        else:
+            rows = self.c.execute(sql + "WHERE node_id=? AND loop=? ORDER BY id", (node_id, loop))
+        return [
+            HistoryRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], loads(r[8]), loads(r[9]))
+            for r in rows
+        ]

@@ -1,0 +1,60 @@
+"""The store schema, as numbered migrations. Migration N brings a store from version N-1 to N.
+
+Times are stored as REAL seconds since the epoch (UTC); JSON columns hold orjson bytes.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "CREATE TABLE IF NOT EXISTS rattan_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        # one row per root run: the validated tree and what run_pipeline was given
+        """CREATE TABLE runs (
+            root_id TEXT PRIMARY KEY, tree BLOB NOT NULL, root_data BLOB NOT NULL,
+            options BLOB NOT NULL, created REAL NOT NULL)""",
+        """CREATE TABLE states (
+            node_id TEXT PRIMARY KEY, root_id TEXT NOT NULL, parent_id TEXT NOT NULL,
+            name TEXT NOT NULL, version TEXT NOT NULL, loop INTEGER NOT NULL,
+            inner_loop INTEGER NOT NULL, retry INTEGER NOT NULL, skip INTEGER NOT NULL,
+            error_ignored INTEGER NOT NULL, created REAL NOT NULL, started REAL, archived REAL)""",
+        "CREATE INDEX states_root ON states(root_id)",
+        "CREATE INDEX states_parent ON states(parent_id)",
+        "CREATE TABLE exec_data (node_id TEXT PRIMARY KEY, inputs BLOB NOT NULL, outputs BLOB NOT NULL)",
+        # static inputs replaced by retry_node(data=...)
+        "CREATE TABLE data_override (node_id TEXT PRIMARY KEY, inputs BLOB NOT NULL)",
+        """CREATE TABLE context (
+            pipeline_id TEXT NOT NULL, key TEXT NOT NULL, type INTEGER NOT NULL,
+            value BLOB NOT NULL, code TEXT, PRIMARY KEY (pipeline_id, key)) WITHOUT ROWID""",
+        # execution tokens; status: ready | sleep | failed | suspended | waiting | done
+        """CREATE TABLE processes (
+            id INTEGER PRIMARY KEY, root_id TEXT NOT NULL, parent_id INTEGER,
+            current TEXT NOT NULL, destination TEXT, stack BLOB NOT NULL, status TEXT NOT NULL,
+            pending INTEGER NOT NULL DEFAULT 0, executing TEXT)""",
+        "CREATE INDEX processes_root ON processes(root_id, status)",
+        "CREATE INDEX processes_current ON processes(current)",
+        """CREATE TABLE schedules (
+            id INTEGER PRIMARY KEY, node_id TEXT NOT NULL, version TEXT NOT NULL,
+            type INTEGER NOT NULL, process_id INTEGER NOT NULL, times INTEGER NOT NULL DEFAULT 0,
+            finished INTEGER NOT NULL DEFAULT 0, expired INTEGER NOT NULL DEFAULT 0, due REAL,
+            UNIQUE (node_id, version))""",
+        "CREATE INDEX schedules_due ON schedules(due) WHERE due IS NOT NULL",
+        # the durable callback inbox
+        """CREATE TABLE callbacks (
+            id INTEGER PRIMARY KEY, node_id TEXT NOT NULL, version TEXT NOT NULL,
+            data BLOB NOT NULL, idem_key TEXT, applied INTEGER NOT NULL DEFAULT 0,
+            created REAL NOT NULL)""",
+        "CREATE UNIQUE INDEX callbacks_idem ON callbacks(node_id, idem_key) WHERE idem_key IS NOT NULL",
+        "CREATE INDEX callbacks_pending ON callbacks(applied, id)",
+        """CREATE TABLE histories (
+            id INTEGER PRIMARY KEY, node_id TEXT NOT NULL, loop INTEGER NOT NULL,
+            retry INTEGER NOT NULL, skip INTEGER NOT NULL, version TEXT NOT NULL,
+            started REAL, archived REAL, inputs BLOB NOT NULL, outputs BLOB NOT NULL)""",
+        "CREATE INDEX histories_node ON histories(node_id)",
+        """CREATE TABLE logs (
+            id INTEGER PRIMARY KEY, node_id TEXT NOT NULL, version TEXT NOT NULL,
+            line TEXT NOT NULL)""",
+        "CREATE INDEX logs_node ON logs(node_id, version)",
+    ],
+}

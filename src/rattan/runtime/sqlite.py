@@ -1,0 +1,221 @@
+"""The embedded store: one SQLite file in WAL mode, written through a group committer.
+
+Why group commit: SQLite serialises writers and a durable commit costs an fsync (synchronous=FULL)
+or a WAL append (NORMAL). Worker threads therefore share one writer connection: each worker's unit
+of work runs inside a SAVEPOINT of the currently open transaction, and the transaction is committed
+when no other worker is queued to join it. Every member waits for that commit before it goes on (so
+user code only ever runs after the state it depends on is durable). A member whose unit raises is
+rolled back to its savepoint alone; a failed COMMIT fails every member of that group.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from rattan.errors import BackendUnavailableError
+from rattan.runtime.queries import Tx
+from rattan.runtime.schema import MIGRATIONS, SCHEMA_VERSION
+
+T = TypeVar("T")
+
+MAX_GROUP = 256  # members per commit; bounds how long the first member waits
+
+
+def parse_store_url(store: str | None) -> str:
+    """``None`` → ``rattan.db`` in the working directory; ``sqlite:///path``; ``:memory:``; a path."""
+    if store is None:
+        return "rattan.db"
+    if store.startswith("sqlite:///"):
+        return store[len("sqlite:///") :] or ":memory:"
+    if store.startswith("sqlite://"):
+        return store[len("sqlite://") :] or ":memory:"
+    if "://" in store:
+        raise BackendUnavailableError(
+            f"unsupported store URL {store!r}: the embedded runtime takes 'sqlite:///path' or ':memory:'"
+        )
+    return store
+
+
+class SQLiteStore:
+    """Durable store over one SQLite database file."""
+
+    def __init__(self, path: str, synchronous: str = "FULL") -> None:
+        if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
+            raise ValueError(f"sqlite_synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+        self.memory = path == ":memory:"
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        if self.memory:
+            # ":memory:" is a throw-away file: readers need their own connections, which a true
+            # in-memory database cannot give without shared-cache table locks.
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="rattan-")
+            path = os.path.join(self._tmpdir.name, "rattan.db")
+        self._uri = path
+        self._synchronous = synchronous.upper()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        try:
+            self._writer = self._connect()
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(f"cannot open SQLite store {path!r}: {exc}") from exc
+        self._cond = threading.Condition(threading.Lock())
+        self._count_lock = threading.Lock()
+        self._queued = 0  # threads announced but not yet holding the connection
+        self._open_gen = 0  # generation of the open transaction (0: none open)
+        self._next_gen = 1
+        self._members = 0
+        self._committed: int = 0
+        self._failed: dict[int, BaseException] = {}
+        self._closed = False
+
+    # -- connections ---------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._uri,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=512,
+            timeout=30.0,
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _migrate(self) -> None:
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS rattan_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = conn.execute("SELECT value FROM rattan_meta WHERE key='schema_version'").fetchone()
+            current = int(row[0]) if row else 0
+            if current > SCHEMA_VERSION:
+                raise BackendUnavailableError(
+                    f"store schema version {current} is newer than this rattan ({SCHEMA_VERSION}); "
+                    "upgrade rattan"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version]:
+                    if statement.startswith("CREATE TABLE IF NOT EXISTS rattan_meta"):
+                        continue
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT OR REPLACE INTO rattan_meta(key, value) VALUES ('schema_version', ?)",
+                    (str(version),),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def schema_version(self) -> int:
+        row = self._reader().execute("SELECT value FROM rattan_meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    # -- units of work -------------------------------------------------------------------------
+    def run(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn`` in the shared write transaction and return once its effects are durable."""
+        with self._count_lock:
+            self._queued += 1
+        cond = self._cond
+        with cond:
+            with self._count_lock:
+                self._queued -= 1
+            if self._closed:
+                raise BackendUnavailableError("the store is closed")
+            conn = self._writer
+            if not self._open_gen:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
+                    raise BackendUnavailableError(f"cannot start a store transaction: {exc}") from exc
+                self._open_gen = self._next_gen
+                self._next_gen += 1
+                self._members = 0
+            gen = self._open_gen
+            self._members += 1
+            conn.execute("SAVEPOINT unit")
+            error: BaseException | None = None
+            result: Any = None
+            try:
+                result = fn(Tx(conn))
+                conn.execute("RELEASE unit")
+            except BaseException as exc:
+                error = exc
+                try:
+                    conn.execute("ROLLBACK TO unit")
+                    conn.execute("RELEASE unit")
+                except sqlite3.Error:
+                    pass
+            if self._queued == 0 or self._members >= MAX_GROUP:
+                self._commit(gen)
+            else:
+                while self._committed < gen and gen not in self._failed:
+                    cond.wait()
+            failed = self._failed.pop(gen, None) if self._open_gen != gen else None
+            if failed is not None:
+                raise BackendUnavailableError(f"store commit failed: {failed}") from failed
+            if error is not None:
+                if isinstance(error, sqlite3.Error):
+                    raise BackendUnavailableError(f"store error: {error}") from error
+                raise error
+            return result  # type: ignore[no-any-return]
+
+    def _commit(self, gen: int) -> None:
+        try:
+            self._writer.execute("COMMIT")
+        except sqlite3.Error as exc:
+            try:
+                self._writer.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            self._failed[gen] = exc
+        self._committed = gen
+        self._open_gen = 0
+        self._cond.notify_all()
+
+    def read(self, fn: Callable[[Tx], T]) -> T:
+        """Run read-only ``fn`` on this thread's reader connection (committed data only)."""
+        try:
+            return fn(Tx(self._reader()))
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(f"store read failed: {exc}") from exc
+
+    @contextmanager
+    def raw(self) -> Iterator[sqlite3.Connection]:
+        """A reader connection, for diagnostics and tests."""
+        yield self._reader()
+
+    def close(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            if self._open_gen:
+                self._commit(self._open_gen)
+            self._closed = True
+            self._writer.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._readers.clear()
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()

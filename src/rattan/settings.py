@@ -1,0 +1,80 @@
+"""Engine settings: one frozen dataclass, passed to the Engine. Never module globals.
+
+Field names are the peer's Django setting names in lower case (SPEC Appendix C).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Peer aliases accepted by ``Settings.from_mapping``.
+_ALIASES = {"bamboo_django_eri_node_rerun_limit": "node_rerun_limit"}
+
+# Peer sandbox knobs: accepted and ignored (rattan's evaluator is an allow-list).
+_IGNORED = {
+    "mako_sandbox_shield_words",
+    "mako_sandbox_import_modules",
+    "mako_template_name_whitelist_mode",
+    "mako_template_name_extra_whitelist",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Behaviour switches of one engine. See docs/settings.md for each field."""
+
+    # expressions and gateways
+    pipeline_exclusive_gateway_expr_func: Callable[..., bool] | None = None  # None: boolrule
+    pipeline_exclusive_gateway_strategy: int = 1  # 1 = ONLY, 2 = FIRST
+    enable_render_obj_by_mako_string: bool = False
+    template_strict: bool = False
+    expression_names: Mapping[str, Any] = field(default_factory=dict)
+    # execution
+    node_rerun_limit: int = 100
+    rerun_index_offset: int = 0
+    loop_outputs_inner_key: str = "outputs"
+    enable_example_components: bool = True
+    validate_io_schemas: bool = False
+    # signals, rollback, contribs
+    enable_pipeline_event_signals: bool = False
+    pipeline_enable_rollback: bool = False
+    rollback_queue: str = "rollback"
+    pipeline_enable_auto_execute_when_roll_backed: bool = True
+    pipeline_node_timeout_handler: Mapping[str, Any] = field(default_factory=dict)
+    # embedded runtime
+    workers: int = 4
+    sqlite_synchronous: str = "FULL"  # FULL survives power loss; NORMAL survives a process crash
+    timer_resolution: float = 0.05  # seconds between scans of due polls when idle
+    lease_seconds: float = 30.0
+    max_tree_nodes: int = 100_000
+
+    def replace(self, **changes: Any) -> Settings:
+        check_fields(changes)
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        """Build settings from the peer's upper-case names (e.g. a Django settings dict)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            name = _ALIASES.get(key.lower(), key.lower())
+            if name in _IGNORED:
+                continue
+            if name in known:
+                kwargs[name] = value
+        return cls(**kwargs)
+
+
+def check_fields(changes: Mapping[str, Any]) -> None:
+    """Raise TypeError naming the closest valid field for every unknown keyword."""
+    known = [f.name for f in dataclasses.fields(Settings)]
+    for key in changes:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"unknown engine setting {key!r}{hint}")

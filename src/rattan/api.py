@@ -117,3 +117,72 @@ def preview_node_inputs(
     return runtime.preview_node_inputs(
         pipeline, node_id, subprocess_stack or [], root_pipeline_data or {}, parent_params or {}
     )
+
+
+@_api
+def pause_pipeline(runtime: Engine, pipeline_id: str) -> None:
+    runtime.pause_pipeline(pipeline_id)
+
+
+@_api
+def resume_pipeline(runtime: Engine, pipeline_id: str) -> None:
+    runtime.resume_pipeline(pipeline_id)
+
+
+@_api
+def revoke_pipeline(runtime: Engine, pipeline_id: str) -> None:
+    runtime.revoke_pipeline(pipeline_id)
+
+
+@_api
+def pause_node_appoint(runtime: Engine, node_id: str) -> None:
+    runtime.pause_node_appoint(node_id)
+
+
+@_api
+def resume_node_appoint(runtime: Engine, node_id: str) -> None:
+    runtime.resume_node_appoint(node_id)
+
+
+@_api
+def retry_node(runtime: Engine, node_id: str, data: dict[str, Any] | None = None, loop_retry: bool = False) -> None:
+    runtime.retry_node(node_id, data, loop_retry)
+
+
+@_api
+def retry_subprocess(runtime: Engine, node_id: str) -> None:
+    runtime.retry_subprocess(node_id)
+
+
+@_api
+def skip_node(runtime: Engine, node_id: str, loop_skip: bool = False) -> None:
+    runtime.skip_node(node_id, loop_skip)
+
+
+@_api
+def skip_exclusive_gateway(runtime: Engine, node_id: str, flow_id: str) -> None:
+    runtime.skip_exclusive_gateway(node_id, flow_id)
+
+
+@_api
+def skip_conditional_parallel_gateway(
+    runtime: Engine, node_id: str, flow_ids: list[str], converge_gateway_id: str
+) -> None:
+    runtime.skip_conditional_parallel_gateway(node_id, flow_ids, converge_gateway_id)
+
+
+@_api
+def forced_fail_activity(
+    runtime: Engine, node_id: str, ex_data: str, send_post_set_state_signal: bool = True
+) -> None:
+    runtime.forced_fail_activity(node_id, ex_data, send_post_set_state_signal)
+
+
+@_api
+def callback(runtime: Engine, node_id: str, version: str, data: Any = None) -> None:
+    runtime.callback(node_id, version, data)
+
+
+@_api
+def update_context_values(runtime: Engine, pipeline_id: str, context_values: list[Any]) -> None:
+    runtime.update_context_values(pipeline_id, context_values)

@@ -107,7 +107,7 @@ class EngineCore:
         if not service.need_run_hook():
             return
         try:
-            getattr(service, name)(data, parent, **kw)
+            service.call_hook(name, data, parent, **kw)
         except Exception:
             log.error("hook %s of node %s raised:\n%s", name, getattr(service, "id", "?"), traceback.format_exc())
 
@@ -121,7 +121,7 @@ class EngineCore:
         except NotFoundError:
             return f"executable end event type '{key}' is not registered"
         try:
-            cls().execute(in_subprocess, root_id, pipeline_id)
+            cls(id=key, name=None, data=None).execute(in_subprocess, root_id, pipeline_id)
         except Exception:
             return traceback.format_exc()
         return None
@@ -154,6 +154,29 @@ class EngineCore:
             self.dispatcher.callback(cid)
         for event_type, data in fx.events:
             self.emit(event_type, data)
+        for node_id, version in fx.cancels:
+            self.cancel_service(node_id, version)
+
+    def cancel_service(self, node_id: str, version: str) -> None:
+        """Call the Service's optional ``cancel(data, parent_data)`` so it can stop its external job."""
+        try:
+            root = self.store.read(lambda tx: tx.root_of_node(node_id))
+            if root is None:
+                return
+            info = self.plan(root).info(node_id)
+            node: Any = info.node
+            data = self.store.read(lambda tx: tx.get_exec_data(node_id))
+            st = self.store.read(lambda tx: tx.get_state(node_id))
+            prep = Prepared(
+                0, node_id, version, root, info.pipeline_id, st.loop if st else 1, st.inner_loop if st else 1,
+                node.name, node.component_code, node.component_version, data.inputs if data else {},
+                self.store.read(lambda tx: self.root_data(tx, root)),
+            )  # fmt: skip
+            service = self.make_service(prep)
+            d, parent = self.data_objects(prep.inputs, dict(data.outputs) if data else {}, prep.root_data)
+            service.cancel(d, parent)
+        except Exception:
+            log.exception("cancel() of node %s raised", node_id)
 
     # -- work ------------------------------------------------------------------------------------
     def run_process(self, pid: int, outcome: Outcome | None = None) -> None:

@@ -12,7 +12,7 @@ from rattan import states
 from rattan.components import Registry
 from rattan.components import registry as default_registry
 from rattan.context import ContextValue
-from rattan.engine import reads
+from rattan.engine import controls, preview, reads
 from rattan.engine.activity import recover_interrupted
 from rattan.engine.advance import Outcome
 from rattan.engine.core import EngineCore
@@ -126,6 +126,58 @@ class Engine:
     ) -> None:
         """Validate ``pipeline`` (normalising it in place), store it and start running it."""
         run_pipeline(self._core, pipeline, root_pipeline_data, root_pipeline_context, subprocess_context, **options)
+
+    # -- controls (SPEC 7.2-7.4) -----------------------------------------------------------------
+    def pause_pipeline(self, pipeline_id: str) -> None:
+        self._core.unit(lambda step: controls.pause_pipeline(step, pipeline_id))
+
+    def resume_pipeline(self, pipeline_id: str) -> None:
+        self._core.unit(lambda step: controls.resume_pipeline(step, pipeline_id))
+
+    def revoke_pipeline(self, pipeline_id: str) -> None:
+        self._core.unit(lambda step: controls.revoke_pipeline(step, pipeline_id))
+
+    def pause_node_appoint(self, node_id: str) -> None:
+        self._core.unit(lambda step: controls.pause_node_appoint(step, node_id))
+
+    def resume_node_appoint(self, node_id: str) -> None:
+        self._core.unit(lambda step: controls.resume_node_appoint(step, node_id))
+
+    def retry_node(self, node_id: str, data: dict[str, Any] | None = None, loop_retry: bool = False) -> None:
+        self._core.unit(lambda step: controls.retry_node(step, node_id, data, loop_retry))
+
+    def retry_subprocess(self, node_id: str) -> None:
+        self._core.unit(lambda step: controls.retry_node(step, node_id, None, False, subprocess=True))
+
+    def skip_node(self, node_id: str, loop_skip: bool = False) -> None:
+        self._core.unit(lambda step: controls.skip_node(step, node_id, loop_skip))
+
+    def skip_exclusive_gateway(self, node_id: str, flow_id: str) -> None:
+        self._core.unit(lambda step: controls.skip_exclusive_gateway(step, node_id, flow_id))
+
+    def skip_conditional_parallel_gateway(self, node_id: str, flow_ids: list[str], converge_gateway_id: str) -> None:
+        self._core.unit(
+            lambda step: controls.skip_conditional_parallel_gateway(step, node_id, flow_ids, converge_gateway_id)
+        )
+
+    def forced_fail_activity(self, node_id: str, ex_data: str = "", send_post_set_state_signal: bool = True) -> None:
+        self._core.unit(lambda step: controls.forced_fail_activity(step, node_id, ex_data))
+
+    def callback(self, node_id: str, version: str, data: Any = None, idempotency_key: str | None = None) -> int:
+        """Queue a callback for a waiting node; returns the stored callback id ("accepted")."""
+        return self._core.unit(lambda step: controls.callback(step, node_id, version, data, idempotency_key))
+
+    def update_context_values(self, pipeline_id: str, context_values: Iterable[ContextValue]) -> None:
+        values = list(context_values)
+        self._core.unit(lambda step: controls.update_context_values(step, pipeline_id, values))
+
+    def preview_node_inputs(
+        self, pipeline: dict[str, Any], node_id: str, subprocess_stack: list[str] | None = None,
+        root_pipeline_data: dict[str, Any] | None = None, parent_params: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        return preview.preview_node_inputs(
+            self._core, pipeline, node_id, subprocess_stack or [], root_pipeline_data or {}, parent_params or {}
+        )
 
     # -- reads (SPEC 7.5, 7.6) -------------------------------------------------------------------
     def get_pipeline_states(self, root_id: str, flat_children: bool = True) -> dict[str, Any]:

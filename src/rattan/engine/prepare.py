@@ -63,13 +63,14 @@ def run_pipeline(
         tx = step.tx
         if tx.run_exists(spec.id):
             raise InvalidOperationError(f"pipeline id {spec.id} is already used by another run; build a new tree")
-        used = tx.existing_state_ids(node_ids)
+        used = tx.indexed_node_ids(node_ids)
         if used:
             raise InvalidOperationError(
                 f"node ids already used by another run: {', '.join(sorted(used)[:5])}; build a new tree"
             )
         tx.insert_run(spec.id, stored_tree, root_data, stored_options)
         tx.insert_state(step.new_state(spec.id, spec.id, "", states.RUNNING))
+        tx.index_nodes(spec.id, node_ids)
         rows = [(pid, key, t, v, c) for pid, ctx in plan.initial_context.items() for key, (t, v, c) in ctx.items()]
         if rows:
             tx.upsert_context(rows)

@@ -30,7 +30,7 @@ class Effects:
     polls: list[tuple[float, int]] = field(default_factory=list)
     callbacks: list[int] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    cancels: list[tuple[str, str, int, int, str]] = field(default_factory=list)  # node, version, loop, inner, root
+    cancels: list[tuple[str, str]] = field(default_factory=list)  # (node id, version) whose job to cancel
 
 
 class Step:

@@ -228,6 +228,8 @@ class _Evaluator:
             self._check_mult(left, right)
         elif op is ast.Mod and isinstance(left, str):
             check_percent_format(left, right, self.limits)
+        elif op is ast.Add:
+            self._check_add(left, right)
         result = _BINOPS[op](left, right)
         self._check_result(result)
         return result
@@ -248,6 +250,12 @@ class _Evaluator:
             limit = self.limits.max_size
             if approx_size(seq, limit) * count > limit:
                 raise Refusal(f"repeated sequence larger than {limit} bytes")
+
+    def _check_add(self, left: Any, right: Any) -> None:
+        # len() is O(1): refuse before copying two huge host values into a third
+        sized = isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
+        if sized and len(left) + len(right) > self.limits.max_size:
+            raise Refusal(f"concatenation larger than {self.limits.max_size} bytes")
 
     def _check_result(self, result: Any) -> None:
         if isinstance(result, int) and result.bit_length() > self.limits.max_int_bits:

@@ -17,7 +17,7 @@ SEGMENT = re.compile(r"\$\{[^\$\{\}#]+\}")
 OnFailure = Callable[[str, ExpressionError], None]
 
 # Values nested deeper than this are returned unrendered (strict: refused) instead of recursing.
-_MAX_VALUE_DEPTH = 200
+_MAX_VALUE_DEPTH = 100
 _COMPREHENSIONS = (ast.ListComp, ast.GeneratorExp, ast.SetComp, ast.DictComp)
 
 
@@ -135,7 +135,9 @@ class _Renderer:
         if not isinstance(value, list | tuple | dict):
             return value
         if depth > _MAX_VALUE_DEPTH:
-            self.fail(repr(value)[:80], ExpressionError("", f"value nested deeper than {_MAX_VALUE_DEPTH}"))
+            # no repr(): it would recurse through the same depth
+            label = f"<{type(value).__name__} nested deeper than {_MAX_VALUE_DEPTH}>"
+            self.fail(label, ExpressionError(label, f"value nested deeper than {_MAX_VALUE_DEPTH}"))
             return value
         if isinstance(value, dict):
             return {k: self.value(v, depth + 1) for k, v in value.items()}

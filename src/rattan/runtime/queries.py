@@ -78,17 +78,26 @@ class Tx:
     def run_exists(self, root_id: str) -> bool:
         return self.c.execute("SELECT 1 FROM runs WHERE root_id=?", (root_id,)).fetchone() is not None
 
+    def index_nodes(self, root_id: str, node_ids: Iterable[str]) -> None:
+        self.c.executemany("INSERT INTO node_index(node_id, root_id) VALUES (?, ?)", [(n, root_id) for n in node_ids])
+
+    def root_of_node(self, node_id: str) -> str | None:
+        row = self.c.execute("SELECT root_id FROM node_index WHERE node_id=?", (node_id,)).fetchone()
+        return None if row is None else str(row[0])
+
     def get_root_data(self, root_id: str) -> Any:
         row = self.c.execute("SELECT root_data FROM runs WHERE root_id=?", (root_id,)).fetchone()
         return None if row is None else loads(row[0])
 
-    def existing_state_ids(self, ids: Iterable[str]) -> list[str]:
+    def indexed_node_ids(self, ids: Iterable[str]) -> list[str]:
+        """The ids among ``ids`` that already belong to a stored run."""
         found: list[str] = []
         batch = list(ids)
         for i in range(0, len(batch), 500):
             chunk = batch[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            found += [r[0] for r in self.c.execute(f"SELECT node_id FROM states WHERE node_id IN ({marks})", chunk)]
+            sql = f"SELECT node_id FROM node_index WHERE node_id IN ({marks})"
+            found += [r[0] for r in self.c.execute(sql, chunk)]
         return found
 
     # -- states --------------------------------------------------------------------------------

@@ -56,5 +56,7 @@ MIGRATIONS: dict[int, list[str]] = {
             id INTEGER PRIMARY KEY, node_id TEXT NOT NULL, version TEXT NOT NULL,
             line TEXT NOT NULL)""",
         "CREATE INDEX logs_node ON logs(node_id, version)",
+        # every node of every run, so operations can find a node that has no state yet
+        "CREATE TABLE node_index (node_id TEXT PRIMARY KEY, root_id TEXT NOT NULL) WITHOUT ROWID",
     ],
 }

@@ -21,8 +21,8 @@ def _check_flow_list(nid: str, key: str, value: Any, name: str | None, probs: Pr
             probs.add(nid, "structure.field_type", f"{key!r} holds {short(item)}, not a flow id string", name)
 
 
-def check_node(nid: str, node: dict[str, Any], probs: Problems) -> Any:
-    """Field checks of one node; returns the nested pipeline of a subprocess (or None)."""
+def check_node(nid: str, node: dict[str, Any], probs: Problems) -> bool:
+    """Field checks of one node; True when it is a subprocess with a nested ``pipeline`` to check."""
     name = node_name(node)
     if node.get("name") is not None and not isinstance(node.get("name"), str):
         probs.add(nid, "structure.field_type", "'name' must be a string or null", name)
@@ -41,11 +41,11 @@ def check_node(nid: str, node: dict[str, Any], probs: Problems) -> Any:
             probs.add(
                 nid, "structure.required_key", "subprocess is missing the required key 'pipeline'", name
             )
-            return None
-        return node["pipeline"]
+            return False
+        return True
     elif ntype in CONDITIONAL_TYPES:
         _check_conditions(nid, node, name, probs)
-    return None
+    return False
 
 
 def _check_service_activity(nid: str, node: dict[str, Any], name: str | None, probs: Problems) -> None:

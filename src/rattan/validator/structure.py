@@ -140,9 +140,8 @@ def _check_pipeline(
     nodes = _collect_nodes(p, label, ctx)
     children: list[tuple[Any, str]] = []
     for nid, (_kind, node) in nodes.items():
-        child = check_node(nid, node, ctx.problems)
-        if child is not None:
-            children.append((child, nid))
+        if check_node(nid, node, ctx.problems):
+            children.append((node["pipeline"], nid))
     _check_flows(p["flows"], nodes, label, probs)
     return children
 

@@ -1,0 +1,7 @@
+"""``python -m rattan``: the ``rattan`` command line."""
+
+import sys
+
+from rattan.cli import main
+
+sys.exit(main())

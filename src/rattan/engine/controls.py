@@ -1,0 +1,320 @@
+"""Operator controls (SPEC 7.2-7.4): each is one unit of work that checks its preconditions
+against the committed state, changes states by compare-and-set and re-dispatches tokens.
+A refused operation raises before anything is written."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rattan import states
+from rattan.components.service import ScheduleType
+from rattan.engine.step import P_DONE, P_FAILED, P_READY, P_SLEEP, P_SUSPENDED, Step
+from rattan.errors import InvalidOperationError, NotFoundError
+from rattan.ids import unique_id
+from rattan.runtime.queries import dumps
+from rattan.spec.model import GatewayNode, NodeType, ServiceActivityNode
+
+if TYPE_CHECKING:
+    from rattan.engine.plan import NodeInfo
+    from rattan.engine.records import ProcessRecord, StateRecord
+
+
+def _state(step: Step, node_id: str) -> StateRecord:
+    st = step.tx.get_state(node_id)
+    if st is None:
+        raise NotFoundError(f"node({node_id}) does not exist")
+    return st
+
+
+def node_info(step: Step, node_id: str) -> NodeInfo:
+    root = step.tx.root_of_node(node_id)
+    if root is None:
+        raise NotFoundError(f"node({node_id}) does not exist in any pipeline")
+    return step.core.plan(root).info(node_id)
+
+
+def _parked(step: Step, node_id: str, statuses: tuple[str, ...] = (P_FAILED,)) -> ProcessRecord:
+    for proc in step.tx.processes_at(node_id):
+        if proc.status in statuses:
+            return proc
+    raise InvalidOperationError(f"can not find sleep process with current node id: {node_id}")
+
+
+def _require_failed(st: StateRecord) -> None:
+    if st.name != states.FAILED:
+        raise InvalidOperationError(f"{st.node_id} state is not FAILED, actual {st.name}")
+
+
+def _set(step: Step, old: StateRecord, name: str, **changes: Any) -> StateRecord:
+    new = old.copy()
+    new.name = name
+    for key, value in changes.items():
+        setattr(new, key, value)
+    step.write_state(new, old)
+    return new
+
+
+def _wake(step: Step, proc: ProcessRecord, current: str | None = None) -> None:
+    if current is not None:
+        proc.current = current
+    proc.status = P_READY
+    proc.executing = None
+    step.tx.save_process(proc)
+    step.fx.dispatch.append(proc.id)
+
+
+def _expire_waits(step: Step, node_id: str, cancel: bool) -> None:
+    """Expire a node's pending polls and callbacks; optionally ask its Service to cancel."""
+    for sched in step.tx.live_schedules_of(node_id):
+        sched.expired = True
+        sched.due = None
+        step.tx.save_schedule(sched)
+        if cancel:
+            step.fx.cancels.append((node_id, sched.version))
+
+
+# -- whole pipeline ------------------------------------------------------------------------------
+def pause_pipeline(step: Step, pipeline_id: str) -> None:
+    st = _state(step, pipeline_id)
+    step.event("pre_pause_pipeline", pipeline_id=pipeline_id, pipeline=pipeline_id)
+    _set(step, st, states.SUSPENDED)
+    step.event("post_pause_pipeline", pipeline_id=pipeline_id)
+
+
+def resume_pipeline(step: Step, pipeline_id: str) -> None:
+    st = _state(step, pipeline_id)
+    if st.name != states.SUSPENDED:
+        raise InvalidOperationError(f"pipeline({pipeline_id}) state is: {st.name}")
+    step.event("pre_resume_pipeline", pipeline_id=pipeline_id)
+    _set(step, st, states.RUNNING)
+    for proc in step.tx.processes_of_root(st.root_id or pipeline_id, [P_SUSPENDED]):
+        _wake(step, proc)
+    step.event("post_resume_pipeline", pipeline_id=pipeline_id)
+
+
+def revoke_pipeline(step: Step, pipeline_id: str) -> None:
+    st = _state(step, pipeline_id)
+    if st.root_id and st.root_id != pipeline_id:
+        raise InvalidOperationError(f"{pipeline_id} is a subprocess: revoke the root pipeline {st.root_id}")
+    step.event("pre_revoke_pipeline", pipeline_id=pipeline_id)
+    _set(step, st, states.REVOKED, archived=step.now)
+    for proc in step.tx.processes_of_root(pipeline_id):
+        if proc.status in (P_SLEEP, P_FAILED, P_SUSPENDED, "waiting"):
+            if proc.status == P_SLEEP:
+                _expire_waits(step, proc.current, cancel=True)
+            proc.status = P_DONE
+            step.tx.save_process(proc)
+    step.event("post_revoke_pipeline", pipeline_id=pipeline_id)
+
+
+# -- appointments --------------------------------------------------------------------------------
+def _not_subprocess(info: NodeInfo, api: str) -> None:
+    if info.kind == NodeType.SubProcess:
+        raise InvalidOperationError(f"can not use {api} api for NodeType.SubProcess")
+
+
+def pause_node_appoint(step: Step, node_id: str) -> None:
+    info = node_info(step, node_id)
+    _not_subprocess(info, "pause_node_appoint")
+    st = step.tx.get_state(node_id)
+    if st is not None and st.name not in (states.READY, states.LOOP_READY):
+        raise InvalidOperationError(
+            f"node {node_id} is {st.name}: a pause can only be appointed before the node runs "
+            "(no state, READY or LOOP_READY)"
+        )
+    step.event("pre_pause_node", node_id=node_id)
+    if st is None:
+        new = step.new_state(node_id, "", "", states.SUSPENDED)
+        new.started = None
+        step.tx.insert_state(new)
+    else:
+        _set(step, st, states.SUSPENDED)
+    step.event("post_pause_node", node_id=node_id)
+
+
+def resume_node_appoint(step: Step, node_id: str) -> None:
+    info = node_info(step, node_id)
+    _not_subprocess(info, "resume_node_appoint")
+    st = _state(step, node_id)
+    if st.name != states.SUSPENDED:
+        raise InvalidOperationError(f"node {node_id} is {st.name}, not SUSPENDED: nothing to resume")
+    step.event("pre_resume_node", node_id=node_id)
+    _set(step, st, states.READY)
+    for proc in step.tx.processes_at(node_id):
+        if proc.status == P_SUSPENDED:
+            _wake(step, proc)
+    step.event("post_resume_node", node_id=node_id)
+
+
+# -- repair ---------------------------------------------------------------------------------------
+def _loop_cfg(info: NodeInfo) -> dict[str, Any]:
+    node = info.node
+    cfg = node.loop_config if isinstance(node, ServiceActivityNode) else None
+    return dict(cfg or {})
+
+
+def retry_node(step: Step, node_id: str, data: dict[str, Any] | None, loop_retry: bool, subprocess: bool = False) -> None:
+    info = node_info(step, node_id)
+    node = info.node
+    if subprocess:
+        if info.kind != NodeType.SubProcess:
+            raise InvalidOperationError(f"node({node_id}) type is not SubProcess")
+    elif loop_retry:
+        cfg = _loop_cfg(info)
+        if not (cfg.get("retryable") and cfg.get("loop_times")):
+            raise InvalidOperationError(f"node({node_id}) is not loop retryable")
+    elif isinstance(node, ServiceActivityNode) and not node.can_retry:
+        raise InvalidOperationError(f"can not retry node({node_id}) with can_retry(False)")
+    st = _state(step, node_id)
+    _require_failed(st)
+    proc = _parked(step, node_id)
+    event = "retry_subprocess" if subprocess else "retry_node"
+    payload: dict[str, Any] = {"node_id": node_id} if subprocess else {"node_id": node_id, "data": data}
+    step.event("pre_" + event, **payload)
+    if data is not None and not subprocess:
+        escaped = set(data.get("_escape_render_keys") or [])
+        step.tx.put_override(
+            node_id, {k: {"need_render": k not in escaped, "value": v} for k, v in data.items() if k != "_escape_render_keys"}
+        )
+    step.archive_history(st)
+    if loop_retry:
+        _set(step, st, states.LOOP_READY, version=unique_id("v"), started=None, archived=None)
+    else:
+        _set(step, st, states.READY, version=unique_id("v"), retry=st.retry + 1, started=None, archived=None)
+    if subprocess and proc.stack and proc.stack[-1] == node_id:
+        proc.stack.pop()
+    _wake(step, proc, node_id)
+    step.event("post_" + event, **payload)
+
+
+def skip_node(step: Step, node_id: str, loop_skip: bool = False) -> None:
+    info = node_info(step, node_id)
+    node = info.node
+    if info.kind not in (NodeType.ServiceActivity, NodeType.EmptyStartEvent):
+        raise InvalidOperationError(f"can not use skip_node api for {node.type}")
+    if loop_skip:
+        cfg = _loop_cfg(info)
+        if not (cfg.get("skippable") and cfg.get("loop_times")):
+            raise InvalidOperationError(f"node({node_id}) can not loop skip")
+    elif isinstance(node, ServiceActivityNode) and not node.can_skip:
+        raise InvalidOperationError("can not skip this node")
+    st = _state(step, node_id)
+    _require_failed(st)
+    proc = _parked(step, node_id)
+    step.event("pre_skip_node", node_id=node_id)
+    step.archive_history(st)
+    _set(step, st, states.FINISHED, skip=True, version=unique_id("v"), archived=step.now)
+    _wake(step, proc, info.next_id())
+    step.event("post_skip_node", node_id=node_id)
+
+
+def skip_exclusive_gateway(step: Step, node_id: str, flow_id: str) -> None:
+    info = node_info(step, node_id)
+    if info.kind != NodeType.ExclusiveGateway:
+        raise InvalidOperationError(f"{node_id} is not exclusive gateway, actual: {info.node.type}")
+    if flow_id not in info.node.outgoing:
+        raise InvalidOperationError(f"flow {flow_id} is not an outgoing flow of exclusive gateway {node_id}")
+    st = _state(step, node_id)
+    _require_failed(st)
+    proc = _parked(step, node_id)
+    step.event("pre_skip_exclusive_gateway", node_id=node_id, flow_id=flow_id)
+    step.archive_history(st)
+    _set(step, st, states.FINISHED, skip=True, version=unique_id("v"), archived=step.now)
+    _wake(step, proc, info.pipeline.flow_target(flow_id))
+    step.event("post_skip_exclusive_gateway", node_id=node_id, flow_id=flow_id)
+
+
+def skip_conditional_parallel_gateway(step: Step, node_id: str, flow_ids: list[str], converge_gateway_id: str) -> None:
+    from rattan.engine.nodes import fork
+
+    info = node_info(step, node_id)
+    node = info.node
+    if info.kind != NodeType.ConditionalParallelGateway:
+        raise InvalidOperationError(f"{node_id} is not conditional parallel gateway, actual: {node.type}")
+    assert isinstance(node, GatewayNode)
+    if not flow_ids or not isinstance(flow_ids, list) or any(f not in node.outgoing for f in flow_ids):
+        raise InvalidOperationError(f"flow_ids must be a non-empty list of outgoing flows of {node_id}")
+    if converge_gateway_id != node.converge_gateway_id:
+        raise InvalidOperationError(
+            f"converge_gateway_id {converge_gateway_id} does not match {node_id}'s converge gateway "
+            f"{node.converge_gateway_id}"
+        )
+    st = _state(step, node_id)
+    _require_failed(st)
+    proc = _parked(step, node_id)
+    payload = {"node_id": node_id, "flow_ids": flow_ids, "converge_gateway_id": converge_gateway_id}
+    step.event("pre_skip_conditional_parallel_gateway", **payload)
+    step.archive_history(st)
+    _set(step, st, states.FINISHED, skip=True, version=unique_id("v"), archived=step.now)
+    first = fork(step, proc, info, list(flow_ids))
+    step.fx.dispatch.append(first.id)
+    step.event("post_skip_conditional_parallel_gateway", **payload)
+
+
+def forced_fail_activity(step: Step, node_id: str, ex_data: str) -> None:
+    info = node_info(step, node_id)
+    if info.kind != NodeType.ServiceActivity:
+        raise InvalidOperationError(f"{node_id} is not activity, actual: {info.node.type}")
+    st = _state(step, node_id)
+    if st.name != states.RUNNING:
+        raise InvalidOperationError(f"{node_id} state is not RUNNING, actual: {st.name}")
+    try:
+        proc = _parked(step, node_id, (P_READY, P_SLEEP))
+    except InvalidOperationError:
+        raise InvalidOperationError(f"can not find process with current node id: {node_id}") from None
+    step.event("pre_forced_fail_activity", node_id=node_id, ex_data=ex_data)
+    prev = step.tx.get_exec_data(node_id)
+    executing = proc.executing == st.version
+    inputs = {} if executing or prev is None else prev.inputs
+    outputs = {} if executing or prev is None else prev.outputs
+    outputs.update({"ex_data": ex_data, "_forced_failed": True})
+    _expire_waits(step, node_id, cancel=True)
+    if executing:
+        step.fx.cancels.append((node_id, st.version))
+    new = _set(step, st, states.FAILED, version=unique_id("v"), archived=step.now)
+    step.tx.put_exec_data(node_id, dumps(inputs), dumps(outputs))
+    proc.status = P_FAILED
+    proc.executing = None
+    step.tx.save_process(proc)
+    step.event(
+        "post_forced_fail_activity", node_id=node_id, ex_data=ex_data, old_version=st.version, new_version=new.version
+    )
+
+
+def callback(step: Step, node_id: str, version: str, data: Any, idempotency_key: str | None) -> int:
+    tx = step.tx
+    st = _state(step, node_id)
+    sched = tx.get_schedule_by(node_id, version)
+    if sched is None:
+        raise NotFoundError(f"schedule not found for node {node_id} version {version}")
+    if sched.type == ScheduleType.POLL:
+        raise InvalidOperationError(f"node {node_id} polls; it does not take callbacks")
+    if st.version != version:
+        sched.expired = True
+        tx.save_schedule(sched)
+        raise InvalidOperationError(f"node version {version} not exist")
+    if sched.finished:
+        raise InvalidOperationError("schedule is already finished")
+    if sched.expired:
+        raise InvalidOperationError("schedule is already expired")
+    if idempotency_key is not None:
+        existing = tx.find_callback_key(node_id, idempotency_key)
+        if existing is not None:
+            return existing  # a duplicate: acknowledged, applied once
+    _parked(step, node_id, (P_SLEEP,))
+    step.event("pre_callback", node_id=node_id, version=version, data=data)
+    cid = tx.insert_callback(node_id, version, data, idempotency_key)
+    step.fx.callbacks.append(cid)
+    step.event("post_callback", node_id=node_id, version=version, data=data)
+    return cid
+
+
+def update_context_values(step: Step, pipeline_id: str, values: list[Any]) -> None:
+    st = _state(step, pipeline_id)
+    root = step.tx.get_state(st.root_id or pipeline_id)
+    if root is not None and root.name in (states.FINISHED, states.REVOKED):
+        raise InvalidOperationError(f"pipeline {root.node_id} is {root.name}: its context can no longer change")
+    existing = step.tx.context_keys(pipeline_id)
+    for cv in values:
+        if cv.key in existing:  # only keys already in the context change (SPEC 4.11)
+            step.tx.update_context_existing(pipeline_id, cv.key, int(cv.type), cv.value, cv.code)

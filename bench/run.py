@@ -193,7 +193,7 @@ def verify(engine: Any, api: Any, roots: list[str], expected: int, shape: str) -
 class SqlCounter:
     """Counts SQL statements on the writer connection and on the workers' reader connections."""
 
-    _lit = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b|X'[0-9A-Fa-f]*'")
+    _lit = re.compile(r"[xX]'[0-9A-Fa-f]*'|'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
 
     def __init__(self, store: Any) -> None:
         self.lock = threading.Lock()
@@ -299,6 +299,10 @@ def run_profiled(rattan: Any, api: Any, sc: Scenario, sync: str, workers: int, p
             for s in list(stats.sort(key, "desc"))[:top]:
                 loc = f"{_short(s.module)}:{s.lineno}({s.name})"
                 print(f"{s.ncall:>9} {s.tsub:8.3f} {s.ttot:8.3f} {1e6 * s.ttot / row['nodes']:8.0f}us  {loc}")
+        mstats = yappi.get_func_stats(filter_callback=lambda s: s.ctx_id in main_ids)
+        print(f"\n-- main thread (submit, completion polling, verify; not worker cost): top 10 by cumulative --")
+        for s in [s for s in mstats.sort("ttot", "desc") if "bench" not in s.module][:10]:
+            print(f"{s.ncall:>9} {s.tsub:8.3f} {s.ttot:8.3f}  {_short(s.module)}:{s.lineno}({s.name})")
         print("\n-- threads --")
         for t in yappi.get_thread_stats():
             print(f"  {t.name:<24} {t.ttot:8.3f} s  ({t.sched_count} switches)")

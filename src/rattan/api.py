@@ -33,7 +33,10 @@ class EngineAPIResult:
         self.exc_trace = exc_trace
 
     def __repr__(self) -> str:
-        return f"EngineAPIResult(result={self.result}, message={self.message!r}, exc={self.exc!r}, data={self.data!r})"
+        return (
+            f"EngineAPIResult(result={self.result}, message={self.message!r}, "
+            f"exc={self.exc!r}, data={self.data!r})"
+        )
 
 
 def _api(fn: Callable[P, Any]) -> Callable[P, EngineAPIResult]:
@@ -145,7 +148,9 @@ def resume_node_appoint(runtime: Engine, node_id: str) -> None:
 
 
 @_api
-def retry_node(runtime: Engine, node_id: str, data: dict[str, Any] | None = None, loop_retry: bool = False) -> None:
+def retry_node(
+    runtime: Engine, node_id: str, data: dict[str, Any] | None = None, loop_retry: bool = False
+) -> None:
     runtime.retry_node(node_id, data, loop_retry)
 
 

@@ -92,7 +92,7 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``rattan`` command line and return its exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version"):
+    if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version")):
         args_list.insert(0, "demo")  # demo is the default command
     try:
         args = _parser().parse_args(args_list)
@@ -201,7 +201,11 @@ def demo(db: str = "rattan.db", count: int = 3, timeout: float = 60.0, out: Text
                     print(f"[{elapsed:6.2f}s] {names.get(nid, nid)} {state}", file=out)
                 seen[nid] = state
             final = current.get(root_id, "RUNNING")
-            if final in ("FINISHED", "REVOKED") or "FAILED" in current.values() or time.monotonic() > deadline:
+            if (
+                final in ("FINISHED", "REVOKED")
+                or "FAILED" in current.values()
+                or time.monotonic() > deadline
+            ):
                 break
             time.sleep(POLL_SECONDS)
         elapsed = time.monotonic() - began

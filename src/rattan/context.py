@@ -16,7 +16,11 @@ class ContextValueType(IntEnum):
 
 
 # tree item type string -> stored context type
-TYPE_OF_ITEM = {"plain": ContextValueType.PLAIN, "splice": ContextValueType.SPLICE, "lazy": ContextValueType.COMPUTE}
+TYPE_OF_ITEM = {
+    "plain": ContextValueType.PLAIN,
+    "splice": ContextValueType.SPLICE,
+    "lazy": ContextValueType.COMPUTE,
+}
 
 
 @dataclass

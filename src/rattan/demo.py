@@ -72,7 +72,10 @@ class PollJobService(rattan.Service):
         return True
 
     def schedule(
-        self, data: rattan.DataObject, parent_data: rattan.DataObject, callback_data: dict[str, Any] | None = None
+        self,
+        data: rattan.DataObject,
+        parent_data: rattan.DataObject,
+        callback_data: dict[str, Any] | None = None,
     ) -> bool:
         # outputs saved by the previous step come back in data.outputs: the poll count survives
         polls = int(data.get_one_of_outputs("polls", 0)) + 1

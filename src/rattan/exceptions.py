@@ -16,7 +16,7 @@ from rattan.errors import (
     StreamValidateError,
     TreeInvalidException,
 )
-from rattan.errors import EngineValueError as ValueError  # noqa: A004 - the peer's name
+from rattan.errors import EngineValueError as ValueError
 
 EngineException = RattanError
 

@@ -182,6 +182,13 @@ def test_failures_are_expression_errors_naming_expression_and_reason(expr: str, 
     assert reason in info.value.reason
 
 
+def test_undefined_name_suggests_a_close_context_name() -> None:
+    with pytest.raises(
+        ExpressionError, match=r"name 'constant_l' is not defined \(did you mean 'constant_1'\?\)"
+    ):
+        evaluate("constant_l + 1", {"constant_1": 1, "other": 2})
+
+
 def test_host_function_exceptions_are_wrapped() -> None:
     def boom() -> None:
         raise RuntimeError("host failed")

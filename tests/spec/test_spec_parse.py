@@ -18,8 +18,8 @@ from rattan.builder import (
     ExclusiveGateway,
     InitializedRewritableNodeOutput,
     NodeOutput,
-    Params,
     ParallelGateway,
+    Params,
     RewritableNodeOutput,
     ServiceActivity,
     SubProcess,
@@ -47,7 +47,13 @@ def hand_tree() -> dict[str, Any]:
     return {
         "id": "p1",
         "start_event": {"id": "s", "name": None, "type": "EmptyStartEvent", "incoming": "", "outgoing": "f1"},
-        "end_event": {"id": "e", "name": "the end", "type": "EmptyEndEvent", "incoming": "f3", "outgoing": ""},
+        "end_event": {
+            "id": "e",
+            "name": "the end",
+            "type": "EmptyEndEvent",
+            "incoming": "f3",
+            "outgoing": "",
+        },
         "activities": {
             "a": {
                 "id": "a",
@@ -92,7 +98,10 @@ def hand_tree() -> dict[str, Any]:
                 "${rw}": {
                     "type": "plain",
                     "value": 5,
-                    "source_act": [{"source_act": "a", "source_key": "x"}, {"source_act": "b", "source_key": "y"}],
+                    "source_act": [
+                        {"source_act": "a", "source_key": "x"},
+                        {"source_act": "b", "source_key": "y"},
+                    ],
                     "need_initialization": True,
                 },
                 "${param}": {"type": "plain", "value": "d", "is_param": True},
@@ -213,7 +222,10 @@ def test_gateways_from_builder() -> None:
     g = spec.nodes[eg.id]
     assert isinstance(g, GatewayNode) and g.kind is NodeType.ExclusiveGateway
     flows = tree["gateways"][eg.id]["outgoing"]
-    assert [(c.flow_id, c.evaluate) for c in g.conditions] == [(flows[0], "${x} > 1"), (flows[1], "${x} <= 1")]
+    assert [(c.flow_id, c.evaluate) for c in g.conditions] == [
+        (flows[0], "${x} > 1"),
+        (flows[1], "${x} <= 1"),
+    ]
     assert g.default_flow_id == flows[1]
     assert g.converge_gateway_id == cg.id
     assert g.extra_info["strategy"] == "first"
@@ -247,8 +259,9 @@ def test_subprocess_from_builder() -> None:
     start.extend(sub).extend(EmptyEndEvent())
     data = Data()
     data.inputs["${top}"] = Var(type=Var.PLAIN, value="v")
-    data.inputs["${rw}"] = RewritableNodeOutput(source_act=[{"source_act": sub.id, "source_key": "x"}],
-                                                type=Var.PLAIN)
+    data.inputs["${rw}"] = RewritableNodeOutput(
+        source_act=[{"source_act": sub.id, "source_key": "x"}], type=Var.PLAIN
+    )
     data.inputs["${irw}"] = InitializedRewritableNodeOutput(
         source_act=[{"source_act": sub.id, "source_key": "y"}], type=Var.PLAIN, value=0
     )
@@ -284,7 +297,12 @@ def test_deeply_nested_parse_is_iterative() -> None:
     # 300 nested subprocesses: parse must not recurse per level
     def level(i: int, inner: dict[str, Any] | None) -> dict[str, Any]:
         body_type = "SubProcess" if inner is not None else "ServiceActivity"
-        body: dict[str, Any] = {"id": f"n{i}", "type": body_type, "incoming": [f"f{i}a"], "outgoing": f"f{i}b"}
+        body: dict[str, Any] = {
+            "id": f"n{i}",
+            "type": body_type,
+            "incoming": [f"f{i}a"],
+            "outgoing": f"f{i}b",
+        }
         if inner is None:
             body["component"] = {"code": "c", "inputs": {}}
         else:

@@ -37,13 +37,32 @@ DANGLING = (
 )
 SHARED = (
     {"S": "S", "PG": "PG", "A": "A", "EG": "EG", "B": "A", "C": "A", "CG": "CG", "E": "E"},
-    [("S", "PG"), ("PG", "A"), ("PG", "EG"), ("EG", "B"), ("EG", "C"), ("A", "CG"), ("B", "CG"), ("C", "CG"),
-     ("CG", "E")],
+    [
+        ("S", "PG"),
+        ("PG", "A"),
+        ("PG", "EG"),
+        ("EG", "B"),
+        ("EG", "C"),
+        ("A", "CG"),
+        ("B", "CG"),
+        ("C", "CG"),
+        ("CG", "E"),
+    ],
 )
 NESTED = (
     {"S": "S", "PG1": "PG", "PG2": "PG", "A": "A", "B": "A", "C": "A", "CG2": "CG", "CG1": "CG", "E": "E"},
-    [("S", "PG1"), ("PG1", "PG2"), ("PG1", "C"), ("PG2", "A"), ("PG2", "B"), ("A", "CG2"), ("B", "CG2"),
-     ("CG2", "CG1"), ("C", "CG1"), ("CG1", "E")],
+    [
+        ("S", "PG1"),
+        ("PG1", "PG2"),
+        ("PG1", "C"),
+        ("PG2", "A"),
+        ("PG2", "B"),
+        ("A", "CG2"),
+        ("B", "CG2"),
+        ("CG2", "CG1"),
+        ("C", "CG1"),
+        ("CG1", "E"),
+    ],
 )
 EXCLUSIVE_BLOCK = (
     {"S": "S", "EG": "EG", "A": "A", "B": "A", "CG": "CG", "E": "E"},
@@ -80,7 +99,9 @@ def test_activity_out_degree_is_checked_even_with_no_outgoing() -> None:
 
 
 def test_activity_with_two_outgoing_flows() -> None:
-    tree = make_tree({"S": "S", "A": "A", "B": "A", "E": "E"}, [("S", "A"), ("A", "B"), ("A", "E"), ("B", "E")])
+    tree = make_tree(
+        {"S": "S", "A": "A", "B": "A", "E": "E"}, [("S", "A"), ("A", "B"), ("A", "E"), ("B", "E")]
+    )
     exc = raises(ConnectionValidateError, validate, tree)
     assert problem_ids(exc) == {"A"}
 
@@ -106,8 +127,9 @@ def test_end_event_with_outgoing_flow() -> None:
 
 
 def test_nothing_connects_to_start() -> None:
-    tree = make_tree({"S": "S", "A": "A", "EG": "EG", "E": "E"}, [("S", "A"), ("A", "EG"), ("EG", "S"),
-                                                                   ("EG", "E")])
+    tree = make_tree(
+        {"S": "S", "A": "A", "EG": "EG", "E": "E"}, [("S", "A"), ("A", "EG"), ("EG", "S"), ("EG", "E")]
+    )
     exc = raises(ConnectionValidateError, validate, tree, cycle_tolerate=True)
     assert "EG" in problem_ids(exc)
     assert "S" in problem_ids(exc)  # the start event gets an incoming flow
@@ -250,18 +272,49 @@ def test_exclusive_inside_parallel_running_to_end_is_rejected() -> None:
 
 def test_converge_joining_two_parallel_gateways_nested() -> None:
     nodes = {"S": "S", "PG1": "PG", "PG2": "PG", "A": "A", "B": "A", "C": "A", "CG": "CG", "E": "E"}
-    edges = [("S", "PG1"), ("PG1", "PG2"), ("PG1", "C"), ("PG2", "A"), ("PG2", "B"), ("A", "CG"), ("B", "CG"),
-             ("C", "CG"), ("CG", "E")]
+    edges = [
+        ("S", "PG1"),
+        ("PG1", "PG2"),
+        ("PG1", "C"),
+        ("PG2", "A"),
+        ("PG2", "B"),
+        ("A", "CG"),
+        ("B", "CG"),
+        ("C", "CG"),
+        ("CG", "E"),
+    ]
     exc = raises(ConvergeMatchError, validate, make_tree(nodes, edges))
     assert "CG" in problem_ids(exc)
     assert "gateway.converge_shared_parallel" in problem_rules(exc)
 
 
 def test_converge_joining_two_sibling_parallel_gateways() -> None:
-    nodes = {"S": "S", "PG0": "PG", "PG1": "PG", "PG2": "PG", "A": "A", "B": "A", "C": "A", "D": "A",
-             "CG": "CG", "E": "E"}
-    edges = [("S", "PG0"), ("PG0", "PG1"), ("PG0", "PG2"), ("PG1", "A"), ("PG1", "B"), ("PG2", "C"),
-             ("PG2", "D"), ("A", "CG"), ("B", "CG"), ("C", "CG"), ("D", "CG"), ("CG", "E")]
+    nodes = {
+        "S": "S",
+        "PG0": "PG",
+        "PG1": "PG",
+        "PG2": "PG",
+        "A": "A",
+        "B": "A",
+        "C": "A",
+        "D": "A",
+        "CG": "CG",
+        "E": "E",
+    }
+    edges = [
+        ("S", "PG0"),
+        ("PG0", "PG1"),
+        ("PG0", "PG2"),
+        ("PG1", "A"),
+        ("PG1", "B"),
+        ("PG2", "C"),
+        ("PG2", "D"),
+        ("A", "CG"),
+        ("B", "CG"),
+        ("C", "CG"),
+        ("D", "CG"),
+        ("CG", "E"),
+    ]
     exc = raises(ConvergeMatchError, validate, make_tree(nodes, edges))
     assert "CG" in problem_ids(exc)
 
@@ -287,8 +340,16 @@ def test_parallel_without_converge_is_rejected() -> None:
 def test_exclusive_branches_reaching_different_converges() -> None:
     tree = make_tree(
         {"S": "S", "EG": "EG", "A": "A", "B": "A", "CG1": "CG", "C": "A", "CG2": "CG", "E": "E"},
-        [("S", "EG"), ("EG", "A"), ("EG", "B"), ("A", "CG1"), ("CG1", "C"), ("C", "CG2"), ("B", "CG2"),
-         ("CG2", "E")],
+        [
+            ("S", "EG"),
+            ("EG", "A"),
+            ("EG", "B"),
+            ("A", "CG1"),
+            ("CG1", "C"),
+            ("C", "CG2"),
+            ("B", "CG2"),
+            ("CG2", "E"),
+        ],
     )
     exc = raises(ConvergeMatchError, validate, tree)
     assert problem_ids(exc) == {"EG"}
@@ -309,8 +370,16 @@ def test_exclusive_in_parallel_looping_past_parallel_is_rejected() -> None:
     # S -> A -> PG -> {EG -> {back to A, CG}, B -> CG} -> E
     tree = make_tree(
         {"S": "S", "A": "A", "PG": "PG", "EG": "EG", "B": "A", "CG": "CG", "E": "E"},
-        [("S", "A"), ("A", "PG"), ("PG", "EG"), ("PG", "B"), ("EG", "A"), ("EG", "CG"), ("B", "CG"),
-         ("CG", "E")],
+        [
+            ("S", "A"),
+            ("A", "PG"),
+            ("PG", "EG"),
+            ("PG", "B"),
+            ("EG", "A"),
+            ("EG", "CG"),
+            ("B", "CG"),
+            ("CG", "E"),
+        ],
     )
     exc = raises(ConvergeMatchError, validate, tree, cycle_tolerate=True)
     assert problem_ids(exc) & {"EG", "PG", "CG"}
@@ -362,8 +431,17 @@ def test_validate_gateways_public_returns_converged_map() -> None:
 def test_flow_jumping_between_parallel_branches() -> None:
     tree = make_tree(
         {"S": "S", "PG": "PG", "A": "A", "EG": "EG", "B": "A", "X": "A", "CG": "CG", "E": "E"},
-        [("S", "PG"), ("PG", "EG"), ("PG", "B"), ("EG", "A"), ("EG", "X"), ("X", "B"), ("A", "CG"), ("B", "CG"),
-         ("CG", "E")],
+        [
+            ("S", "PG"),
+            ("PG", "EG"),
+            ("PG", "B"),
+            ("EG", "A"),
+            ("EG", "X"),
+            ("X", "B"),
+            ("A", "CG"),
+            ("B", "CG"),
+            ("CG", "E"),
+        ],
     )
     exc = raises(StreamValidateError, validate, tree)
     assert problem_ids(exc) == {"B"}
@@ -400,8 +478,17 @@ def test_validate_stream_public_raises() -> None:
 def test_exclusive_loop_inside_parallel_branch_is_fine() -> None:
     tree = make_tree(
         {"S": "S", "PG": "PG", "A": "A", "EG": "EG", "B": "A", "CG": "CG", "CG2": "CG", "E": "E"},
-        [("S", "PG"), ("PG", "A"), ("PG", "B"), ("A", "EG"), ("EG", "A"), ("EG", "CG2"), ("CG2", "CG"),
-         ("B", "CG"), ("CG", "E")],
+        [
+            ("S", "PG"),
+            ("PG", "A"),
+            ("PG", "B"),
+            ("A", "EG"),
+            ("EG", "A"),
+            ("EG", "CG2"),
+            ("CG2", "CG"),
+            ("B", "CG"),
+            ("CG", "E"),
+        ],
     )
     validate(tree, cycle_tolerate=True)
     assert tree["gateways"]["PG"]["converge_gateway_id"] == "CG"

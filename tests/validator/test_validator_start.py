@@ -18,10 +18,33 @@ from rattan.validator import (
 def parallel_tree() -> dict[str, object]:
     # S -> A -> PG -> {B, EG -> {C, D} -> CG2} -> CG -> F -> E
     return make_tree(
-        {"S": "S", "A": "A", "PG": "PG", "B": "A", "EG": "EG", "C": "A", "D": "A", "CG2": "CG", "CG": "CG",
-         "F": "A", "E": "E"},
-        [("S", "A"), ("A", "PG"), ("PG", "B"), ("PG", "EG"), ("EG", "C"), ("EG", "D"), ("C", "CG2"),
-         ("D", "CG2"), ("CG2", "CG"), ("B", "CG"), ("CG", "F"), ("F", "E")],
+        {
+            "S": "S",
+            "A": "A",
+            "PG": "PG",
+            "B": "A",
+            "EG": "EG",
+            "C": "A",
+            "D": "A",
+            "CG2": "CG",
+            "CG": "CG",
+            "F": "A",
+            "E": "E",
+        },
+        [
+            ("S", "A"),
+            ("A", "PG"),
+            ("PG", "B"),
+            ("PG", "EG"),
+            ("EG", "C"),
+            ("EG", "D"),
+            ("C", "CG2"),
+            ("D", "CG2"),
+            ("CG2", "CG"),
+            ("B", "CG"),
+            ("CG", "F"),
+            ("F", "E"),
+        ],
     )
 
 
@@ -29,8 +52,16 @@ def exclusive_tree() -> dict[str, object]:
     # S -> EG -> {A -> A2, B} -> CG -> C -> E
     return make_tree(
         {"S": "S", "EG": "EG", "A": "A", "A2": "A", "B": "A", "CG": "CG", "C": "A", "E": "E"},
-        [("S", "EG"), ("EG", "A"), ("A", "A2"), ("EG", "B"), ("A2", "CG"), ("B", "CG"), ("CG", "C"),
-         ("C", "E")],
+        [
+            ("S", "EG"),
+            ("EG", "A"),
+            ("A", "A2"),
+            ("EG", "B"),
+            ("A2", "CG"),
+            ("B", "CG"),
+            ("CG", "C"),
+            ("C", "E"),
+        ],
     )
 
 
@@ -105,7 +136,13 @@ def test_skipped_validates_start_node() -> None:
     with pytest.raises(StartPositionInvalidException):
         get_skipped_execute_node_ids(parallel_tree(), "B")
     assert set(get_skipped_execute_node_ids(parallel_tree(), "B", validate=False)) == {
-        "S", "A", "PG", "EG", "C", "D", "CG2",
+        "S",
+        "A",
+        "PG",
+        "EG",
+        "C",
+        "D",
+        "CG2",
     }
     with pytest.raises(StartPositionInvalidException):
         get_skipped_execute_node_ids(parallel_tree(), "ghost", validate=False)
@@ -123,3 +160,10 @@ def test_loop_tree_start_positions_terminate() -> None:
 def test_invalid_tree_raises_tree_invalid() -> None:
     with pytest.raises(TreeInvalidException):
         get_allowed_start_node_ids({"id": "x"})
+
+
+def test_start_helpers_accept_custom_end_event_without_registry() -> None:
+    tree = simple_tree()
+    tree["end_event"]["type"] = "SomeExecutableEnd"
+    validate_pipeline_start_node(tree, "A")
+    assert get_skipped_execute_node_ids(tree, "A") == ["S"]

@@ -187,7 +187,12 @@ def test_default_condition_on_outgoing_flow_is_fine() -> None:
 
 @pytest.mark.parametrize(
     ("where", "bad_type"),
-    [("start_event", "StartEvent"), ("end_event", "EndEvent"), ("activity", "Task"), ("gateway", "XorGateway")],
+    [
+        ("start_event", "StartEvent"),
+        ("end_event", "EndEvent"),
+        ("activity", "Task"),
+        ("gateway", "XorGateway"),
+    ],
 )
 def test_unknown_node_type(where: str, bad_type: str) -> None:
     tree = _exclusive_tree()
@@ -335,18 +340,28 @@ def _corpus() -> list[tuple[str, Any]]:
     mutate("component list", lambda t: t["activities"]["A"].__setitem__("component", []))
     mutate("inputs list", lambda t: t["activities"]["A"]["component"].__setitem__("inputs", []))
     mutate("input item str", lambda t: t["activities"]["A"]["component"].__setitem__("inputs", {"k": "v"}))
-    mutate("input type unhashable", lambda t: t["activities"]["A"]["component"].__setitem__(
-        "inputs", {"k": {"type": ["plain"], "value": 1}}))
+    mutate(
+        "input type unhashable",
+        lambda t: t["activities"]["A"]["component"].__setitem__(
+            "inputs", {"k": {"type": ["plain"], "value": 1}}
+        ),
+    )
     mutate("error_ignorable None", lambda t: t["activities"]["A"].__setitem__("error_ignorable", None))
     mutate("data list", lambda t: t.__setitem__("data", []))
     mutate("data inputs None item", lambda t: t["data"].__setitem__("inputs", {"${a}": None}))
     mutate("data outputs str", lambda t: t["data"].__setitem__("outputs", "${a}"))
-    mutate("source_act int", lambda t: t["data"].__setitem__(
-        "inputs", {"${a}": {"type": "plain", "value": 1, "source_act": 3, "source_key": "k"}}))
+    mutate(
+        "source_act int",
+        lambda t: t["data"].__setitem__(
+            "inputs", {"${a}": {"type": "plain", "value": 1, "source_act": 3, "source_key": "k"}}
+        ),
+    )
     mutate("schema_version str", lambda t: t.__setitem__("schema_version", "1"))
     mutate("self loop", lambda t: _self_loop(t))
     mutate("start to end", lambda t: _start_to_end(t))
-    mutate("default_condition list", lambda t: _with_gateway_field(t, "default_condition", {"flow_id": ["x"]}))
+    mutate(
+        "default_condition list", lambda t: _with_gateway_field(t, "default_condition", {"flow_id": ["x"]})
+    )
     mutate("conditions list", lambda t: _with_gateway_field(t, "conditions", []))
     mutate("subprocess pipeline None", lambda t: _sub(t, None))
     mutate("subprocess pipeline list", lambda t: _sub(t, []))
@@ -371,7 +386,11 @@ def _start_to_end(t: dict[str, Any]) -> None:
 
 def _with_gateway_field(t: dict[str, Any], key: str, value: Any) -> None:
     t["gateways"]["G"] = {
-        "id": "G", "type": "ExclusiveGateway", "incoming": [], "outgoing": [], key: value,
+        "id": "G",
+        "type": "ExclusiveGateway",
+        "incoming": [],
+        "outgoing": [],
+        key: value,
     }
 
 

@@ -7,6 +7,7 @@ condition per outgoing flow.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -73,7 +74,7 @@ def make_tree(
         single_out = ntype in ("EmptyStartEvent", "ServiceActivity", "SubProcess", "ConvergeGateway")
         if single_out or ntype == "EmptyEndEvent":
             out = node["outgoing"]
-            node["outgoing"] = out[0] if len(out) == 1 else ("" if not out else out)
+            node["outgoing"] = out[0] if len(out) == 1 else (out or "")
         if ntype == "EmptyStartEvent":
             node["incoming"] = node["incoming"] or ""
             tree["start_event"] = node
@@ -87,13 +88,12 @@ def make_tree(
 
 
 def chain(*ids: str) -> list[tuple[str, str]]:
-    return list(zip(ids, ids[1:], strict=False))
+    return list(itertools.pairwise(ids))
 
 
 def simple_tree(pid: str = "p_root") -> dict[str, Any]:
     """start -> A -> end."""
     return make_tree({"S": "S", "A": "A", "E": "E"}, chain("S", "A", "E"), pid=pid)
-
 
 
 def with_subprocess(parent_pid: str, sub_id: str, sub_tree: dict[str, Any]) -> dict[str, Any]:
@@ -112,9 +112,13 @@ def problem_rules(exc: TreeInvalidException) -> set[str]:
     return {p.rule for p in exc.problems}
 
 
-def raises(exc_type: type[TreeInvalidException], func: Any, *args: Any, **kwargs: Any) -> TreeInvalidException:
+def raises(
+    exc_type: type[TreeInvalidException], func: Any, *args: Any, **kwargs: Any
+) -> TreeInvalidException:
     with pytest.raises(exc_type) as info:
         func(*args, **kwargs)
-    assert type(info.value) is exc_type, f"expected exactly {exc_type.__name__}, got {type(info.value).__name__}"
+    assert type(info.value) is exc_type, (
+        f"expected exactly {exc_type.__name__}, got {type(info.value).__name__}"
+    )
     assert info.value.problems, "a rejected tree must list its problems"
     return info.value

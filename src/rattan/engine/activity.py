@@ -17,6 +17,7 @@ import orjson
 from rattan import states
 from rattan.components.service import ScheduleType
 from rattan.engine.inputs import HydrateError, resolve_inputs
+from rattan.engine.loops import loop_config, next_after_pass, record_pass
 from rattan.engine.nodes import write_outputs
 from rattan.engine.step import P_FAILED, P_SLEEP, Step
 from rattan.runtime.queries import dumps
@@ -55,6 +56,7 @@ class ExecResult:
     outputs: dict[str, Any]
     schedule_type: ScheduleType | None = None
     error_events: list[str] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
 
 
 def enter_activity(
@@ -75,7 +77,9 @@ def enter_activity(
         )  # fmt: skip
     except HydrateError as exc:
         step.write_state(entered, old)
-        _fail_unrun(step, proc, entered, node, inputs, f"inputs hydrate failed({exc}), check node log for details")
+        _fail_unrun(
+            step, proc, entered, node, inputs, f"inputs hydrate failed({exc}), check node log for details"
+        )
         return None
     if not core.has_component(node.component_code, node.component_version):
         step.write_state(entered, old)
@@ -129,7 +133,14 @@ def run_execute(core: EngineCore, prep: Prepared) -> ExecResult:
         events.append("node_execute_exception")
         core.hook(service, "node_execute_exception", data, parent)
     stype = service.schedule_type() if ok else None
-    return ExecResult(prep, ok, value, dict(data.inputs), dict(data.outputs), stype, events)
+    return ExecResult(
+        prep, ok, value, dict(data.inputs), dict(data.outputs), stype, events, service_logs(service)
+    )
+
+
+def service_logs(service: Any) -> list[str]:
+    logger = service.__dict__.get("_runtime_attrs", {}).get("logger")
+    return list(getattr(logger, "lines", ()))
 
 
 def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
@@ -164,6 +175,8 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
         res.ok = False
         res.schedule_type = None
     tx.put_exec_data(prep.node_id, in_blob, out_blob)
+    if res.logs:
+        tx.add_logs([(prep.node_id, prep.version, line) for line in res.logs])
     new = state.copy()
     if res.ok and res.schedule_type is not None:
         due = step.now if res.schedule_type == ScheduleType.POLL else None
@@ -173,15 +186,20 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
         if due is not None:
             step.fx.polls.append((due, sid))
         return False
-    write_outputs(step, info, outputs)
-    if res.ok or node.error_ignorable:
+    cfg = loop_config(info)
+    if cfg is not None:
+        record_pass(step, info, cfg, outputs, prep.inner_loop)
+    else:
+        write_outputs(step, info, outputs)
+    if res.ok or node.error_ignorable or (cfg is not None and cfg.get("fail_skip")):
         new.name = states.FINISHED
         new.error_ignored = not res.ok
         new.archived = step.now
         step.write_state(new, state)
-        proc.current = info.next_id()
+        proc.current = next_after_pass(info, cfg, prep.inner_loop) if cfg is not None else info.next_id()
         tx.save_process(proc)
-        step.event("node_finish", root_pipeline_id=proc.root_id, node_id=prep.node_id)
+        if proc.current != prep.node_id:  # no node_finish between the passes of a loop
+            step.event("node_finish", root_pipeline_id=proc.root_id, node_id=prep.node_id)
         return True
     new.name = states.FAILED
     new.archived = step.now
@@ -212,7 +230,6 @@ def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-
 INTERRUPTED = (
     "execution interrupted: the engine stopped while execute() was running; "
     "retry the node to run it again, or skip it"
@@ -237,7 +254,9 @@ def recover_interrupted(step: Step, pid: int) -> Prepared | None:
     assert isinstance(node, ServiceActivityNode)
     idempotent = False
     if core.has_component(node.component_code, node.component_version):
-        idempotent = bool(getattr(core.service_class(node.component_code, node.component_version), "__idempotent__", False))
+        idempotent = bool(
+            getattr(core.service_class(node.component_code, node.component_version), "__idempotent__", False)
+        )
     if not idempotent:
         step.fail_node(proc, state.copy(), state, INTERRUPTED, merge_outputs=False)
         step.event("node_execute_fail", root_pipeline_id=proc.root_id, node_id=node.id)
@@ -248,10 +267,20 @@ def recover_interrupted(step: Step, pid: int) -> Prepared | None:
     root_data = core.root_data(tx, proc.root_id)
     try:
         rendered = resolve_inputs(
-            core, tx, info.pipeline_id, node.id, inputs, info.output_map, state.loop, state.inner_loop, root_data
+            core,
+            tx,
+            info.pipeline_id,
+            node.id,
+            inputs,
+            info.output_map,
+            state.loop,
+            state.inner_loop,
+            root_data,
         )
     except HydrateError as exc:
-        _fail_unrun(step, proc, state, node, inputs, f"inputs hydrate failed({exc}), check node log for details")
+        _fail_unrun(
+            step, proc, state, node, inputs, f"inputs hydrate failed({exc}), check node log for details"
+        )
         return None
     return Prepared(
         proc.id, node.id, state.version, proc.root_id, proc.top_pipeline_id, state.loop,

@@ -57,10 +57,7 @@ def advance(step: Step, pid: int, carry: ExecResult | None) -> Outcome:
 
 
 def _pipeline_suspended(step: Step, proc: ProcessRecord) -> bool:
-    for st in step.tx.states_by_ids(proc.stack):
-        if st.name == states.SUSPENDED:
-            return True
-    return False
+    return any(st.name == states.SUSPENDED for st in step.tx.states_by_ids(proc.stack))
 
 
 def step_node(step: Step, proc: ProcessRecord) -> ProcessRecord | Prepared | None:
@@ -109,9 +106,10 @@ def step_node(step: Step, proc: ProcessRecord) -> ProcessRecord | Prepared | Non
             return None
         if old.name not in (states.READY, states.LOOP_READY, states.FINISHED):
             return None  # duplicate delivery guard: the node is already being handled
-        entered = _reenter(step, old, info.kind, proc)
-        if entered is None:
+        reentered = _reenter(step, old, info.kind, proc)
+        if reentered is None:
             return None
+        entered = reentered
     entered.root_id, entered.parent_id = proc.root_id, parent_id
     entered.started = step.now
     entered.archived = None
@@ -149,7 +147,6 @@ def _loop_enabled(step: Step, proc: ProcessRecord, old: StateRecord) -> bool:
     return bool(cfg and cfg.get("enable"))
 
 
-
 def fail_engine_error(step: Step, pid: int, message: str) -> None:
     """An unexpected engine-side error: fail the token's current node instead of stranding it."""
     tx = step.tx
@@ -157,7 +154,11 @@ def fail_engine_error(step: Step, pid: int, message: str) -> None:
     if proc is None or proc.status == P_DONE:
         return
     old = tx.get_state(proc.current)
-    state = old.copy() if old is not None else step.new_state(proc.current, proc.root_id, proc.top_pipeline_id, states.FAILED)
+    state = (
+        old.copy()
+        if old is not None
+        else step.new_state(proc.current, proc.root_id, proc.top_pipeline_id, states.FAILED)
+    )
     if old is not None and not states.can_transit(old.name, states.FAILED):
         proc.status = P_FAILED
         tx.save_process(proc)

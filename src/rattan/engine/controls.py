@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rattan import states
 from rattan.components.service import ScheduleType
+from rattan.engine.loops import reset_outputs
 from rattan.engine.step import P_DONE, P_FAILED, P_READY, P_SLEEP, P_SUSPENDED, Step
 from rattan.errors import InvalidOperationError, NotFoundError
 from rattan.ids import unique_id
@@ -153,7 +154,9 @@ def _loop_cfg(info: NodeInfo) -> dict[str, Any]:
     return dict(cfg or {})
 
 
-def retry_node(step: Step, node_id: str, data: dict[str, Any] | None, loop_retry: bool, subprocess: bool = False) -> None:
+def retry_node(
+    step: Step, node_id: str, data: dict[str, Any] | None, loop_retry: bool, subprocess: bool = False
+) -> None:
     info = node_info(step, node_id)
     node = info.node
     if subprocess:
@@ -174,9 +177,15 @@ def retry_node(step: Step, node_id: str, data: dict[str, Any] | None, loop_retry
     if data is not None and not subprocess:
         escaped = set(data.get("_escape_render_keys") or [])
         step.tx.put_override(
-            node_id, {k: {"need_render": k not in escaped, "value": v} for k, v in data.items() if k != "_escape_render_keys"}
+            node_id,
+            {
+                k: {"need_render": k not in escaped, "value": v}
+                for k, v in data.items()
+                if k != "_escape_render_keys"
+            },
         )
     step.archive_history(st)
+    reset_outputs(step, info, drop_last_only=loop_retry)
     if loop_retry:
         _set(step, st, states.LOOP_READY, version=unique_id("v"), started=None, archived=None)
     else:
@@ -224,7 +233,9 @@ def skip_exclusive_gateway(step: Step, node_id: str, flow_id: str) -> None:
     step.event("post_skip_exclusive_gateway", node_id=node_id, flow_id=flow_id)
 
 
-def skip_conditional_parallel_gateway(step: Step, node_id: str, flow_ids: list[str], converge_gateway_id: str) -> None:
+def skip_conditional_parallel_gateway(
+    step: Step, node_id: str, flow_ids: list[str], converge_gateway_id: str
+) -> None:
     from rattan.engine.nodes import fork
 
     info = node_info(step, node_id)
@@ -277,7 +288,11 @@ def forced_fail_activity(step: Step, node_id: str, ex_data: str) -> None:
     proc.executing = None
     step.tx.save_process(proc)
     step.event(
-        "post_forced_fail_activity", node_id=node_id, ex_data=ex_data, old_version=st.version, new_version=new.version
+        "post_forced_fail_activity",
+        node_id=node_id,
+        ex_data=ex_data,
+        old_version=st.version,
+        new_version=new.version,
     )
 
 
@@ -313,7 +328,9 @@ def update_context_values(step: Step, pipeline_id: str, values: list[Any]) -> No
     st = _state(step, pipeline_id)
     root = step.tx.get_state(st.root_id or pipeline_id)
     if root is not None and root.name in (states.FINISHED, states.REVOKED):
-        raise InvalidOperationError(f"pipeline {root.node_id} is {root.name}: its context can no longer change")
+        raise InvalidOperationError(
+            f"pipeline {root.node_id} is {root.name}: its context can no longer change"
+        )
     existing = step.tx.context_keys(pipeline_id)
     for cv in values:
         if cv.key in existing:  # only keys already in the context change (SPEC 4.11)

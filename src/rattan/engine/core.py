@@ -4,6 +4,7 @@ the worker loop that turns dispatched work into units of work.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import traceback
@@ -11,12 +12,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rattan.components import BUILTIN_REGISTRY, DataObject, Registry, Service
+from rattan.components.service import SERVICE_LOGGER_NAME, ServiceLoggerAdapter
 from rattan.engine.activity import ExecResult, Prepared, run_execute
 from rattan.engine.advance import Outcome, advance, fail_engine_error
 from rattan.engine.plan import RunPlan, build_plan
 from rattan.engine.schedule import load_job, record_schedule, run_schedule
 from rattan.engine.step import Effects, Step
-from rattan.errors import ComponentNotExistException, NotFoundError
+from rattan.errors import ComponentNotExistException, ConflictError, NotFoundError
 from rattan.runtime.threads import ThreadDispatcher
 from rattan.spec import load_pipeline
 
@@ -27,6 +29,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rattan.engine")
 T = TypeVar("T")
+CONFLICT_RETRIES = 5
+
+
+class NodeLogger(ServiceLoggerAdapter):
+    """``self.logger`` of a service: logs as usual and keeps the lines for ``get_plain_log_for_node``."""
+
+    def __init__(self, node_id: str, version: str, loop: int) -> None:
+        super().__init__(
+            logging.getLogger(SERVICE_LOGGER_NAME), {"node_id": node_id, "loop": loop, "version": version}
+        )
+        self.lines: list[str] = []
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if level >= logging.INFO:
+            try:
+                text = str(msg) % args if args else str(msg)
+            except (TypeError, ValueError):
+                text = f"{msg} {args}"
+            self.lines.append(f"[{logging.getLevelName(level)}] {text}")
+        super().log(level, msg, *args, **kwargs)
 
 
 class EngineCore:
@@ -97,10 +119,13 @@ class EngineCore:
             root_pipeline_id=prep.root_id,
             loop=prep.loop,
             inner_loop=prep.inner_loop,
+            logger=NodeLogger(prep.node_id, prep.version, prep.loop),
         )
         return service
 
-    def data_objects(self, inputs: dict[str, Any], outputs: dict[str, Any], root_data: Any) -> tuple[DataObject, DataObject]:
+    def data_objects(
+        self, inputs: dict[str, Any], outputs: dict[str, Any], root_data: Any
+    ) -> tuple[DataObject, DataObject]:
         return DataObject(dict(inputs), outputs), DataObject(dict(root_data or {}), {})
 
     def hook(self, service: Service, name: str, data: DataObject, parent: DataObject, **kw: Any) -> None:
@@ -109,19 +134,23 @@ class EngineCore:
         try:
             service.call_hook(name, data, parent, **kw)
         except Exception:
-            log.error("hook %s of node %s raised:\n%s", name, getattr(service, "id", "?"), traceback.format_exc())
+            log.error(
+                "hook %s of node %s raised:\n%s", name, getattr(service, "id", "?"), traceback.format_exc()
+            )
 
     def lazy_variable(self, code: str) -> Any:
         return self.registry.get_lazy_variable(code)
 
-    def run_end_event(self, key: str, in_subprocess: bool, root_id: str, pipeline_id: str) -> str | None:
+    def run_end_event(
+        self, key: str, node_id: str, in_subprocess: bool, root_id: str, pipeline_id: str
+    ) -> str | None:
         """Run an executable end event; return ex_data text on failure."""
         try:
             cls = self.registry.get_end_event(key)
         except NotFoundError:
             return f"executable end event type '{key}' is not registered"
         try:
-            cls(id=key, name=None, data=None).execute(in_subprocess, root_id, pipeline_id)
+            cls(id=node_id, name=None, data=None).execute(in_subprocess, root_id, pipeline_id)
         except Exception:
             return traceback.format_exc()
         return None
@@ -183,11 +212,8 @@ class EngineCore:
         carry: ExecResult | None = None
         while True:
             if outcome is None:
-                c = carry
-                try:
-                    outcome = self.unit(lambda step: advance(step, pid, c))
-                except Exception as exc:
-                    self._engine_error(pid, exc)
+                outcome = self._advance(pid, carry)
+                if outcome is None:
                     return
             prepared = outcome.execute
             if prepared is None:
@@ -195,6 +221,19 @@ class EngineCore:
             pid = prepared.pid
             carry = run_execute(self, prepared)
             outcome = None
+
+    def _advance(self, pid: int, carry: ExecResult | None) -> Outcome | None:
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                return self.unit(functools.partial(advance, pid=pid, carry=carry))
+            except ConflictError:
+                # an operator changed a state between our read and write: read again
+                continue
+            except Exception as exc:
+                self._engine_error(pid, exc)
+                return None
+        self._engine_error(pid, ConflictError(f"process {pid}: state kept changing concurrently"))
+        return None
 
     def run_schedule_step(self, sid: int, callback_id: int | None = None) -> None:
         job = self.unit(lambda step: load_job(self, step, sid, callback_id))

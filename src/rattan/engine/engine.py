@@ -125,7 +125,9 @@ class Engine:
         **options: Any,
     ) -> None:
         """Validate ``pipeline`` (normalising it in place), store it and start running it."""
-        run_pipeline(self._core, pipeline, root_pipeline_data, root_pipeline_context, subprocess_context, **options)
+        run_pipeline(
+            self._core, pipeline, root_pipeline_data, root_pipeline_context, subprocess_context, **options
+        )
 
     # -- controls (SPEC 7.2-7.4) -----------------------------------------------------------------
     def pause_pipeline(self, pipeline_id: str) -> None:
@@ -155,15 +157,23 @@ class Engine:
     def skip_exclusive_gateway(self, node_id: str, flow_id: str) -> None:
         self._core.unit(lambda step: controls.skip_exclusive_gateway(step, node_id, flow_id))
 
-    def skip_conditional_parallel_gateway(self, node_id: str, flow_ids: list[str], converge_gateway_id: str) -> None:
+    def skip_conditional_parallel_gateway(
+        self, node_id: str, flow_ids: list[str], converge_gateway_id: str
+    ) -> None:
         self._core.unit(
-            lambda step: controls.skip_conditional_parallel_gateway(step, node_id, flow_ids, converge_gateway_id)
+            lambda step: controls.skip_conditional_parallel_gateway(
+                step, node_id, flow_ids, converge_gateway_id
+            )
         )
 
-    def forced_fail_activity(self, node_id: str, ex_data: str = "", send_post_set_state_signal: bool = True) -> None:
+    def forced_fail_activity(
+        self, node_id: str, ex_data: str = "", send_post_set_state_signal: bool = True
+    ) -> None:
         self._core.unit(lambda step: controls.forced_fail_activity(step, node_id, ex_data))
 
-    def callback(self, node_id: str, version: str, data: Any = None, idempotency_key: str | None = None) -> int:
+    def callback(
+        self, node_id: str, version: str, data: Any = None, idempotency_key: str | None = None
+    ) -> int:
         """Queue a callback for a waiting node; returns the stored callback id ("accepted")."""
         return self._core.unit(lambda step: controls.callback(step, node_id, version, data, idempotency_key))
 
@@ -176,7 +186,12 @@ class Engine:
         root_pipeline_data: dict[str, Any] | None = None, parent_params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:  # fmt: skip
         return preview.preview_node_inputs(
-            self._core, pipeline, node_id, subprocess_stack or [], root_pipeline_data or {}, parent_params or {}
+            self._core,
+            pipeline,
+            node_id,
+            subprocess_stack or [],
+            root_pipeline_data or {},
+            parent_params or {},
         )
 
     # -- reads (SPEC 7.5, 7.6) -------------------------------------------------------------------

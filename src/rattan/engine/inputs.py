@@ -99,7 +99,11 @@ def resolve_inputs(
     offset = core.settings.rerun_index_offset
     system = {"_loop": loop + offset, "_inner_loop": inner_loop + offset}
     # a node that exports its own loop counter sees the current value through the context
-    loop_rows = [(pipeline_id, output_map[k], ContextValueType.PLAIN, v, None) for k, v in system.items() if k in output_map]
+    loop_rows = [
+        (pipeline_id, output_map[k], ContextValueType.PLAIN, v, None)
+        for k, v in system.items()
+        if k in output_map
+    ]
     if loop_rows:
         tx.upsert_context(loop_rows)
     refs = input_references(inputs)

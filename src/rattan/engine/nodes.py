@@ -49,19 +49,25 @@ def _move_on(step: Step, proc: ProcessRecord, info: NodeInfo, target: str | None
     return proc
 
 
-def _pass(step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord) -> ProcessRecord:
+def _pass(
+    step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
+) -> ProcessRecord:
     step.finish_simple(info.node.id, proc, old, entered)
     return _move_on(step, proc, info)
 
 
-def _renderer(step: Step, proc: ProcessRecord, entered: StateRecord, pipeline_id: str, keys: set[str]) -> Renderer:
+def _renderer(
+    step: Step, proc: ProcessRecord, entered: StateRecord, pipeline_id: str, keys: set[str]
+) -> Renderer:
     r = Renderer(step.core, step.core.root_data(step.tx, proc.root_id), entered.inner_loop, entered.node_id)
     if keys:
         r.load(step.tx.load_context(pipeline_id), keys)
     return r
 
 
-def _start(step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord) -> ProcessRecord | None:
+def _start(
+    step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
+) -> ProcessRecord | None:
     keys = info.pipeline.data.pre_render_keys
     if keys:
         try:
@@ -80,7 +86,9 @@ def _start(step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | N
     return _move_on(step, proc, info)
 
 
-def render_exports(step: Step, proc: ProcessRecord, entered: StateRecord, pipeline_id: str, keys: tuple[str, ...]) -> dict[str, Any]:
+def render_exports(
+    step: Step, proc: ProcessRecord, entered: StateRecord, pipeline_id: str, keys: tuple[str, ...]
+) -> dict[str, Any]:
     """Render a pipeline's export list; a key missing from the context yields the key itself."""
     if not keys:
         return {}
@@ -92,10 +100,14 @@ def render_exports(step: Step, proc: ProcessRecord, entered: StateRecord, pipeli
     return {k: (r.names.get(k[2:-1]) if k in present else k) for k in keys}
 
 
-def _end(step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord) -> ProcessRecord | None:
+def _end(
+    step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
+) -> ProcessRecord | None:
     tx = step.tx
     if info.kind == NodeType.ExecutableEndEvent:
-        error = step.core.run_end_event(info.node.type, len(proc.stack) > 1, proc.root_id, proc.top_pipeline_id)
+        error = step.core.run_end_event(
+            info.node.type, info.node.id, len(proc.stack) > 1, proc.root_id, proc.top_pipeline_id
+        )
         if error is not None:
             step.fail_node(proc, entered, old, error)
             return None
@@ -116,7 +128,9 @@ def _end(step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | Non
             step.write_state(new, root)
         proc.status = P_DONE
         tx.save_process(proc)
-        step.event("pipeline_finish", pipeline_id=proc.root_id, root_pipeline_id=proc.root_id, node_id=info.node.id)
+        step.event(
+            "pipeline_finish", pipeline_id=proc.root_id, root_pipeline_id=proc.root_id, node_id=info.node.id
+        )
         return None
     # a subprocess ends: its node finishes and the token pops back to the parent pipeline
     sub_id = proc.stack.pop()
@@ -203,7 +217,9 @@ def _strategy(step: Step, node: GatewayNode) -> int:
     return 2 if value == 2 else 1
 
 
-def _exclusive(step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord) -> ProcessRecord | None:
+def _exclusive(
+    step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
+) -> ProcessRecord | None:
     try:
         flow_id = evaluate_gateway(step, proc, info, entered)[0]
     except HydrateError as exc:
@@ -219,7 +235,9 @@ def fork(step: Step, proc: ProcessRecord, info: NodeInfo, flow_ids: list[str]) -
     assert isinstance(node, GatewayNode)
     converge = node.converge_gateway_id
     children = [
-        step.tx.insert_process(proc.root_id, proc.id, info.pipeline.flow_target(f), converge, list(proc.stack), P_READY)
+        step.tx.insert_process(
+            proc.root_id, proc.id, info.pipeline.flow_target(f), converge, list(proc.stack), P_READY
+        )
         for f in flow_ids
     ]
     proc.status = P_WAITING
@@ -232,7 +250,9 @@ def fork(step: Step, proc: ProcessRecord, info: NodeInfo, flow_ids: list[str]) -
     return first
 
 
-def _parallel(step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord) -> ProcessRecord | None:
+def _parallel(
+    step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
+) -> ProcessRecord | None:
     if info.kind == NodeType.ConditionalParallelGateway:
         try:
             flows = evaluate_gateway(step, proc, info, entered)
@@ -246,7 +266,9 @@ def _parallel(step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord 
     return fork(step, proc, info, flows)
 
 
-def _subprocess(step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord) -> ProcessRecord | None:
+def _subprocess(
+    step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
+) -> ProcessRecord | None:
     node = info.node
     assert isinstance(node, SubProcessNode)
     tx = step.tx
@@ -268,4 +290,3 @@ def _subprocess(step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecor
     step.event("node_finish", root_pipeline_id=proc.root_id, node_id=node.id)
     proc.current = node.pipeline.start_event_id
     return proc
-

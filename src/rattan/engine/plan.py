@@ -71,7 +71,10 @@ def _static(items: Mapping[str, InputItem]) -> StaticInputs:
 
 
 def _hoist(
-    owner_id: str, items: Mapping[str, InputItem], inputs: StaticInputs, ctx: dict[str, tuple[int, Any, str | None]]
+    owner_id: str,
+    items: Mapping[str, InputItem],
+    inputs: StaticInputs,
+    ctx: dict[str, tuple[int, Any, str | None]],
 ) -> None:
     """Move lazy inputs of ``owner_id`` into ``ctx`` as COMPUTE values (SPEC 4.4)."""
     for key, item in items.items():

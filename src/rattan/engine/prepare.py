@@ -54,7 +54,9 @@ def run_pipeline(
             if n.kind == "ServiceActivity" and not core.has_component(n.component_code, n.component_version)  # type: ignore[attr-defined]
         )
         if missing:
-            raise BadInputError(f"components not registered: {', '.join(missing)}; register them before running")
+            raise BadInputError(
+                f"components not registered: {', '.join(missing)}; register them before running"
+            )
     stored_options = {k: v for k, v in options.items() if k in KNOWN_OPTIONS}
     stored_tree = copy.deepcopy(pipeline)
     node_ids = [spec.id, *plan.nodes]
@@ -62,7 +64,9 @@ def run_pipeline(
     def body(step: Step) -> int:
         tx = step.tx
         if tx.run_exists(spec.id):
-            raise InvalidOperationError(f"pipeline id {spec.id} is already used by another run; build a new tree")
+            raise InvalidOperationError(
+                f"pipeline id {spec.id} is already used by another run; build a new tree"
+            )
         used = tx.indexed_node_ids(node_ids)
         if used:
             raise InvalidOperationError(
@@ -71,7 +75,9 @@ def run_pipeline(
         tx.insert_run(spec.id, stored_tree, root_data, stored_options)
         tx.insert_state(step.new_state(spec.id, spec.id, "", states.RUNNING))
         tx.index_nodes(spec.id, node_ids)
-        rows = [(pid, key, t, v, c) for pid, ctx in plan.initial_context.items() for key, (t, v, c) in ctx.items()]
+        rows = [
+            (pid, key, t, v, c) for pid, ctx in plan.initial_context.items() for key, (t, v, c) in ctx.items()
+        ]
         if rows:
             tx.upsert_context(rows)
         pid = tx.insert_process(spec.id, None, start_node_id, None, [spec.id], P_READY)

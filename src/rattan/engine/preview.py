@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 
 
 def _render_items(
-    core: EngineCore, spec: PipelineSpec, items: Mapping[str, InputItem], params: dict[str, Any], root_data: Any
+    core: EngineCore,
+    spec: PipelineSpec,
+    items: Mapping[str, InputItem],
+    params: dict[str, Any],
+    root_data: Any,
 ) -> dict[str, Any]:
     ctx: dict[str, tuple[int, Any, str | None]] = {
         key: (TYPE_OF_ITEM.get(item.type, ContextValueType.PLAIN), item.value, item.custom_type)

@@ -92,7 +92,10 @@ def _find_node(core: EngineCore, node_id: str) -> tuple[str, Any] | None:
 def static_data(core: EngineCore, node_id: str) -> dict[str, Any]:
     if core.store.read(lambda tx: tx.run_exists(node_id)):
         root_data = core.store.read(lambda tx: tx.get_root_data(node_id)) or {}
-        return {"inputs": {k: {"need_render": False, "value": v} for k, v in root_data.items()}, "outputs": {}}
+        return {
+            "inputs": {k: {"need_render": False, "value": v} for k, v in root_data.items()},
+            "outputs": {},
+        }
     found = _find_node(core, node_id)
     if found is None:
         raise NotFoundError(f"node {node_id} has no data (unknown id, or not reached yet)")
@@ -174,6 +177,7 @@ def debug_info(core: EngineCore, pipeline_id: str) -> dict[str, Any]:
     return {
         "context_values": context_values(core, pipeline_id),
         "processes": [
-            ProcessInfo(p.id, p.destination, p.root_id, p.stack, p.parent_id, p.current, p.status) for p in procs
+            ProcessInfo(p.id, p.destination, p.root_id, p.stack, p.parent_id, p.current, p.status)
+            for p in procs
         ],
     }

@@ -29,8 +29,18 @@ class StateRecord:
 
     def copy(self) -> StateRecord:
         return StateRecord(
-            self.node_id, self.root_id, self.parent_id, self.name, self.version, self.loop,
-            self.inner_loop, self.retry, self.skip, self.error_ignored, self.created, self.started,
+            self.node_id,
+            self.root_id,
+            self.parent_id,
+            self.name,
+            self.version,
+            self.loop,
+            self.inner_loop,
+            self.retry,
+            self.skip,
+            self.error_ignored,
+            self.created,
+            self.started,
             self.archived,
         )
 

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from rattan import states
 from rattan.components.service import ScheduleType
-from rattan.engine.activity import Prepared
+from rattan.engine.activity import Prepared, service_logs
+from rattan.engine.loops import loop_config, next_after_pass, record_pass
 from rattan.engine.nodes import write_outputs
 from rattan.engine.step import P_FAILED, P_READY, Step
 from rattan.runtime.queries import dumps
@@ -43,6 +44,7 @@ class ScheduleResult:
     delay: float | None = None
     interval_error: bool = False
     events: list[str] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
 
 
 def load_job(core: EngineCore, step: Step, sid: int, callback_id: int | None) -> ScheduleJob | None:
@@ -105,7 +107,16 @@ def run_schedule(core: EngineCore, job: ScheduleJob) -> ScheduleResult:
         core.hook(service, "node_schedule_exception", data, parent, callback_data=hook_cb)
     stype = ScheduleType(job.schedule.type)
     finished = ok and (stype == ScheduleType.CALLBACK or service.is_schedule_finished())
-    res = ScheduleResult(job, ok, value, finished, dict(data.inputs), dict(data.outputs), events=events)
+    res = ScheduleResult(
+        job,
+        ok,
+        value,
+        finished,
+        dict(data.inputs),
+        dict(data.outputs),
+        events=events,
+        logs=service_logs(service),
+    )
     if ok and not finished and stype == ScheduleType.POLL:
         gen = service.interval
         if gen is None:
@@ -148,6 +159,8 @@ def record_schedule(step: Step, res: ScheduleResult) -> int | None:
     for ev in res.events:
         step.event(ev, root_pipeline_id=prep.root_id, node_id=prep.node_id, ex_data=outputs.get("ex_data"))
     tx.put_exec_data(prep.node_id, dumps(res.inputs), dumps(outputs))
+    if res.logs:
+        tx.add_logs([(prep.node_id, prep.version, line) for line in res.logs])
     sched.times += 1
     proc = tx.get_process(sched.process_id)
     info = step.core.plan(prep.root_id).info(prep.node_id)
@@ -166,22 +179,29 @@ def record_schedule(step: Step, res: ScheduleResult) -> int | None:
     sched.due = None
     new = state.copy()
     new.archived = step.now
-    if ok or node.error_ignorable:
+    cfg = loop_config(info)
+    if ok or node.error_ignorable or (cfg is not None and cfg.get("fail_skip")):
         sched.finished = True
         tx.save_schedule(sched)
-        write_outputs(step, info, outputs)
+        if cfg is not None:
+            record_pass(step, info, cfg, outputs, prep.inner_loop)
+        else:
+            write_outputs(step, info, outputs)
         new.name = states.FINISHED
         new.error_ignored = not ok
         step.write_state(new, state)
         step.event("node_finish", root_pipeline_id=prep.root_id, node_id=prep.node_id)
         if proc is None:
             return None
-        proc.current = info.next_id()
+        proc.current = next_after_pass(info, cfg, prep.inner_loop) if cfg is not None else info.next_id()
         proc.status = P_READY
         tx.save_process(proc)
         return proc.id
     tx.save_schedule(sched)
-    write_outputs(step, info, outputs)
+    if cfg is not None:
+        record_pass(step, info, cfg, outputs, prep.inner_loop)
+    else:
+        write_outputs(step, info, outputs)
     new.name = states.FAILED
     step.write_state(new, state)
     if proc is not None:

@@ -61,7 +61,9 @@ class Step:
             self.now if name in states.ARCHIVED_STATES else None,
         )  # fmt: skip
 
-    def finish_simple(self, node_id: str, proc: ProcessRecord, old: StateRecord | None, entered: StateRecord) -> None:
+    def finish_simple(
+        self, node_id: str, proc: ProcessRecord, old: StateRecord | None, entered: StateRecord
+    ) -> None:
         """Write FINISHED for a node handled without user code (events, gateways)."""
         entered.name = states.FINISHED
         entered.archived = self.now

@@ -14,6 +14,7 @@ rendering, so an identifier left in the text is an unrendered or undefined varia
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -215,6 +216,12 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str) -> list[Any]:
+    # gateways evaluate the same few condition texts over and over; the parsed form is never mutated
+    return _Parser(text).parse()
+
+
 def _evaluate(seq: list[Any], expr: str) -> bool:
     passed = False
     for item in seq:
@@ -267,4 +274,4 @@ def evaluate_condition(
     text = expr if isinstance(expr, str) else str(expr)
     if text.strip() == "*":
         return True
-    return _evaluate(_Parser(text).parse(), text)
+    return _evaluate(_parse(text), text)

@@ -210,7 +210,17 @@ class _Evaluator:
             return self.names[node.id]
         if node.id in self.extra:
             return self.extra[node.id]
-        raise Refusal(f"name {node.id!r} is not defined")
+        raise Refusal(f"name {node.id!r} is not defined{self._suggest(node.id)}")
+
+    def _suggest(self, name: str) -> str:
+        # a hint for typos; skipped for big contexts since undefined names are common in non-strict use
+        known = [n for scope in self.scopes for n in scope] + list(self.names)
+        if len(known) > 200:
+            return ""
+        import difflib  # only on this failure path: keeps importing rattan.expr cheap
+
+        close = difflib.get_close_matches(name, [str(n) for n in known], n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
 
     def _unary(self, node: ast.UnaryOp) -> Any:
         value = self.eval(node.operand)

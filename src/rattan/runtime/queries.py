@@ -8,7 +8,7 @@ gets ``StateVersionNotMatchError``. The statements are plain SQL shared by SQLit
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -72,14 +72,18 @@ class Tx:
         )
 
     def get_run(self, root_id: str) -> tuple[dict[str, Any], Any, Any] | None:
-        row = self.c.execute("SELECT tree, root_data, options FROM runs WHERE root_id=?", (root_id,)).fetchone()
+        row = self.c.execute(
+            "SELECT tree, root_data, options FROM runs WHERE root_id=?", (root_id,)
+        ).fetchone()
         return None if row is None else (loads(row[0]), loads(row[1]), loads(row[2]))
 
     def run_exists(self, root_id: str) -> bool:
         return self.c.execute("SELECT 1 FROM runs WHERE root_id=?", (root_id,)).fetchone() is not None
 
     def index_nodes(self, root_id: str, node_ids: Iterable[str]) -> None:
-        self.c.executemany("INSERT INTO node_index(node_id, root_id) VALUES (?, ?)", [(n, root_id) for n in node_ids])
+        self.c.executemany(
+            "INSERT INTO node_index(node_id, root_id) VALUES (?, ?)", [(n, root_id) for n in node_ids]
+        )
 
     def root_of_node(self, node_id: str) -> str | None:
         row = self.c.execute("SELECT root_id FROM node_index WHERE node_id=?", (node_id,)).fetchone()
@@ -106,11 +110,15 @@ class Tx:
         return None if row is None else _state(row)
 
     def states_of_root(self, root_id: str) -> list[StateRecord]:
-        rows = self.c.execute(f"SELECT {_STATE_COLS} FROM states WHERE root_id=? ORDER BY created", (root_id,))
+        rows = self.c.execute(
+            f"SELECT {_STATE_COLS} FROM states WHERE root_id=? ORDER BY created", (root_id,)
+        )
         return [_state(r) for r in rows]
 
     def states_of_parent(self, parent_id: str) -> list[StateRecord]:
-        rows = self.c.execute(f"SELECT {_STATE_COLS} FROM states WHERE parent_id=? ORDER BY created", (parent_id,))
+        rows = self.c.execute(
+            f"SELECT {_STATE_COLS} FROM states WHERE parent_id=? ORDER BY created", (parent_id,)
+        )
         return [_state(r) for r in rows]
 
     def states_by_ids(self, ids: Iterable[str]) -> list[StateRecord]:
@@ -119,7 +127,10 @@ class Tx:
         for i in range(0, len(batch), 500):
             chunk = batch[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            out += [_state(r) for r in self.c.execute(f"SELECT {_STATE_COLS} FROM states WHERE node_id IN ({marks})", chunk)]
+            out += [
+                _state(r)
+                for r in self.c.execute(f"SELECT {_STATE_COLS} FROM states WHERE node_id IN ({marks})", chunk)
+            ]
         return out
 
     def insert_state(self, s: StateRecord) -> None:
@@ -163,7 +174,7 @@ class Tx:
 
     def get_override(self, node_id: str) -> dict[str, Any] | None:
         row = self.c.execute("SELECT inputs FROM data_override WHERE node_id=?", (node_id,)).fetchone()
-        return None if row is None else loads(row[0])  # type: ignore[no-any-return]
+        return None if row is None else loads(row[0])
 
     def put_override(self, node_id: str, inputs: dict[str, Any]) -> None:
         self.c.execute(
@@ -186,13 +197,15 @@ class Tx:
 
     # -- context -------------------------------------------------------------------------------
     def load_context(self, pipeline_id: str) -> dict[str, tuple[int, Any, str | None]]:
-        rows = self.c.execute("SELECT key, type, value, code FROM context WHERE pipeline_id=?", (pipeline_id,))
+        rows = self.c.execute(
+            "SELECT key, type, value, code FROM context WHERE pipeline_id=?", (pipeline_id,)
+        )
         return {r[0]: (r[1], loads(r[2]), r[3]) for r in rows}
 
     def context_keys(self, pipeline_id: str) -> set[str]:
         return {r[0] for r in self.c.execute("SELECT key FROM context WHERE pipeline_id=?", (pipeline_id,))}
 
-    def upsert_context(self, rows: list[tuple[str, str, int, Any, str | None]]) -> None:
+    def upsert_context(self, rows: Sequence[tuple[str, str, int, Any, str | None]]) -> None:
         """Rows of (pipeline_id, key, type, value, code)."""
         self.c.executemany(
             "INSERT INTO context(pipeline_id, key, type, value, code) VALUES (?,?,?,?,?) "
@@ -201,7 +214,9 @@ class Tx:
             [(p, k, int(t), dumps(v), c) for p, k, t, v, c in rows],
         )
 
-    def update_context_existing(self, pipeline_id: str, key: str, type_: int, value: Any, code: str | None) -> None:
+    def update_context_existing(
+        self, pipeline_id: str, key: str, type_: int, value: Any, code: str | None
+    ) -> None:
         self.c.execute(
             "UPDATE context SET type=?, value=?, code=? WHERE pipeline_id=? AND key=?",
             (int(type_), dumps(value), code, pipeline_id, key),
@@ -216,7 +231,8 @@ class Tx:
         stack: list[str], status: str,
     ) -> int:  # fmt: skip
         cur = self.c.execute(
-            "INSERT INTO processes(root_id, parent_id, current, destination, stack, status) VALUES (?,?,?,?,?,?)",
+            "INSERT INTO processes(root_id, parent_id, current, destination, stack, status) "
+            "VALUES (?,?,?,?,?,?)",
             (root_id, parent_id, current, destination, dumps(stack), status),
         )
         return int(cur.lastrowid)
@@ -227,7 +243,8 @@ class Tx:
 
     def save_process(self, p: ProcessRecord) -> None:
         self.c.execute(
-            "UPDATE processes SET current=?, destination=?, stack=?, status=?, pending=?, executing=? WHERE id=?",
+            "UPDATE processes SET current=?, destination=?, stack=?, status=?, pending=?, executing=? "
+            "WHERE id=?",
             (p.current, p.destination, dumps(p.stack), p.status, p.pending, p.executing, p.id),
         )
 
@@ -235,12 +252,16 @@ class Tx:
         self.c.execute("UPDATE processes SET status=? WHERE id=?", (status, pid))
 
     def processes_at(self, node_id: str) -> list[ProcessRecord]:
-        rows = self.c.execute(f"SELECT {_PROC_COLS} FROM processes WHERE current=? AND status!='done'", (node_id,))
+        rows = self.c.execute(
+            f"SELECT {_PROC_COLS} FROM processes WHERE current=? AND status!='done'", (node_id,)
+        )
         return [_proc(r) for r in rows]
 
     def processes_of_root(self, root_id: str, statuses: Iterable[str] | None = None) -> list[ProcessRecord]:
         if statuses is None:
-            rows = self.c.execute(f"SELECT {_PROC_COLS} FROM processes WHERE root_id=? ORDER BY id", (root_id,))
+            rows = self.c.execute(
+                f"SELECT {_PROC_COLS} FROM processes WHERE root_id=? ORDER BY id", (root_id,)
+            )
         else:
             st = list(statuses)
             marks = ",".join("?" * len(st))
@@ -312,7 +333,11 @@ class Tx:
         row = self.c.execute(
             "SELECT id, node_id, version, data, idem_key, applied FROM callbacks WHERE id=?", (cid,)
         ).fetchone()
-        return None if row is None else CallbackRecord(row[0], row[1], row[2], loads(row[3]), row[4], bool(row[5]))
+        return (
+            None
+            if row is None
+            else CallbackRecord(row[0], row[1], row[2], loads(row[3]), row[4], bool(row[5]))
+        )
 
     def pending_callbacks(self) -> list[int]:
         return [r[0] for r in self.c.execute("SELECT id FROM callbacks WHERE applied=0 ORDER BY id")]
@@ -338,7 +363,10 @@ class Tx:
         )  # fmt: skip
 
     def get_histories(self, node_id: str, loop: int = -1) -> list[HistoryRecord]:
-        sql = "SELECT id, node_id, loop, retry, skip, version, started, archived, inputs, outputs FROM histories "
+        sql = (
+            "SELECT id, node_id, loop, retry, skip, version, started, archived, inputs, outputs "
+            "FROM histories "
+        )
         if loop == -1:
             rows = self.c.execute(sql + "WHERE node_id=? ORDER BY id", (node_id,))
         else:

@@ -51,8 +51,18 @@ def _checked_pipelines(
 
 
 def _root_view(pipeline: Any, sink_types: Iterable[str] | None) -> GraphView:
-    """Structure-check the whole tree and return the view of its root level (no mutation)."""
-    _checked_pipelines(pipeline, sink_types, DEFAULT_MAX_NODES, DEFAULT_MAX_DEPTH)
+    """Structure-check the whole tree and return the view of its root level (no mutation).
+
+    Any custom end-event type is accepted here: these helpers are read-only and the engine calls some
+    of them (start positions) without its sink registry; ``validate_and_process_pipeline`` is strict.
+    """
+    check_structure(
+        pipeline,
+        sink_types=resolve_sink_types(sink_types),
+        max_nodes=DEFAULT_MAX_NODES,
+        max_depth=DEFAULT_MAX_DEPTH,
+        any_sink=True,
+    )
     assert isinstance(pipeline, dict)
     return build_view(pipeline)
 

@@ -17,6 +17,7 @@ from rattan.spec.model import TREE_SCHEMA_VERSION
 from ._common import (
     ACTIVITY_TYPES,
     GATEWAY_TYPES,
+    RESERVED_TYPES,
     START_EVENT,
     Problems,
     node_name,
@@ -33,6 +34,7 @@ class _Ctx:
     sink_types: frozenset[str]
     max_nodes: int
     max_depth: int
+    any_sink: bool = False
     problems: Problems = field(default_factory=Problems)
     node_count: int = 0
     all_ids: dict[str, str] = field(default_factory=dict)  # node id -> where it was first seen
@@ -59,13 +61,15 @@ def _pid(pipeline: Any, fallback: str) -> str:
 
 
 def check_structure(
-    tree: Any, *, sink_types: frozenset[str], max_nodes: int, max_depth: int
+    tree: Any, *, sink_types: frozenset[str], max_nodes: int, max_depth: int, any_sink: bool = False
 ) -> list[dict[str, Any]]:
     """Check the whole tree; return every pipeline dict, children before parents (root last).
 
-    Raises ``TreeInvalidException`` listing every structural problem.
+    ``any_sink`` accepts any custom end-event type key (used by read-only helpers such as the start
+    position functions, which the engine calls without its sink registry). Raises
+    ``TreeInvalidException`` listing every structural problem.
     """
-    ctx = _Ctx(sink_types=sink_types, max_nodes=max_nodes, max_depth=max_depth)
+    ctx = _Ctx(sink_types=sink_types, max_nodes=max_nodes, max_depth=max_depth, any_sink=any_sink)
     order: list[dict[str, Any]] = []
     # (pipeline, expected id (None for the root), depth, label for problems)
     todo: list[tuple[Any, str | None, int, str]] = [(tree, None, 0, _pid(tree, "<root>"))]
@@ -233,6 +237,14 @@ def _check_type(nid: str, kind: str, node: dict[str, Any], name: str | None, ctx
     else:
         allowed = GATEWAY_TYPES
     if isinstance(ntype, str) and ntype in allowed:
+        return True
+    if (
+        kind == "end_event"
+        and ctx.any_sink
+        and isinstance(ntype, str)
+        and ntype
+        and ntype not in RESERVED_TYPES
+    ):
         return True
     hint = ""
     if kind == "end_event" and isinstance(ntype, str):

@@ -294,7 +294,7 @@ def poll_pipe(pid: str, seed: int, code: str = "rec_poll") -> Pipe:
     return Pipe(pid, "poll", build_tree(start, id=pid, data=data), codes)
 
 
-def build_set(tag: str, copies: int = 2) -> list[Pipe]:
+def build_set(tag: str, copies: int = 3) -> list[Pipe]:
     """The mixed pipeline set of the random-kill tests; ids are deterministic for ``tag``."""
     pipes: list[Pipe] = []
     for c in range(copies):
@@ -304,7 +304,7 @@ def build_set(tag: str, copies: int = 2) -> list[Pipe]:
         pipes.append(exclusive(f"{base}x", 30 + c))
         pipes.append(subprocess_pipe(f"{base}s", 40 + c))
         pipes.append(poll_pipe(f"{base}q", 50 + c))
-    pipes.append(chain(f"{tag}0o", 60, code="rec_once"))
+        pipes.append(chain(f"{base}o", 60 + c, code="rec_once"))
     return pipes
 
 
@@ -324,3 +324,16 @@ def all_activity_ids(pipes: Iterable[Pipe]) -> dict[str, str]:
     for p in pipes:
         out.update(p.codes)
     return out
+
+
+def settled(engine: rattan.Engine, pipe: Pipe) -> bool:
+    """FINISHED, or parked on a FAILED node with nothing RUNNING (an operator must decide)."""
+    states = engine.get_pipeline_states(pipe.root_id)
+    if not states:
+        return False
+    top = states[pipe.root_id]
+    if top["state"] == "FINISHED":
+        return True
+    children = top["children"].values()
+    names = [c["state"] for c in children]
+    return "FAILED" in names and "RUNNING" not in names

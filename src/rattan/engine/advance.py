@@ -125,7 +125,7 @@ def _reenter(step: Step, old: StateRecord, kind: NodeType, proc: ProcessRecord) 
     new.name = states.RUNNING
     if old.name == states.FINISHED:
         limit = step.core.settings.node_rerun_limit
-        if old.loop >= limit and kind != NodeType.SubProcess:
+        if old.loop > limit and kind != NodeType.SubProcess:
             failed = old.copy()
             step.fail_node(proc, failed, old, f"node execution exceed rerun limit {limit}")
             return None

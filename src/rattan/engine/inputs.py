@@ -63,7 +63,8 @@ class Renderer:
         return compute_lazy_value(
             cls,
             value=rendered,
-            original_value=OriginalValue(raw, self.render),
+            # the raw value was just rendered against this very context: get() returns that result
+            original_value=OriginalValue(raw, lambda _raw: rendered),
             pipeline_data=self.root_data,
             inner_loop=self.inner_loop,
         )

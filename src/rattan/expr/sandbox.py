@@ -10,139 +10,15 @@ from __future__ import annotations
 
 import ast
 import functools
-import operator
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from rattan.errors import ExpressionError
-from rattan.expr.calls import BUILTINS, METHOD_NAMES, bounded, find_method
+from rattan.expr.calls import BUILTINS, bounded, find_method
 from rattan.expr.formats import check_percent_format
 from rattan.expr.limits import DEFAULT_LIMITS, Limits, Refusal, approx_size, check_size
-
-_BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
-}
-_CMPOPS: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
-    ast.Eq: operator.eq,
-    ast.NotEq: operator.ne,
-    ast.Lt: operator.lt,
-    ast.LtE: operator.le,
-    ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
-    ast.In: lambda a, b: a in b,
-    ast.NotIn: lambda a, b: a not in b,
-    ast.Is: operator.is_,
-    ast.IsNot: operator.is_not,
-}
-_UNARYOPS = (ast.Not, ast.UAdd, ast.USub)
-# Node types checked by _validate; everything else (Lambda, NamedExpr, JoinedStr, Starred, Dict, Set,
-# Await, Yield, comprehensions other than list/generator, ...) is refused.
-_ALLOWED_NODES: tuple[type[ast.AST], ...] = (
-    ast.Expression,
-    ast.Constant,
-    ast.Name,
-    ast.List,
-    ast.Tuple,
-    ast.UnaryOp,
-    ast.BinOp,
-    ast.BoolOp,
-    ast.Compare,
-    ast.IfExp,
-    ast.Subscript,
-    ast.Slice,
-    ast.Call,
-    ast.keyword,
-    ast.ListComp,
-    ast.GeneratorExp,
-    ast.comprehension,
-    ast.Load,
-    ast.Store,
-    ast.And,
-    ast.Or,
-    *_UNARYOPS,
-    *_BINOPS,
-    *_CMPOPS,
-)
-# bytes and complex literals are left out; bool is an int
-_CONSTANT_TYPES = (str, int, float, type(None))
-
-
-def _check_name(name: str) -> None:
-    if name.startswith("_"):
-        raise Refusal(f"name {name!r} starts with '_'")
-
-
-def _check_call(node: ast.Call, push: Callable[[ast.AST], None]) -> None:
-    func = node.func
-    if isinstance(func, ast.Attribute):
-        if func.attr.startswith("_"):
-            raise Refusal(f"attribute {func.attr!r} starts with '_'")
-        if func.attr not in METHOD_NAMES:
-            raise Refusal(f"method {func.attr!r} is not allowed")
-        push(func.value)
-    elif isinstance(func, ast.Name):
-        _check_name(func.id)
-    else:
-        raise Refusal("only named functions and allow-listed methods can be called")
-    for kw in node.keywords:
-        if kw.arg is None:
-            raise Refusal("'**' arguments are not allowed")
-    for child in (*node.args, *node.keywords):
-        push(child)
-
-
-def _check_target(target: ast.expr) -> None:
-    if isinstance(target, ast.Name):
-        _check_name(target.id)
-    elif isinstance(target, ast.Tuple | ast.List):
-        for elt in target.elts:
-            _check_target(elt)
-    else:
-        raise Refusal("comprehension targets must be names")
-
-
-def _check_node(node: ast.AST, push: Callable[[ast.AST], None]) -> None:
-    if isinstance(node, ast.Call):
-        _check_call(node, push)
-        return
-    if isinstance(node, ast.Attribute):
-        raise Refusal("attribute access is only allowed as an allow-listed method call")
-    if not isinstance(node, _ALLOWED_NODES):
-        raise Refusal(f"{type(node).__name__} is not allowed")
-    if isinstance(node, ast.Constant) and not isinstance(node.value, _CONSTANT_TYPES):
-        raise Refusal(f"{type(node.value).__name__} literals are not allowed")
-    if isinstance(node, ast.Name):
-        _check_name(node.id)
-    if isinstance(node, ast.comprehension):
-        if node.is_async:
-            raise Refusal("async comprehensions are not allowed")
-        _check_target(node.target)
-        for cond in (node.iter, *node.ifs):
-            push(cond)
-        return
-    for child in ast.iter_child_nodes(node):
-        push(child)
-
-
-def _validate(tree: ast.Expression, limits: Limits) -> None:
-    # Iterative walk: a deep tree must produce a refusal, not a RecursionError.
-    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limits.max_depth:
-            raise Refusal(f"expression nested deeper than {limits.max_depth}")
-
-        def push(child: ast.AST, below: int = depth + 1) -> None:
-            stack.append((child, below))
-
-        _check_node(node, push)
+from rattan.expr.validate import BINOPS, CMPOPS, validate
 
 
 @functools.lru_cache(maxsize=2048)
@@ -159,7 +35,7 @@ def _compile(expr: str, limits: Limits) -> ast.Expression:
         raise Refusal("expression too deeply nested")
     except (ValueError, Warning) as exc:
         raise Refusal(f"cannot parse: {exc}")
-    _validate(tree, limits)
+    validate(tree, limits)
     return tree
 
 
@@ -240,7 +116,7 @@ class _Evaluator:
             check_percent_format(left, right, self.limits)
         elif op is ast.Add:
             self._check_add(left, right)
-        result = _BINOPS[op](left, right)
+        result = BINOPS[op](left, right)
         self._check_result(result)
         return result
 
@@ -285,7 +161,7 @@ class _Evaluator:
         left = self.eval(node.left)
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             right = self.eval(comparator)
-            if not _CMPOPS[type(op)](left, right):
+            if not CMPOPS[type(op)](left, right):
                 return False
             left = right
         return True

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from rattan.components.service import ScheduleType
 from rattan.context import ContextValueType
 from rattan.engine.records import (
     CallbackRecord,
@@ -53,7 +54,9 @@ def _proc(row: Any) -> ProcessRecord:
 
 
 def _sched(row: Any) -> ScheduleRecord:
-    return ScheduleRecord(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), bool(row[7]), row[8])
+    return ScheduleRecord(
+        row[0], row[1], row[2], ScheduleType(row[3]), row[4], row[5], bool(row[6]), bool(row[7]), row[8]
+    )
 
 
 class Tx:

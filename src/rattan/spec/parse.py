@@ -132,10 +132,14 @@ def _gateway(node: Mapping[str, Any]) -> GatewayNode:
     return GatewayNode(
         **_common(node, _GATEWAY_KINDS[node["type"]]),
         conditions=conditions,
-        default_flow_id=default.get("flow_id"),
+        default_flow_id=_str_or_none(default.get("flow_id")),
         extra_info=_ro(node.get("extra_info")),
-        converge_gateway_id=node.get("converge_gateway_id"),
+        converge_gateway_id=_str_or_none(node.get("converge_gateway_id")),
     )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _end_event(node: Mapping[str, Any]) -> EventNode:

@@ -1,0 +1,70 @@
+"""The documentation's code runs: every ```python block of docs/migrating-from-bamboo.md and the
+README's quickstart is executed in a fresh namespace (the blocks carry their own asserts)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import rattan.api
+
+ROOT = Path(__file__).resolve().parents[2]
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+BLOCK_TIMEOUT = 30.0
+
+
+def python_blocks(path: Path) -> list[str]:
+    return BLOCK.findall(path.read_text(encoding="utf-8"))
+
+
+def run_block(source: str, name: str) -> None:
+    """Exec ``source`` in a fresh namespace on a thread; fail on an exception or after the timeout."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        namespace: dict[str, Any] = {"__name__": f"docs_block_{name}"}
+        try:
+            exec(compile(source, name, "exec"), namespace)
+        except BaseException as exc:  # reported to the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(BLOCK_TIMEOUT)
+    assert not thread.is_alive(), f"{name} did not finish within {BLOCK_TIMEOUT}s"
+    if errors:
+        raise errors[0]
+
+
+MIGRATING = python_blocks(ROOT / "docs" / "migrating-from-bamboo.md")
+README = python_blocks(ROOT / "README.md")
+
+
+def test_the_migration_guide_has_the_three_seed_examples() -> None:
+    assert len(MIGRATING) == 3
+
+
+@pytest.mark.parametrize("index", range(len(MIGRATING)))
+def test_every_python_block_of_the_migration_guide_runs(index: int) -> None:
+    run_block(MIGRATING[index], f"migrating-from-bamboo.md[{index}]")
+
+
+def test_the_readme_quickstart_runs() -> None:
+    assert len(README) == 1
+    run_block(README[0], "README.md[quickstart]")
+
+
+def test_every_api_function_is_documented() -> None:
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    functions = [
+        name
+        for name, value in vars(rattan.api).items()
+        if callable(value) and not name.startswith("_") and getattr(value, "__module__", "") == "rattan.api"
+        and name != "EngineAPIResult"
+    ]
+    missing = [name for name in functions if f"`{name}(" not in text]
+    assert not missing, f"docs/api.md does not document: {missing}"

@@ -31,7 +31,9 @@ def _component(reg: rattan.Registry, code: str, execute: Any) -> None:
     )
 
 
-def _one_node_tree(code: str, **node_inputs: Any) -> tuple[dict[str, Any], EmptyStartEvent, ServiceActivity, Any]:
+def _one_node_tree(
+    code: str, **node_inputs: Any
+) -> tuple[dict[str, Any], EmptyStartEvent, ServiceActivity, Any]:
     start, act, after, end = (
         EmptyStartEvent(),
         ServiceActivity(component_code=code),
@@ -56,7 +58,11 @@ def _assert_parked_failure(engine: rattan.Engine, root: str, start: Any, act: An
 
 
 def _assert_engine_still_runs(engine: rattan.Engine) -> None:
-    start, act, end = EmptyStartEvent(), ServiceActivity(component_code="pipe_example_component"), EmptyEndEvent()
+    start, act, end = (
+        EmptyStartEvent(),
+        ServiceActivity(component_code="pipe_example_component"),
+        EmptyEndEvent(),
+    )
     act.component.inputs.ok = Var(type=Var.PLAIN, value="yes")
     start.extend(act).extend(end)
     root = run(engine, build_tree(start))
@@ -144,7 +150,9 @@ def test_unknown_component_fails_node(engine: rattan.Engine) -> None:
     root = run(engine, tree)
     _assert_parked_failure(engine, root, start, act)
     data = api.get_execution_data(engine, act.id).data
-    assert data["outputs"]["ex_data"].startswith("component 't_no_such_component' version 'legacy' is not registered")
+    assert data["outputs"]["ex_data"].startswith(
+        "component 't_no_such_component' version 'legacy' is not registered"
+    )
     assert {k: v for k, v in data["outputs"].items() if k != "ex_data"} == {
         "_result": False,
         "_loop": 1,
@@ -166,7 +174,10 @@ def test_unknown_lazy_code_fails_node(engine: rattan.Engine) -> None:
     assert api.get_execution_data(engine, act.id).data == {
         "inputs": {"lz": f"${{lz_{act.id}}}", "p": 1},
         "outputs": {
-            "ex_data": "inputs hydrate failed(unknown lazy variable code 't_no_such_lazy'), check node log for details",
+            "ex_data": (
+                "inputs hydrate failed(unknown lazy variable code 't_no_such_lazy'), "
+                "check node log for details"
+            ),
             "_result": False,
             "_loop": 1,
             "_inner_loop": 1,
@@ -186,7 +197,11 @@ def test_splice_reference_cycle_fails_node(engine: rattan.Engine) -> None:
     assert out["ex_data"] == (
         "inputs hydrate failed(reference cycle: ${a} -> ${b} -> ${a}), check node log for details"
     )
-    assert {k: v for k, v in out.items() if k != "ex_data"} == {"_result": False, "_loop": 1, "_inner_loop": 1}
+    assert {k: v for k, v in out.items() if k != "ex_data"} == {
+        "_result": False,
+        "_loop": 1,
+        "_inner_loop": 1,
+    }
     assert inputs(engine, act.id) == {"v": "${a}"}
     _assert_engine_still_runs(engine)
 

@@ -88,7 +88,9 @@ def test_spec_5_8_loop_example(engine: rattan.Engine) -> None:
 def test_node_sees_own_loop_through_variable(engine: rattan.Engine) -> None:
     # A1 exports its own _loop to ${idx}; ${idx} is set to the current loop before rendering
     start, end = EmptyStartEvent(), EmptyEndEvent()
-    a1 = pipe(item=Var(type=Var.SPLICE, value='${l.split(",")[idx]}'), raw=Var(type=Var.SPLICE, value="${idx}"))
+    a1 = pipe(
+        item=Var(type=Var.SPLICE, value='${l.split(",")[idx]}'), raw=Var(type=Var.SPLICE, value="${idx}")
+    )
     eg = ExclusiveGateway(conditions={0: "${idx} < 3", 1: "${idx} >= 3"})
     start.extend(a1).extend(eg)
     eg.connect(a1, end)

@@ -233,7 +233,9 @@ def test_exclusive_gateway_takes_true_branch(engine: rattan.Engine) -> None:
 
 
 def test_exclusive_gateway_default_flow(engine: rattan.Engine) -> None:
-    tree, start, eg, (b0, b1, b2), end = _eg_tree({0: "${x} == 1", 1: "${x} == 2", 2: "${x} == 3"}, 9, 2, n=3)
+    tree, start, eg, (_b0, _b1, b2), end = _eg_tree(
+        {0: "${x} == 1", 1: "${x} == 2", 2: "${x} == 3"}, 9, 2, n=3
+    )
     assert tree["gateways"][eg.id]["default_condition"]["flow_id"] == tree["gateways"][eg.id]["outgoing"][2]
     root = run(engine, tree)
     wait_finished(engine, root)
@@ -246,7 +248,7 @@ def test_exclusive_gateway_default_flow(engine: rattan.Engine) -> None:
 
 
 def test_exclusive_gateway_condition_wins_over_default(engine: rattan.Engine) -> None:
-    tree, _, eg, (b0, b1, b2), _ = _eg_tree({0: "${x} == 1", 1: "${x} == 2", 2: "${x} == 3"}, 1, 2, n=3)
+    tree, _, _eg, (b0, b1, b2), _ = _eg_tree({0: "${x} == 1", 1: "${x} == 2", 2: "${x} == 3"}, 1, 2, n=3)
     root = run(engine, tree)
     wait_finished(engine, root)
     states = node_states(engine, root)
@@ -255,7 +257,7 @@ def test_exclusive_gateway_condition_wins_over_default(engine: rattan.Engine) ->
 
 
 def test_exclusive_gateway_no_true_condition_fails(engine: rattan.Engine) -> None:
-    tree, start, eg, (b0, b1), end = _eg_tree({0: "${x} == 1", 1: "${x} == 2"}, 3)
+    tree, start, eg, (_b0, _b1), _end = _eg_tree({0: "${x} == 1", 1: "${x} == 2"}, 3)
     root = run(engine, tree)
     wait_state(engine, eg.id, "FAILED")
     wait_idle(engine)
@@ -280,7 +282,7 @@ def test_exclusive_gateway_multiple_true_fails_with_only_strategy(engine: rattan
 
 @pytest.mark.parametrize("strategy", ["FIRST", 2])
 def test_exclusive_gateway_first_strategy(engine: rattan.Engine, strategy: Any) -> None:
-    tree, start, eg, (b0, b1, b2), end = _eg_tree({0: "${x} > 100", 1: "${x} > 0", 2: "${x} > 1"}, 5, n=3)
+    tree, start, eg, (_b0, b1, _b2), end = _eg_tree({0: "${x} > 100", 1: "${x} > 0", 2: "${x} > 1"}, 5, n=3)
     tree["gateways"][eg.id]["extra_info"] = {"strategy": strategy}
     root = run(engine, tree)
     wait_finished(engine, root)
@@ -294,7 +296,7 @@ def test_exclusive_gateway_first_strategy(engine: rattan.Engine, strategy: Any) 
 
 def test_exclusive_gateway_undefined_name_compares_as_text(engine: rattan.Engine) -> None:
     # ${missing} stays unrendered and compares as its own text (Appendix B)
-    tree, start, eg, (b0, b1), end = _eg_tree({0: '${missing} == "1"', 1: '${missing} != "1"'}, 0)
+    tree, _start, _eg, (b0, b1), _end = _eg_tree({0: '${missing} == "1"', 1: '${missing} != "1"'}, 0)
     root = run(engine, tree)
     wait_finished(engine, root)
     states = node_states(engine, root)
@@ -343,7 +345,9 @@ def test_conditional_parallel_gateway_none_true_fails(engine: rattan.Engine) -> 
 
 def test_conditional_parallel_gateway_default_flow(engine: rattan.Engine) -> None:
     start, end, cg = EmptyStartEvent(), EmptyEndEvent(), ConvergeGateway()
-    cpg = ConditionalParallelGateway(conditions={0: "${x} < 0", 1: "${x} > 100"}, default_condition_outgoing=1)
+    cpg = ConditionalParallelGateway(
+        conditions={0: "${x} < 0", 1: "${x} > 100"}, default_condition_outgoing=1
+    )
     b0, b1 = pipe(b=0), pipe(b=1)
     start.extend(cpg).connect(b0, b1).to(cpg).converge(cg).extend(end)
     tree = build_tree(start, data=Data(inputs={"${x}": Var(type=Var.PLAIN, value=1)}))
@@ -373,7 +377,9 @@ def test_subprocess_params_defaults_and_outputs(engine: rattan.Engine) -> None:
         },
         outputs=["${child_out}", "${d}", "${not_declared}"],
     )
-    sub = SubProcess(start=s_start, data=s_data, params=Params({"${p}": Var(type=Var.SPLICE, value="${top}")}))
+    sub = SubProcess(
+        start=s_start, data=s_data, params=Params({"${p}": Var(type=Var.SPLICE, value="${top}")})
+    )
     start, end = EmptyStartEvent(), EmptyEndEvent()
     after = pipe(x=Var(type=Var.SPLICE, value="${parent_out}"))
     start.extend(sub).extend(after).extend(end)
@@ -486,7 +492,10 @@ def test_nested_subprocess_two_levels(engine: rattan.Engine) -> None:
         "inputs": {"${mid_in}": "r"},
         "outputs": {"${mid_out}": "r_mid_inner", "_loop": 1, "_inner_loop": 1},
     }
-    assert api.get_execution_data(engine, root).data == {"inputs": {}, "outputs": {"${result}": "r_mid_inner"}}
+    assert api.get_execution_data(engine, root).data == {
+        "inputs": {},
+        "outputs": {"${result}": "r_mid_inner"},
+    }
     assert engine.get_state(i_act.id).parent_id == inner.id
     assert engine.get_state(inner.id).parent_id == middle.id
     assert engine.get_state(middle.id).parent_id == root

@@ -45,16 +45,31 @@ STATE_KEYS = {
     "archived_time",
     "children",
 }
-HISTORY_KEYS = {"id", "node_id", "started_time", "archived_time", "retry", "loop", "skip", "version", "inputs", "outputs"}
+HISTORY_KEYS = {
+    "id",
+    "node_id",
+    "started_time",
+    "archived_time",
+    "retry",
+    "loop",
+    "skip",
+    "version",
+    "inputs",
+    "outputs",
+}
 SHORT_HISTORY_KEYS = {"id", "node_id", "started_time", "archived_time", "loop", "skip", "version"}
 VERSION = re.compile(r"^v[0-9a-f]{32}$")
 
 
 def _utc(value: Any) -> bool:
-    return isinstance(value, dt.datetime) and value.tzinfo is not None and value.utcoffset() == dt.timedelta(0)
+    return (
+        isinstance(value, dt.datetime) and value.tzinfo is not None and value.utcoffset() == dt.timedelta(0)
+    )
 
 
-def _check_entry(entry: dict[str, Any], node_id: str, root: str, parent: str, state: str = "FINISHED") -> None:
+def _check_entry(
+    entry: dict[str, Any], node_id: str, root: str, parent: str, state: str = "FINISHED"
+) -> None:
     assert set(entry) == STATE_KEYS
     assert entry["id"] == node_id
     assert entry["state"] == state
@@ -84,7 +99,11 @@ def _fail_component(reg: rattan.Registry) -> None:
 
 
 def _sub_tree() -> tuple[dict[str, Any], dict[str, Any]]:
-    s_start, s_act, s_end = EmptyStartEvent(), ServiceActivity(component_code="pipe_example_component"), EmptyEndEvent()
+    s_start, s_act, s_end = (
+        EmptyStartEvent(),
+        ServiceActivity(component_code="pipe_example_component"),
+        EmptyEndEvent(),
+    )
     s_act.component.inputs.v = Var(type=Var.SPLICE, value="${p}")
     s_start.extend(s_act).extend(s_end)
     sub = SubProcess(
@@ -104,7 +123,15 @@ def _sub_tree() -> tuple[dict[str, Any], dict[str, Any]]:
             }
         ),
     )
-    nodes = {"start": start, "act": act, "sub": sub, "end": end, "s_start": s_start, "s_act": s_act, "s_end": s_end}
+    nodes = {
+        "start": start,
+        "act": act,
+        "sub": sub,
+        "end": end,
+        "s_start": s_start,
+        "s_act": s_act,
+        "s_end": s_end,
+    }
     return tree, nodes
 
 
@@ -169,7 +196,11 @@ def test_unknown_root_gives_empty_dict(engine: rattan.Engine) -> None:
 
 def test_root_flags_are_the_roots_own(engine: rattan.Engine, reg: rattan.Registry) -> None:
     _fail_component(reg)
-    start, bad, end = EmptyStartEvent(), ServiceActivity(component_code="t_q_fail", error_ignorable=True), EmptyEndEvent()
+    start, bad, end = (
+        EmptyStartEvent(),
+        ServiceActivity(component_code="t_q_fail", error_ignorable=True),
+        EmptyEndEvent(),
+    )
     start.extend(bad).extend(end)
     root = run(engine, build_tree(start))
     wait_finished(engine, root)
@@ -213,7 +244,10 @@ def test_execution_data_reads(engine: rattan.Engine) -> None:
         "outputs": {"_result": True, "_loop": 1, "_inner_loop": 1},
     }
     for nid in (n["start"].id, n["end"].id, "unknown-node"):
-        assert (api.get_execution_data_inputs(engine, nid).result, api.get_execution_data_inputs(engine, nid).data) == (
+        assert (
+            api.get_execution_data_inputs(engine, nid).result,
+            api.get_execution_data_inputs(engine, nid).data,
+        ) == (
             True,
             {},
         )
@@ -245,7 +279,10 @@ def test_get_data_shapes(engine: rattan.Engine) -> None:
         "inputs": {"${p}": {"need_render": True, "value": "${top}"}},
         "outputs": {},
     }
-    assert api.get_data(engine, root).data == {"inputs": {"op": {"need_render": False, "value": "me"}}, "outputs": {}}
+    assert api.get_data(engine, root).data == {
+        "inputs": {"op": {"need_render": False, "value": "me"}},
+        "outputs": {},
+    }
     for nid in (n["start"].id, n["end"].id, n["s_end"].id, "unknown-node"):
         res = api.get_data(engine, nid)
         assert res.result is False, nid
@@ -255,7 +292,10 @@ def test_get_data_shapes(engine: rattan.Engine) -> None:
 def test_get_data_gateway_not_found(engine: rattan.Engine) -> None:
     start, end = EmptyStartEvent(), EmptyEndEvent()
     eg = ExclusiveGateway(conditions={0: "1 == 1", 1: "1 == 0"})
-    a, b = ServiceActivity(component_code="example_component"), ServiceActivity(component_code="example_component")
+    a, b = (
+        ServiceActivity(component_code="example_component"),
+        ServiceActivity(component_code="example_component"),
+    )
     start.extend(eg).connect(a, b).to(eg).converge(end)
     root = run(engine, build_tree(start))
     wait_finished(engine, root)

@@ -19,7 +19,12 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def _register(reg: rattan.Registry, code: str, service: type[rattan.Service]) -> None:
-    type(f"Comp_{code}", (rattan.Component,), {"name": code, "code": code, "bound_service": service}, registry=reg)
+    type(
+        f"Comp_{code}",
+        (rattan.Component,),
+        {"name": code, "code": code, "bound_service": service},
+        registry=reg,
+    )
 
 
 class PollThrice(rattan.Service):
@@ -51,7 +56,9 @@ def _tree(code: str, **node_inputs: Any) -> tuple[dict[str, Any], Any, Any, Any,
         act.component.inputs[key] = Var(type=Var.PLAIN, value=value)
     after.component.inputs.got = Var(type=Var.SPLICE, value="${polled}")
     start.extend(act).extend(after).extend(end)
-    tree = build_tree(start, data=Data(inputs={"${polled}": NodeOutput(source_act=act.id, source_key="count")}))
+    tree = build_tree(
+        start, data=Data(inputs={"${polled}": NodeOutput(source_act=act.id, source_key="count")})
+    )
     return tree, start, act, after, end
 
 
@@ -112,7 +119,7 @@ def test_poll_schedule_returning_false_fails(engine: rattan.Engine, reg: rattan.
             return True
 
     _register(reg, "t_pollfail", PollFail)
-    tree, start, act, after, _ = _tree("t_pollfail")
+    tree, start, act, _after, _ = _tree("t_pollfail")
     root = run(engine, tree)
     wait_state(engine, act.id, "FAILED")
     wait_idle(engine)
@@ -143,7 +150,7 @@ def test_poll_schedule_raising_fails_with_traceback(engine: rattan.Engine, reg: 
             raise KeyError("poll exploded")
 
     _register(reg, "t_pollraise", PollRaise)
-    tree, start, act, _, _ = _tree("t_pollraise")
+    tree, _start, act, _, _ = _tree("t_pollraise")
     root = run(engine, tree)
     wait_state(engine, act.id, "FAILED")
     wait_idle(engine)
@@ -167,7 +174,7 @@ def test_poll_failure_error_ignorable_continues(engine: rattan.Engine, reg: ratt
             return False
 
     _register(reg, "t_pollno", PollNo)
-    tree, start, act, after, end = _tree("t_pollno")
+    tree, _start, act, after, _end = _tree("t_pollno")
     tree["activities"][act.id]["error_ignorable"] = True
     root = run(engine, tree)
     wait_finished(engine, root)
@@ -190,7 +197,7 @@ def test_callback_node_waits_running(engine: rattan.Engine, reg: rattan.Registry
             return True
 
     _register(reg, "t_wait_cb", WaitCallback)
-    tree, start, act, after, _ = _tree("t_wait_cb")
+    tree, start, act, _after, _ = _tree("t_wait_cb")
     root = run(engine, tree)
     st = wait_state(engine, act.id, "RUNNING")
     wait_for(lambda: outputs(engine, act.id).get("started") is True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any
 
 from rattan import states
 from rattan.engine.plan import build_plan
 from rattan.engine.step import P_READY, Step
 from rattan.errors import BadInputError, InvalidOperationError, StartPositionInvalidException
+from rattan.runtime.queries import dumps
 from rattan.spec import parse_pipeline
 from rattan.validator import validate_and_process_pipeline, validate_pipeline_start_node
 
@@ -58,7 +58,7 @@ def run_pipeline(
                 f"components not registered: {', '.join(missing)}; register them before running"
             )
     stored_options = {k: v for k, v in options.items() if k in KNOWN_OPTIONS}
-    stored_tree = copy.deepcopy(pipeline)
+    stored_tree = dumps(pipeline)  # serialised once: a snapshot of the validated tree
     node_ids = [spec.id, *plan.nodes]
 
     def body(step: Step) -> int:

@@ -68,10 +68,11 @@ class Tx:
         self.c = conn
 
     # -- runs ----------------------------------------------------------------------------------
-    def insert_run(self, root_id: str, tree: dict[str, Any], root_data: Any, options: Any) -> None:
+    def insert_run(self, root_id: str, tree: bytes, root_data: Any, options: Any) -> None:
+        """``tree`` is the validated tree, already serialised."""
         self.c.execute(
             "INSERT INTO runs(root_id, tree, root_data, options, created) VALUES (?, ?, ?, ?, ?)",
-            (root_id, dumps(tree), dumps(root_data), dumps(options), time.time()),
+            (root_id, tree, dumps(root_data), dumps(options), time.time()),
         )
 
     def get_run(self, root_id: str) -> tuple[dict[str, Any], Any, Any] | None:

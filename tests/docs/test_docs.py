@@ -63,7 +63,9 @@ def test_every_api_function_is_documented() -> None:
     functions = [
         name
         for name, value in vars(rattan.api).items()
-        if callable(value) and not name.startswith("_") and getattr(value, "__module__", "") == "rattan.api"
+        if callable(value)
+        and not name.startswith("_")
+        and getattr(value, "__module__", "") == "rattan.api"
         and name != "EngineAPIResult"
     ]
     missing = [name for name in functions if f"`{name}(" not in text]

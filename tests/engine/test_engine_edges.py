@@ -57,7 +57,9 @@ def test_failed_branch_blocks_converge(engine: rattan.Engine, reg: rattan.Regist
     }
 
 
-def test_failure_inside_subprocess_keeps_subprocess_running(engine: rattan.Engine, reg: rattan.Registry) -> None:
+def test_failure_inside_subprocess_keeps_subprocess_running(
+    engine: rattan.Engine, reg: rattan.Registry
+) -> None:
     _fail_component(reg)
     s_start, s_bad, s_end = EmptyStartEvent(), ServiceActivity(component_code="t_edge_fail"), EmptyEndEvent()
     s_start.extend(s_bad).extend(s_end)
@@ -81,7 +83,10 @@ def test_failure_inside_subprocess_keeps_subprocess_running(engine: rattan.Engin
 def test_exclusive_gateway_parse_error(engine: rattan.Engine) -> None:
     start, end = EmptyStartEvent(), EmptyEndEvent()
     eg = ExclusiveGateway(conditions={0: "${x} ==", 1: "${x} == 2"})
-    a, b = ServiceActivity(component_code="example_component"), ServiceActivity(component_code="example_component")
+    a, b = (
+        ServiceActivity(component_code="example_component"),
+        ServiceActivity(component_code="example_component"),
+    )
     start.extend(eg).connect(a, b).to(eg).converge(end)
     root = run(engine, build_tree(start, data=Data(inputs={"${x}": Var(type=Var.PLAIN, value=1)})))
     wait_state(engine, eg.id, "FAILED")
@@ -92,7 +97,11 @@ def test_exclusive_gateway_parse_error(engine: rattan.Engine) -> None:
 
 
 def test_subprocess_param_hydrate_failure(engine: rattan.Engine) -> None:
-    s_start, s_act, s_end = EmptyStartEvent(), ServiceActivity(component_code="example_component"), EmptyEndEvent()
+    s_start, s_act, s_end = (
+        EmptyStartEvent(),
+        ServiceActivity(component_code="example_component"),
+        EmptyEndEvent(),
+    )
     s_start.extend(s_act).extend(s_end)
     sub = SubProcess(
         start=s_start,
@@ -108,7 +117,8 @@ def test_subprocess_param_hydrate_failure(engine: rattan.Engine) -> None:
     assert engine.get_state(root).name == "RUNNING"
     ex_data = outputs(engine, sub.id)["ex_data"]
     assert ex_data == (
-        "context hydrate failed(unknown lazy variable code 't_edge_unknown_lazy'), check node log for details."
+        "context hydrate failed(unknown lazy variable code 't_edge_unknown_lazy'), "
+        "check node log for details."
     )
 
 
@@ -142,7 +152,11 @@ def test_lazy_get_value_raising_fails_node(engine: rattan.Engine, reg: rattan.Re
         def get_value(self) -> Any:
             raise RuntimeError("lazy boom 2")
 
-    start, act, end = EmptyStartEvent(), ServiceActivity(component_code="pipe_example_component"), EmptyEndEvent()
+    start, act, end = (
+        EmptyStartEvent(),
+        ServiceActivity(component_code="pipe_example_component"),
+        EmptyEndEvent(),
+    )
     act.component.inputs.v = Var(type=Var.LAZY, value="raw", custom_type="t_edge_boom2")
     start.extend(act).extend(end)
     root = run(engine, build_tree(start))
@@ -152,6 +166,10 @@ def test_lazy_get_value_raising_fails_node(engine: rattan.Engine, reg: rattan.Re
     assert out["ex_data"].startswith("inputs hydrate failed(")
     assert "lazy boom 2" in out["ex_data"]
     assert out["ex_data"].endswith(", check node log for details")
-    assert {k: v for k, v in out.items() if k != "ex_data"} == {"_result": False, "_loop": 1, "_inner_loop": 1}
+    assert {k: v for k, v in out.items() if k != "ex_data"} == {
+        "_result": False,
+        "_loop": 1,
+        "_inner_loop": 1,
+    }
     assert api.get_execution_data_inputs(engine, act.id).data == {"v": f"${{v_{act.id}}}"}
     assert engine.get_state(root).name == "RUNNING"

@@ -294,7 +294,7 @@ def poll_pipe(pid: str, seed: int, code: str = "rec_poll") -> Pipe:
     return Pipe(pid, "poll", build_tree(start, id=pid, data=data), codes)
 
 
-def build_set(tag: str, copies: int = 3) -> list[Pipe]:
+def build_set(tag: str, copies: int = 4) -> list[Pipe]:
     """The mixed pipeline set of the random-kill tests; ids are deterministic for ``tag``."""
     pipes: list[Pipe] = []
     for c in range(copies):

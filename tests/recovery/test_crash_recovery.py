@@ -387,7 +387,7 @@ def test_random_sigkills_lose_nothing_and_redo_nothing(
     pipes = rc.build_named(MIXED_TAG, "mixed")
     crasher = Crasher(tmp_path, MIXED_TAG, "mixed", workers)
     for _ in range(6):
-        crasher.spawn_and_kill(rng.uniform(0.05, 1.5), "--stagger", "0.04")
+        crasher.spawn_and_kill(rng.uniform(0.05, 1.5), "--stagger", "0.25", "--burst", "6")
     results = final_recovery(crasher, pipes, monkeypatch)
     entries = rc.read_journal(crasher.journal)
     report(f"random kills case {case}", crasher, entries, started)

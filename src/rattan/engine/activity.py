@@ -17,8 +17,11 @@ import orjson
 from rattan import states
 from rattan.components.service import ScheduleType
 from rattan.engine.inputs import HydrateError, resolve_inputs
+from rattan.engine.jobs import Prepared, service_logs
 from rattan.engine.loops import loop_config, next_after_pass, record_pass
 from rattan.engine.nodes import write_outputs
+from rattan.engine.records import ScheduleRecord
+from rattan.engine.schedule import ScheduleResult, apply_schedule, first_poll_job, run_schedule
 from rattan.engine.step import P_FAILED, P_SLEEP, Step
 from rattan.runtime.queries import dumps
 from rattan.spec.model import ServiceActivityNode
@@ -27,24 +30,6 @@ if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
     from rattan.engine.plan import NodeInfo
     from rattan.engine.records import ProcessRecord, StateRecord
-
-
-@dataclass(slots=True)
-class Prepared:
-    """An entered activity, ready for its ``execute`` call."""
-
-    pid: int
-    node_id: str
-    version: str
-    root_id: str
-    top_pipeline_id: str
-    loop: int
-    inner_loop: int
-    name: str | None
-    code: str
-    component_version: str
-    inputs: dict[str, Any]
-    root_data: Any
 
 
 @dataclass(slots=True)
@@ -57,6 +42,7 @@ class ExecResult:
     schedule_type: ScheduleType | None = None
     error_events: list[str] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)
+    first_poll: ScheduleResult | None = None
 
 
 def enter_activity(
@@ -133,14 +119,13 @@ def run_execute(core: EngineCore, prep: Prepared) -> ExecResult:
         events.append("node_execute_exception")
         core.hook(service, "node_execute_exception", data, parent)
     stype = service.schedule_type() if ok else None
-    return ExecResult(
+    res = ExecResult(
         prep, ok, value, dict(data.inputs), dict(data.outputs), stype, events, service_logs(service)
     )
-
-
-def service_logs(service: Any) -> list[str]:
-    logger = service.__dict__.get("_runtime_attrs", {}).get("logger")
-    return list(getattr(logger, "lines", ()))
+    if stype == ScheduleType.POLL:
+        # the first poll runs right away, in this worker, with a fresh service instance
+        res.first_poll = run_schedule(core, first_poll_job(prep, dict(data.outputs)), data=data)
+    return res
 
 
 def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
@@ -174,18 +159,19 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
         in_blob = dumps(_jsonable(res.inputs))
         res.ok = False
         res.schedule_type = None
-    tx.put_exec_data(prep.node_id, in_blob, out_blob)
     if res.logs:
         tx.add_logs([(prep.node_id, prep.version, line) for line in res.logs])
-    new = state.copy()
     if res.ok and res.schedule_type is not None:
-        due = step.now if res.schedule_type == ScheduleType.POLL else None
-        sid = tx.insert_schedule(prep.node_id, prep.version, int(res.schedule_type), proc.id, due)
+        sid = tx.insert_schedule(prep.node_id, prep.version, int(res.schedule_type), proc.id, None)
+        if res.first_poll is not None:
+            sched = ScheduleRecord(sid, prep.node_id, prep.version, ScheduleType.POLL, proc.id)
+            return apply_schedule(step, proc, state, sched, res.first_poll)
+        tx.put_exec_data(prep.node_id, in_blob, out_blob)
         proc.status = P_SLEEP
         tx.save_process(proc)
-        if due is not None:
-            step.fx.polls.append((due, sid))
         return False
+    tx.put_exec_data(prep.node_id, in_blob, out_blob)
+    new = state.copy()
     cfg = loop_config(info)
     if cfg is not None:
         record_pass(step, info, cfg, outputs, prep.inner_loop)

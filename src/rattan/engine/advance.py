@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from rattan import states
 from rattan.engine import nodes
-from rattan.engine.activity import Prepared, enter_activity, record_execute
+from rattan.engine.activity import enter_activity, record_execute
+from rattan.engine.jobs import Prepared
+from rattan.engine.schedule import ScheduleResult, record_schedule
 from rattan.engine.step import P_DONE, P_FAILED, P_READY, P_SUSPENDED, Step
 from rattan.ids import unique_id
 from rattan.spec.model import NodeType
@@ -34,13 +36,18 @@ class Outcome:
     execute: Prepared | None = None
 
 
-def advance(step: Step, pid: int, carry: ExecResult | None) -> Outcome:
+def advance(step: Step, pid: int, carry: ExecResult | ScheduleResult | None) -> Outcome:
     tx = step.tx
     proc = tx.get_process(pid)
     if proc is None:
         return Outcome()
     if carry is not None:
-        if not record_execute(step, proc, carry):
+        recorded = (
+            record_schedule(step, proc, carry)
+            if isinstance(carry, ScheduleResult)
+            else record_execute(step, proc, carry)
+        )
+        if not recorded:
             return Outcome()
     elif proc.status != P_READY:
         return Outcome()

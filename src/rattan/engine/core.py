@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from rattan.components import BUILTIN_REGISTRY, DataObject, Registry, Service
 from rattan.components.service import SERVICE_LOGGER_NAME, ServiceLoggerAdapter
-from rattan.engine.activity import ExecResult, Prepared, run_execute
+from rattan.engine.activity import ExecResult, run_execute
 from rattan.engine.advance import Outcome, advance, fail_engine_error
+from rattan.engine.jobs import Prepared
 from rattan.engine.plan import RunPlan, build_plan
-from rattan.engine.schedule import load_job, record_schedule, run_schedule
+from rattan.engine.schedule import ScheduleResult, expire_schedule, load_job, run_schedule
 from rattan.engine.step import Effects, Step
 from rattan.errors import ComponentNotExistException, ConflictError, NotFoundError
 from rattan.runtime.threads import ThreadDispatcher
@@ -208,8 +209,11 @@ class EngineCore:
             log.exception("cancel() of node %s raised", node_id)
 
     # -- work ------------------------------------------------------------------------------------
-    def run_process(self, pid: int, outcome: Outcome | None = None) -> None:
-        carry: ExecResult | None = None
+    def run_process(
+        self, pid: int, outcome: Outcome | None = None, carry: ExecResult | ScheduleResult | None = None
+    ) -> None:
+        """Advance a token: record ``carry`` (a user step's result) if given, then move on,
+        running each activity's ``execute`` between units of work."""
         while True:
             if outcome is None:
                 outcome = self._advance(pid, carry)
@@ -222,7 +226,7 @@ class EngineCore:
             carry = run_execute(self, prepared)
             outcome = None
 
-    def _advance(self, pid: int, carry: ExecResult | None) -> Outcome | None:
+    def _advance(self, pid: int, carry: ExecResult | ScheduleResult | None) -> Outcome | None:
         for _ in range(CONFLICT_RETRIES):
             try:
                 return self.unit(functools.partial(advance, pid=pid, carry=carry))
@@ -236,13 +240,14 @@ class EngineCore:
         return None
 
     def run_schedule_step(self, sid: int, callback_id: int | None = None) -> None:
-        job = self.unit(lambda step: load_job(self, step, sid, callback_id))
+        job = self.store.read(lambda tx: load_job(self, tx, sid, callback_id))
         if job is None:
             return
+        if isinstance(job, int):
+            self.unit(lambda step: expire_schedule(step, sid))
+            return
         res = run_schedule(self, job)
-        pid = self.unit(lambda step: record_schedule(step, res))
-        if pid is not None:
-            self.run_process(pid)
+        self.run_process(job.prepared.pid, carry=res)
 
     def schedule_of_callback(self, cid: int) -> int | None:
         def find(tx: Tx) -> int | None:

@@ -1,8 +1,10 @@
 """Schedule steps: one poll or one callback of a waiting activity (SPEC 5.3 schedule phase).
 
-A step reads the schedule and the node's execution data, runs the user's ``schedule()`` outside any
-transaction, then records the result by compare-and-set: a schedule whose node version changed (a
-forced fail, a skip, a retry) is marked expired and its result dropped.
+A step reads the schedule and the node's execution data from committed state (no transaction),
+runs the user's ``schedule()`` outside any transaction, then records the result by compare-and-set
+in the same unit of work that moves the token on: a schedule whose node version changed (a forced
+fail, a skip, a retry) is marked expired and its result dropped. The first poll of a POLL node runs
+right after ``execute`` in the same worker (SPEC: "the first poll is dispatched immediately").
 """
 
 from __future__ import annotations
@@ -13,21 +15,23 @@ from typing import TYPE_CHECKING, Any
 
 from rattan import states
 from rattan.components.service import ScheduleType
-from rattan.engine.activity import Prepared, service_logs
+from rattan.engine.jobs import Prepared, service_logs
 from rattan.engine.loops import loop_config, next_after_pass, record_pass
 from rattan.engine.nodes import write_outputs
-from rattan.engine.step import P_FAILED, P_READY, Step
+from rattan.engine.records import ScheduleRecord
+from rattan.engine.step import P_FAILED, P_READY, P_SLEEP, Step
 from rattan.runtime.queries import dumps
 
 if TYPE_CHECKING:
+    from rattan.components import DataObject, Service
     from rattan.engine.core import EngineCore
-    from rattan.engine.records import CallbackRecord, ScheduleRecord, StateRecord
+    from rattan.engine.records import CallbackRecord, ProcessRecord, StateRecord
+    from rattan.runtime.queries import Tx
 
 
 @dataclass(slots=True)
 class ScheduleJob:
     schedule: ScheduleRecord
-    state: StateRecord
     prepared: Prepared
     outputs: dict[str, Any]
     callback: CallbackRecord | None = None
@@ -47,22 +51,15 @@ class ScheduleResult:
     logs: list[str] = field(default_factory=list)
 
 
-def load_job(core: EngineCore, step: Step, sid: int, callback_id: int | None) -> ScheduleJob | None:
-    """Read what one schedule step needs, or expire a stale schedule and return None."""
-    tx = step.tx
+def load_job(core: EngineCore, tx: Tx, sid: int, callback_id: int | None) -> ScheduleJob | int | None:
+    """What one schedule step needs, read from committed data. Returns the schedule id when the
+    schedule is stale (the caller expires it), None when there is nothing to do."""
     sched = tx.get_schedule(sid)
     if sched is None or sched.finished or sched.expired:
-        if callback_id is not None:
-            tx.mark_callback(callback_id, 2)
         return None
     state = tx.get_state(sched.node_id)
     if state is None or state.version != sched.version or state.name != states.RUNNING:
-        sched.expired = True
-        sched.due = None
-        tx.save_schedule(sched)
-        if callback_id is not None:
-            tx.mark_callback(callback_id, 2)
-        return None
+        return sid
     cb = None
     if callback_id is not None:
         # callbacks of one schedule are applied one at a time, in arrival order
@@ -81,17 +78,38 @@ def load_job(core: EngineCore, step: Step, sid: int, callback_id: int | None) ->
         node.name, node.component_code, node.component_version, data.inputs if data else {},
         core.root_data(tx, proc.root_id),
     )  # fmt: skip
-    return ScheduleJob(sched, state, prep, data.outputs if data else {}, cb)
+    return ScheduleJob(sched, prep, data.outputs if data else {}, cb)
 
 
-def run_schedule(core: EngineCore, job: ScheduleJob) -> ScheduleResult:
+def expire_schedule(step: Step, sid: int) -> None:
+    sched = step.tx.get_schedule(sid)
+    if sched is not None and not sched.finished:
+        sched.expired = True
+        sched.due = None
+        step.tx.save_schedule(sched)
+    for cid in step.tx.pending_callbacks_of(sched.node_id, sched.version) if sched else []:
+        step.tx.mark_callback(cid, 2)
+
+
+def first_poll_job(prep: Prepared, outputs: dict[str, Any]) -> ScheduleJob:
+    """The job of the poll that runs right after ``execute`` (no schedule row exists yet)."""
+    return ScheduleJob(
+        ScheduleRecord(0, prep.node_id, prep.version, ScheduleType.POLL, prep.pid), prep, outputs
+    )
+
+
+def run_schedule(
+    core: EngineCore, job: ScheduleJob, service: Service | None = None, data: DataObject | None = None
+) -> ScheduleResult:
     """Call the user's ``schedule()`` (no transaction is open)."""
     prep = job.prepared
-    service = core.make_service(prep)
-    data, parent = core.data_objects(prep.inputs, dict(job.outputs), prep.root_data)
+    service = service or core.make_service(prep)
+    if data is None:
+        data, parent = core.data_objects(prep.inputs, dict(job.outputs), prep.root_data)
+    else:
+        _, parent = core.data_objects({}, {}, prep.root_data)
     events: list[str] = []
     callback_data = job.callback.data if job.callback is not None else None
-    hook_cb = job.callback
     core.hook(service, "pre_schedule", data, parent)
     try:
         value = service.schedule(data, parent, callback_data)
@@ -104,7 +122,7 @@ def run_schedule(core: EngineCore, job: ScheduleJob) -> ScheduleResult:
         value, ok = False, False
         data.outputs["ex_data"] = traceback.format_exc()
         events.append("node_schedule_exception")
-        core.hook(service, "node_schedule_exception", data, parent, callback_data=hook_cb)
+        core.hook(service, "node_schedule_exception", data, parent, callback_data=job.callback)
     stype = ScheduleType(job.schedule.type)
     finished = ok and (stype == ScheduleType.CALLBACK or service.is_schedule_finished())
     res = ScheduleResult(
@@ -131,22 +149,29 @@ def run_schedule(core: EngineCore, job: ScheduleJob) -> ScheduleResult:
     return res
 
 
-def record_schedule(step: Step, res: ScheduleResult) -> int | None:
-    """Apply a schedule result. Returns the process id to advance when the node completed."""
+def record_schedule(step: Step, proc: ProcessRecord, res: ScheduleResult) -> bool:
+    """Apply a schedule result. True when the node completed and the token moves on."""
     tx = step.tx
     job = res.job
-    sched = tx.get_schedule(job.schedule.id)
-    state = tx.get_state(job.state.node_id)
     if job.callback is not None:
         tx.mark_callback(job.callback.id, 1)
+    sched = tx.get_schedule(job.schedule.id)
+    state = tx.get_state(job.prepared.node_id)
     if sched is None or sched.finished or sched.expired:
-        return None
+        return False
     if state is None or state.version != sched.version or state.name != states.RUNNING:
         sched.expired = True
         sched.due = None
         tx.save_schedule(sched)
-        return None
-    prep = job.prepared
+        return False
+    return apply_schedule(step, proc, state, sched, res)
+
+
+def apply_schedule(
+    step: Step, proc: ProcessRecord, state: StateRecord, sched: ScheduleRecord, res: ScheduleResult
+) -> bool:
+    tx = step.tx
+    prep = res.job.prepared
     offset = step.core.settings.rerun_index_offset
     outputs = res.outputs
     ok = res.ok
@@ -162,7 +187,6 @@ def record_schedule(step: Step, res: ScheduleResult) -> int | None:
     if res.logs:
         tx.add_logs([(prep.node_id, prep.version, line) for line in res.logs])
     sched.times += 1
-    proc = tx.get_process(sched.process_id)
     info = step.core.plan(prep.root_id).info(prep.node_id)
     node: Any = info.node
     if ok and not res.finished:
@@ -175,37 +199,34 @@ def record_schedule(step: Step, res: ScheduleResult) -> int | None:
             if nxt is not None:
                 step.fx.callbacks.append(nxt)
         tx.save_schedule(sched)
-        return None
+        if proc.status != P_SLEEP:
+            proc.status = P_SLEEP
+            tx.save_process(proc)
+        return False
     sched.due = None
     new = state.copy()
     new.archived = step.now
     cfg = loop_config(info)
-    if ok or node.error_ignorable or (cfg is not None and cfg.get("fail_skip")):
-        sched.finished = True
-        tx.save_schedule(sched)
-        if cfg is not None:
-            record_pass(step, info, cfg, outputs, prep.inner_loop)
-        else:
-            write_outputs(step, info, outputs)
-        new.name = states.FINISHED
-        new.error_ignored = not ok
-        step.write_state(new, state)
-        step.event("node_finish", root_pipeline_id=prep.root_id, node_id=prep.node_id)
-        if proc is None:
-            return None
-        proc.current = next_after_pass(info, cfg, prep.inner_loop) if cfg is not None else info.next_id()
-        proc.status = P_READY
-        tx.save_process(proc)
-        return proc.id
-    tx.save_schedule(sched)
     if cfg is not None:
         record_pass(step, info, cfg, outputs, prep.inner_loop)
     else:
         write_outputs(step, info, outputs)
+    if ok or node.error_ignorable or (cfg is not None and cfg.get("fail_skip")):
+        sched.finished = True
+        tx.save_schedule(sched)
+        new.name = states.FINISHED
+        new.error_ignored = not ok
+        step.write_state(new, state)
+        proc.current = next_after_pass(info, cfg, prep.inner_loop) if cfg is not None else info.next_id()
+        proc.status = P_READY
+        tx.save_process(proc)
+        if proc.current != prep.node_id:
+            step.event("node_finish", root_pipeline_id=prep.root_id, node_id=prep.node_id)
+        return True
+    tx.save_schedule(sched)
     new.name = states.FAILED
     step.write_state(new, state)
-    if proc is not None:
-        proc.status = P_FAILED
-        tx.save_process(proc)
+    proc.status = P_FAILED
+    tx.save_process(proc)
     step.event("node_schedule_fail", root_pipeline_id=prep.root_id, node_id=prep.node_id)
-    return None
+    return False

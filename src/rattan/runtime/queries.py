@@ -353,6 +353,13 @@ class Tx:
         ).fetchone()
         return None if row is None else int(row[0])
 
+    def pending_callbacks_of(self, node_id: str, version: str) -> list[int]:
+        rows = self.c.execute(
+            "SELECT id FROM callbacks WHERE node_id=? AND version=? AND applied=0 ORDER BY id",
+            (node_id, version),
+        )
+        return [r[0] for r in rows]
+
     def mark_callback(self, cid: int, applied: int) -> None:
         """applied: 1 = applied, 2 = refused (stale or node no longer waiting)."""
         self.c.execute("UPDATE callbacks SET applied=? WHERE id=?", (applied, cid))

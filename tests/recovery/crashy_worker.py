@@ -3,10 +3,10 @@
 Usage::
 
     python crashy_worker.py --db PATH --journal PATH --tag TAG [--set mixed] [--stagger S]
-                            [--burst N] [--die-after-submit] [--max-life S]
+                            [--die-after-submit] [--max-life S]
 
 Starts ``rattan.Engine`` on ``--db`` (which resumes everything unfinished found there), submits every
-pipeline of the set that the store does not hold yet (``burst`` at a time, ``stagger`` seconds apart, journaling a
+pipeline of the set that the store does not hold yet (``stagger`` seconds apart, journaling a
 ``submitted`` line after each ``run_pipeline`` returned), prints ``ALLDONE`` once every pipeline has
 settled and then idles until it is killed or ``--max-life`` runs out. With ``--die-after-submit``
 the process SIGKILLs itself right after the first ``run_pipeline`` call returned.
@@ -24,8 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import rattan  # noqa: E402
-import recovery_components as rc  # noqa: E402
+import recovery_components as rc
+
+import rattan
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +36,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tag", required=True)
     ap.add_argument("--set", default="mixed")
     ap.add_argument("--stagger", type=float, default=0.0)
-    ap.add_argument("--burst", type=int, default=1)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--die-after-submit", action="store_true")
     ap.add_argument("--max-life", type=float, default=60.0)
@@ -46,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     pipes = rc.build_named(args.tag, args.set)
     engine = rattan.Engine(f"sqlite:///{args.db}", components=rc.REG, workers=args.workers)
     print("STARTED", os.getpid(), flush=True)
-    submitted = 0
     for pipe in pipes:
         if engine.has_state(pipe.root_id):
             continue
@@ -55,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         print("SUBMITTED", pipe.root_id, flush=True)
         if args.die_after_submit:
             os.kill(os.getpid(), signal.SIGKILL)
-        submitted += 1
-        if args.stagger and submitted % args.burst == 0:
+        if args.stagger:
             time.sleep(args.stagger)
     while time.monotonic() < deadline:
         if all(rc.settled(engine, pipe) for pipe in pipes):

@@ -193,7 +193,9 @@ class Pipe:
 
 def _act(pid: str, name: str, code: str, x: Any, k: int, codes: dict[str, str]) -> ServiceActivity:
     act = ServiceActivity(component_code=code, id=f"{pid}{name}", name=name)
-    act.component.inputs.x = Var(type=Var.SPLICE, value=x) if isinstance(x, str) else Var(type=Var.PLAIN, value=x)
+    act.component.inputs.x = (
+        Var(type=Var.SPLICE, value=x) if isinstance(x, str) else Var(type=Var.PLAIN, value=x)
+    )
     act.component.inputs.k = Var(type=Var.PLAIN, value=k)
     codes[act.id] = code
     return act
@@ -210,7 +212,9 @@ def chain(pid: str, seed: int, code: str = "rec_step", length: int = 4) -> Pipe:
     cur: Any = start
     prev: ServiceActivity | None = None
     for i in range(length):
-        act = _act(pid, f"a{i}", code if i == 1 else "rec_step", seed if prev is None else f"${{v{i - 1}}}", i, codes)
+        act = _act(
+            pid, f"a{i}", code if i == 1 else "rec_step", seed if prev is None else f"${{v{i - 1}}}", i, codes
+        )
         _out(data, f"${{v{i}}}", act)
         cur = cur.extend(act)
         prev = act
@@ -294,7 +298,7 @@ def poll_pipe(pid: str, seed: int, code: str = "rec_poll") -> Pipe:
     return Pipe(pid, "poll", build_tree(start, id=pid, data=data), codes)
 
 
-def build_set(tag: str, copies: int = 4) -> list[Pipe]:
+def build_set(tag: str, copies: int = 8) -> list[Pipe]:
     """The mixed pipeline set of the random-kill tests; ids are deterministic for ``tag``."""
     pipes: list[Pipe] = []
     for c in range(copies):

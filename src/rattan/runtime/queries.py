@@ -120,10 +120,10 @@ class Tx:
         return [_state(r) for r in rows]
 
     def states_of_parent(self, parent_id: str) -> list[StateRecord]:
-        rows = self.c.execute(
-            f"SELECT {_STATE_COLS} FROM states WHERE parent_id=? ORDER BY created", (parent_id,)
-        )
-        return [_state(r) for r in rows]
+        parent = self.get_state(parent_id)
+        if parent is None:
+            return []
+        return [s for s in self.states_of_root(parent.root_id or parent_id) if s.parent_id == parent_id]
 
     def states_by_ids(self, ids: Iterable[str]) -> list[StateRecord]:
         out: list[StateRecord] = []
@@ -256,10 +256,11 @@ class Tx:
         self.c.execute("UPDATE processes SET status=? WHERE id=?", (status, pid))
 
     def processes_at(self, node_id: str) -> list[ProcessRecord]:
-        rows = self.c.execute(
-            f"SELECT {_PROC_COLS} FROM processes WHERE current=? AND status!='done'", (node_id,)
-        )
-        return [_proc(r) for r in rows]
+        """Live tokens whose current node is ``node_id`` (found through the node's run)."""
+        root = self.root_of_node(node_id)
+        if root is None:
+            return []
+        return [p for p in self.processes_of_root(root) if p.current == node_id and p.status != "done"]
 
     def processes_of_root(self, root_id: str, statuses: Iterable[str] | None = None) -> list[ProcessRecord]:
         if statuses is None:

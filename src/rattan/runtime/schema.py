@@ -1,5 +1,9 @@
 """The store schema, as numbered migrations. Migration N brings a store from version N-1 to N.
 
+Secondary indexes are few on purpose: every index on a row that changes per node (a state, a
+process's current node) is another page written to the WAL on every commit. Lookups by parent
+or by current node go through the root id, which operations always know.
+
 Times are stored as REAL seconds since the epoch (UTC); JSON columns hold orjson bytes.
 """
 
@@ -20,7 +24,6 @@ MIGRATIONS: dict[int, list[str]] = {
             inner_loop INTEGER NOT NULL, retry INTEGER NOT NULL, skip INTEGER NOT NULL,
             error_ignored INTEGER NOT NULL, created REAL NOT NULL, started REAL, archived REAL)""",
         "CREATE INDEX states_root ON states(root_id)",
-        "CREATE INDEX states_parent ON states(parent_id)",
         "CREATE TABLE exec_data (node_id TEXT PRIMARY KEY, inputs BLOB NOT NULL, outputs BLOB NOT NULL)",
         # static inputs replaced by retry_node(data=...)
         "CREATE TABLE data_override (node_id TEXT PRIMARY KEY, inputs BLOB NOT NULL)",
@@ -33,7 +36,6 @@ MIGRATIONS: dict[int, list[str]] = {
             current TEXT NOT NULL, destination TEXT, stack BLOB NOT NULL, status TEXT NOT NULL,
             pending INTEGER NOT NULL DEFAULT 0, executing TEXT)""",
         "CREATE INDEX processes_root ON processes(root_id, status)",
-        "CREATE INDEX processes_current ON processes(current)",
         """CREATE TABLE schedules (
             id INTEGER PRIMARY KEY, node_id TEXT NOT NULL, version TEXT NOT NULL,
             type INTEGER NOT NULL, process_id INTEGER NOT NULL, times INTEGER NOT NULL DEFAULT 0,

@@ -24,6 +24,7 @@ from rattan.runtime.schema import MIGRATIONS, SCHEMA_VERSION
 
 T = TypeVar("T")
 
+CHECKPOINT_SECONDS = 1.0
 MAX_GROUP = 256  # members per commit; bounds how long the first member waits
 
 
@@ -74,6 +75,10 @@ class SQLiteStore:
         self._committed: int = 0
         self._failed: dict[int, BaseException] = {}
         self._closed = False
+        # WAL checkpoints run on their own thread, not inside a worker's COMMIT (see _checkpoints)
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoints, name="rattan-checkpoint", daemon=True)
+        self._checkpointer.start()
 
     # -- connections ---------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -86,6 +91,7 @@ class SQLiteStore:
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
 
@@ -123,6 +129,20 @@ class SQLiteStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _checkpoints(self) -> None:
+        """Copy the WAL back into the database once a second. PASSIVE never blocks writers; with
+        autocheckpoint off, no worker pays for a checkpoint (and its fsync) inside its commit."""
+        conn: sqlite3.Connection | None = None
+        while not self._stop.wait(CHECKPOINT_SECONDS):
+            try:
+                if conn is None:
+                    conn = self._connect()
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                pass
+        if conn is not None:
+            conn.close()
 
     def schema_version(self) -> int:
         row = self._reader().execute("SELECT value FROM rattan_meta WHERE key='schema_version'").fetchone()
@@ -203,12 +223,19 @@ class SQLiteStore:
         yield self._reader()
 
     def close(self) -> None:
+        self._stop.set()
+        if self._checkpointer.is_alive():
+            self._checkpointer.join(5)
         with self._cond:
             if self._closed:
                 return
             if self._open_gen:
                 self._commit(self._open_gen)
             self._closed = True
+            try:
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
             self._writer.close()
         with self._readers_lock:
             for conn in self._readers:

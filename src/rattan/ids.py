@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 
 MAX_ID_LENGTH = 33
 
 
 def unique_id(prefix: str) -> str:
-    """Return ``prefix`` followed by a random uuid4 in hex (33 characters for a one-letter prefix)."""
+    """Return ``prefix`` followed by 32 random hex digits (33 characters), as ``uuid4().hex`` gives.
+
+    128 random bits from the OS, without building a UUID object: ids are made for every node pass.
+    """
     if len(prefix) != 1:
         raise ValueError(f"id prefix must be one character, got {prefix!r}")
-    return prefix + uuid.uuid4().hex
+    return prefix + os.urandom(16).hex()

@@ -3,7 +3,7 @@
 Usage::
 
     python crashy_worker.py --db PATH --journal PATH --tag TAG [--set mixed] [--stagger S]
-                            [--die-after-submit] [--max-life S]
+                            [--die-after-submit] [--hold] [--max-life S]
 
 Starts ``rattan.Engine`` on ``--db`` (which resumes everything unfinished found there), submits every
 pipeline of the set that the store does not hold yet (``stagger`` seconds apart, journaling a
@@ -38,10 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stagger", type=float, default=0.0)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--die-after-submit", action="store_true")
+    ap.add_argument("--hold", action="store_true", help="honour the nodes' hold inputs (block there)")
     ap.add_argument("--max-life", type=float, default=60.0)
     args = ap.parse_args(argv)
 
     os.environ[rc.JOURNAL_ENV] = args.journal
+    if args.hold:
+        os.environ[rc.HOLD_ENV] = "1"
     deadline = time.monotonic() + args.max_life
     pipes = rc.build_named(args.tag, args.set)
     engine = rattan.Engine(f"sqlite:///{args.db}", components=rc.REG, workers=args.workers)

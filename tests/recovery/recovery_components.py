@@ -40,6 +40,8 @@ from rattan.builder import (
 )
 
 JOURNAL_ENV = "RATTAN_RECOVERY_JOURNAL"
+HOLD_ENV = "RATTAN_RECOVERY_HOLD"  # set (by ``crashy_worker.py --hold``): honour ``hold`` inputs
+HOLD_SECONDS = 60.0
 MAX_SLEEP = 0.020  # seconds; widens the crash windows inside execute/schedule
 
 REG = rattan.Registry("recovery-tests")
@@ -92,6 +94,12 @@ def _nap() -> None:
     time.sleep(random.uniform(0.0, MAX_SLEEP))
 
 
+def _hold(data: Any, phase: str) -> None:
+    """Block (until the process is killed) where the node's ``hold`` input says, in held workers."""
+    if os.environ.get(HOLD_ENV) and data.get_one_of_inputs("hold") == phase:
+        time.sleep(HOLD_SECONDS)
+
+
 def _compute(data: Any) -> int:
     x = int(data.get_one_of_inputs("x", 0) or 0)
     k = int(data.get_one_of_inputs("k", 0) or 0)
@@ -106,6 +114,7 @@ class StepService(rattan.Service):
 
     def execute(self, data: Any, parent_data: Any) -> bool:
         journal(self.id, self.version, "execute-begin")
+        _hold(data, "execute")
         _nap()
         data.set_outputs("y", _compute(data))
         journal(self.id, self.version, "execute")
@@ -127,6 +136,7 @@ class PollService(rattan.Service):
 
     def execute(self, data: Any, parent_data: Any) -> bool:
         journal(self.id, self.version, "execute-begin")
+        _hold(data, "execute")
         _nap()
         data.set_outputs("y", _compute(data))
         data.set_outputs("count", 0)
@@ -135,13 +145,20 @@ class PollService(rattan.Service):
 
     def schedule(self, data: Any, parent_data: Any, callback_data: Any = None) -> bool:
         journal(self.id, self.version, "schedule-begin")
-        _nap()
         count = int(data.get_one_of_outputs("count", 0) or 0) + 1
+        _hold(data, f"poll{count}")
+        _nap()
         data.set_outputs("count", count)
         if count >= 2:
             self.finish_schedule()
         journal(self.id, self.version, "schedule")
         return True
+
+
+class OncePollService(PollService):
+    """A polling component that is NOT idempotent (its ``execute`` must not run twice)."""
+
+    __idempotent__ = False
 
 
 class SlowPollService(PollService):
@@ -171,6 +188,12 @@ class RecPoll(rattan.Component, registry=REG):
     bound_service = PollService
 
 
+class RecOncePoll(rattan.Component, registry=REG):
+    name = "recovery once poll"
+    code = "rec_once_poll"
+    bound_service = OncePollService
+
+
 class RecSlowPoll(rattan.Component, registry=REG):
     name = "recovery slow poll"
     code = "rec_slow_poll"
@@ -178,6 +201,7 @@ class RecSlowPoll(rattan.Component, registry=REG):
 
 
 IDEMPOTENT_CODES = frozenset({"rec_step", "rec_poll", "rec_slow_poll"})
+POLL_CODES = frozenset({"rec_poll", "rec_slow_poll", "rec_once_poll"})
 
 
 # -- pipelines ---------------------------------------------------------------------------------
@@ -191,12 +215,16 @@ class Pipe:
     codes: dict[str, str] = field(default_factory=dict)  # activity id -> component code (all levels)
 
 
-def _act(pid: str, name: str, code: str, x: Any, k: int, codes: dict[str, str]) -> ServiceActivity:
+def _act(
+    pid: str, name: str, code: str, x: Any, k: int, codes: dict[str, str], hold: str | None = None
+) -> ServiceActivity:
     act = ServiceActivity(component_code=code, id=f"{pid}{name}", name=name)
     act.component.inputs.x = (
         Var(type=Var.SPLICE, value=x) if isinstance(x, str) else Var(type=Var.PLAIN, value=x)
     )
     act.component.inputs.k = Var(type=Var.PLAIN, value=k)
+    if hold is not None:
+        act.component.inputs.hold = Var(type=Var.PLAIN, value=hold)
     codes[act.id] = code
     return act
 
@@ -205,16 +233,16 @@ def _out(data: Data, key: str, act: ServiceActivity) -> None:
     data.inputs[key] = NodeOutput(type=Var.SPLICE, source_act=act.id, source_key="y")
 
 
-def chain(pid: str, seed: int, code: str = "rec_step", length: int = 4) -> Pipe:
+def chain(pid: str, seed: int, code: str = "rec_step", length: int = 4, hold: str | None = None) -> Pipe:
+    """A chain of ``length`` activities; the second one runs ``code`` (and carries ``hold``)."""
     codes: dict[str, str] = {}
     data = Data()
     start = EmptyStartEvent(id=f"{pid}s")
     cur: Any = start
     prev: ServiceActivity | None = None
     for i in range(length):
-        act = _act(
-            pid, f"a{i}", code if i == 1 else "rec_step", seed if prev is None else f"${{v{i - 1}}}", i, codes
-        )
+        x = seed if prev is None else f"${{v{i - 1}}}"
+        act = _act(pid, f"a{i}", code if i == 1 else "rec_step", x, i, codes, hold if i == 1 else None)
         _out(data, f"${{v{i}}}", act)
         cur = cur.extend(act)
         prev = act
@@ -287,11 +315,11 @@ def subprocess_pipe(pid: str, seed: int) -> Pipe:
     return Pipe(pid, "subprocess", build_tree(start, id=pid, data=data), codes)
 
 
-def poll_pipe(pid: str, seed: int, code: str = "rec_poll") -> Pipe:
+def poll_pipe(pid: str, seed: int, code: str = "rec_poll", hold: str | None = None) -> Pipe:
     codes: dict[str, str] = {}
     data = Data()
     start = EmptyStartEvent(id=f"{pid}s")
-    p = _act(pid, "p", code, seed, 1, codes)
+    p = _act(pid, "p", code, seed, 1, codes, hold)
     _out(data, "${vp}", p)
     t = _act(pid, "t", "rec_step", "${vp}", 2, codes)
     start.extend(p).extend(t).extend(EmptyEndEvent(id=f"{pid}e"))
@@ -318,6 +346,14 @@ def build_named(tag: str, which: str) -> list[Pipe]:
         return build_set(tag)
     if which == "slowpoll":
         return [poll_pipe(f"{tag}w", 70, code="rec_slow_poll")]
+    if which == "held":
+        return [
+            chain(f"{tag}i", 90, hold="execute"),
+            chain(f"{tag}n", 91, code="rec_once", hold="execute"),
+            poll_pipe(f"{tag}q", 92, hold="poll2"),
+        ]
+    if which == "heldpoll":
+        return [poll_pipe(f"{tag}m", 93, code="rec_once_poll", hold="poll1")]
     if which == "chains":
         return [chain(f"{tag}{i}", 80 + i) for i in range(3)]
     raise ValueError(f"unknown pipeline set {which!r}")

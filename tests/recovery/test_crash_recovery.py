@@ -356,7 +356,7 @@ def check_journal(
             assert ends[node] >= 1, f"{node} FINISHED without a completed execute in the journal"
             if code not in rc.IDEMPOTENT_CODES:
                 assert len(node_begins) == 1 and ends[node] == 1, (node, node_begins, ends[node])
-        if code in ("rec_poll", "rec_slow_poll") and states.get(node) == "FINISHED":
+        if code in rc.POLL_CODES and states.get(node) == "FINISHED":
             n_polls = len(polls.get(node, []))
             during = sum(1 for k in kills if k.snap.states.get(node, ("", ""))[0] == "RUNNING")
             assert 2 <= n_polls <= 2 + during, f"{node}: {n_polls} polls with {during} kills while it waited"
@@ -492,3 +492,119 @@ def test_pipeline_submitted_right_before_sigkill_is_resumed(
     check_journal(pipes, results, crasher.kills, entries)
     procs, scheds, cbs = live_rows(crasher.db)
     assert not procs and not scheds and not cbs, (procs, scheds, cbs)
+
+
+def lines(entries: list[rc.Entry], node_id: str) -> str:
+    return "journal:\n" + "\n".join(
+        f"  {e.kind} pid={e.pid} t={e.time:.3f}" for e in entries if e.node_id == node_id
+    )
+
+
+def count(entries: list[rc.Entry], node_id: str, kind: str, pid: int | None = None) -> int:
+    return sum(
+        1 for e in entries if e.node_id == node_id and e.kind == kind and (pid is None or e.pid == pid)
+    )
+
+
+@pytest.mark.timeout(120)
+def test_kills_while_user_code_is_in_flight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deterministic windows: nodes block inside execute()/schedule() until the worker is killed.
+
+    SPEC 13 row 3 / Appendix D.2: the interrupted idempotent execute is re-run (once per kill that
+    caught it), the non-idempotent one is FAILED ``execution interrupted`` and never re-run; an
+    interrupted poll is re-run without re-running execute.
+    """
+    started = time.monotonic()
+    pipes = rc.build_named("h", "held")
+    reference = clean_run(tmp_path, pipes)
+    idem, once, poll = "hia1", "hna1", "hqp"
+    crasher = Crasher(tmp_path, "h", "held")
+
+    def in_flight(proc_pid: int) -> bool:
+        entries = rc.read_journal(crasher.journal)
+        return (
+            count(entries, idem, "execute-begin", proc_pid) == 1
+            and count(entries, poll, "schedule-begin", proc_pid) >= 1
+            and count(entries, poll, "schedule", proc_pid)
+            == count(entries, poll, "schedule-begin", proc_pid) - 1
+        )
+
+    # 1. both activities and the 2nd poll are blocked inside user code: kill
+    for round_ in range(2):
+        proc, out = crasher.spawn("--hold")
+        t0 = time.monotonic()
+        try:
+            wait_for(lambda p=proc.pid: in_flight(p), 20, f"held calls, round {round_ + 1}")
+            if round_ == 0:
+                wait_for(
+                    lambda p=proc.pid: count(rc.read_journal(crasher.journal), once, "execute-begin", p),
+                    20,
+                    once,
+                )
+            else:
+                time.sleep(0.2)  # recovery of the non-idempotent node has committed long before
+            kill = crasher.kill(proc, out, time.monotonic() - t0)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        assert kill.snap.running_executing(idem), kill.snap.states.get(idem)
+        if round_ == 0:
+            assert kill.snap.running_executing(once), kill.snap.states.get(once)
+        else:
+            assert kill.snap.states[once][0] == "FAILED", kill.snap.states[once]
+    # 2. the final run (nothing blocks any more)
+    results = final_recovery(crasher, pipes, monkeypatch)
+    entries = rc.read_journal(crasher.journal)
+    report("in-flight kills", crasher, entries, started)
+    assert not crasher.child_errors(), crasher.child_errors()
+    interrupted = check_results(pipes, results, reference)
+    assert interrupted == [once]
+    check_journal(pipes, results, crasher.kills, entries)
+    assert count(entries, idem, "execute-begin") == 3, lines(entries, idem)  # two kills caught it
+    assert count(entries, idem, "execute") == 1, lines(entries, idem)
+    assert count(entries, once, "execute-begin") == 1, lines(entries, once)
+    assert count(entries, once, "execute") == 0, lines(entries, once)
+    # a crash inside a poll re-runs the poll only: execute() had returned and was recorded
+    assert count(entries, poll, "execute-begin") == 1, lines(entries, poll)
+    assert count(entries, poll, "schedule-begin") == 4, lines(entries, poll)  # poll 1, poll 2 x 3
+    assert results["hq"].outputs[poll]["count"] == 2
+    procs, scheds, cbs = live_rows(crasher.db)
+    assert not procs and not scheds and not cbs, (procs, scheds, cbs)
+
+
+@pytest.mark.timeout(120)
+def test_kill_during_first_poll_of_non_idempotent_component(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill inside the FIRST schedule() call of a non-idempotent polling component.
+
+    execute() returned; only the poll was interrupted. Polls are at-least-once (SPEC 13 rows 3 and
+    8): the poll is re-run after the restart, execute() is not, and the node is not failed as
+    ``execution interrupted``.
+    """
+    started = time.monotonic()
+    pipes = rc.build_named("h", "heldpoll")
+    reference = clean_run(tmp_path, pipes)
+    node = "hmp"
+    crasher = Crasher(tmp_path, "h", "heldpoll")
+    proc, out = crasher.spawn("--hold")
+    t0 = time.monotonic()
+    try:
+        wait_for(lambda: count(rc.read_journal(crasher.journal), node, "schedule-begin"), 20, "first poll")
+        crasher.kill(proc, out, time.monotonic() - t0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    results = final_recovery(crasher, pipes, monkeypatch)
+    entries = rc.read_journal(crasher.journal)
+    report("first poll kill", crasher, entries, started)
+    res = results["hm"]
+    assert res.root_state == "FINISHED", (
+        f"{node}: execute() had returned and only its first poll was interrupted, but the node ended "
+        f"{res.states.get(node)} with {res.outputs.get(node)}"
+    )
+    assert count(entries, node, "execute-begin") == 1
+    check_results(pipes, results, reference)
+    check_journal(pipes, results, crasher.kills, entries)

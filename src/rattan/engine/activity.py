@@ -74,7 +74,7 @@ def enter_activity(
         return None
     step.write_state(entered, old)
     proc.executing = entered.version
-    tx.save_process(proc)
+    step.save_process(proc)
     return Prepared(
         proc.id, node.id, entered.version, proc.root_id, proc.top_pipeline_id, entered.loop,
         entered.inner_loop, node.name, node.component_code, node.component_version, rendered, root_data,
@@ -94,7 +94,7 @@ def _fail_unrun(
     step.tx.put_exec_data(node.id, dumps({k: v for k, (_, v) in inputs.items()}), dumps(outputs))
     proc.status = P_FAILED
     proc.executing = None
-    step.tx.save_process(proc)
+    step.save_process(proc)
     step.event("node_execute_fail", root_pipeline_id=proc.root_id, node_id=node.id)
 
 
@@ -137,7 +137,7 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
         proc.executing = None
     if state is None or state.version != prep.version or state.name != states.RUNNING:
         # forced fail (or another operator action) won the race: the late result is discarded
-        tx.save_process(proc)
+        step.save_process(proc)
         return False
     info = step.core.plan(proc.root_id).info(prep.node_id)
     node = info.node
@@ -162,13 +162,13 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
     if res.logs:
         tx.add_logs([(prep.node_id, prep.version, line) for line in res.logs])
     if res.ok and res.schedule_type is not None:
-        sid = tx.insert_schedule(prep.node_id, prep.version, int(res.schedule_type), proc.id, None)
         if res.first_poll is not None:
-            sched = ScheduleRecord(sid, prep.node_id, prep.version, ScheduleType.POLL, proc.id)
+            sched = ScheduleRecord(0, prep.node_id, prep.version, ScheduleType.POLL, proc.id)
             return apply_schedule(step, proc, state, sched, res.first_poll)
+        tx.insert_schedule(prep.node_id, prep.version, int(res.schedule_type), proc.id, None)
         tx.put_exec_data(prep.node_id, in_blob, out_blob)
         proc.status = P_SLEEP
-        tx.save_process(proc)
+        step.save_process(proc)
         return False
     tx.put_exec_data(prep.node_id, in_blob, out_blob)
     new = state.copy()
@@ -183,7 +183,7 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
         new.archived = step.now
         step.write_state(new, state)
         proc.current = next_after_pass(info, cfg, prep.inner_loop) if cfg is not None else info.next_id()
-        tx.save_process(proc)
+        step.save_process(proc)
         if proc.current != prep.node_id:  # no node_finish between the passes of a loop
             step.event("node_finish", root_pipeline_id=proc.root_id, node_id=prep.node_id)
         return True
@@ -191,7 +191,7 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
     new.archived = step.now
     step.write_state(new, state)
     proc.status = P_FAILED
-    tx.save_process(proc)
+    step.save_process(proc)
     step.event("node_execute_fail", root_pipeline_id=proc.root_id, node_id=prep.node_id)
     return False
 
@@ -231,7 +231,7 @@ def recover_interrupted(step: Step, pid: int) -> Prepared | None:
     state = tx.get_state(proc.current)
     if state is None or state.version != proc.executing or state.name != states.RUNNING:
         proc.executing = None
-        tx.save_process(proc)
+        step.save_process(proc)
         step.fx.dispatch.append(pid)
         return None
     core = step.core

@@ -37,6 +37,13 @@ class Outcome:
 
 
 def advance(step: Step, pid: int, carry: ExecResult | ScheduleResult | None) -> Outcome:
+    try:
+        return _advance(step, pid, carry)
+    finally:
+        step.flush()
+
+
+def _advance(step: Step, pid: int, carry: ExecResult | ScheduleResult | None) -> Outcome:
     tx = step.tx
     proc = tx.get_process(pid)
     if proc is None:
@@ -63,10 +70,6 @@ def advance(step: Step, pid: int, carry: ExecResult | ScheduleResult | None) -> 
     return Outcome()
 
 
-def _pipeline_suspended(step: Step, proc: ProcessRecord) -> bool:
-    return any(st.name == states.SUSPENDED for st in step.tx.states_by_ids(proc.stack))
-
-
 def step_node(step: Step, proc: ProcessRecord) -> ProcessRecord | Prepared | None:
     """Handle the token's current node. Returns the token to continue with, a Prepared activity
     to execute, or None when the token stops."""
@@ -76,7 +79,8 @@ def step_node(step: Step, proc: ProcessRecord) -> ProcessRecord | Prepared | Non
     # 1. a child token reached its join target: report to the parent; the last one wakes it
     if proc.destination == node_id and proc.parent_id is not None:
         proc.status = P_DONE
-        tx.save_process(proc)
+        step.save_process(proc)
+        step.flush()  # the parent's row may be dirty in this step (a fork whose branch is empty)
         if tx.decrement_pending(proc.parent_id) > 0:
             return None
         parent = tx.get_process(proc.parent_id)
@@ -84,22 +88,25 @@ def step_node(step: Step, proc: ProcessRecord) -> ProcessRecord | Prepared | Non
             return None
         parent.current = node_id
         parent.status = P_READY
-        tx.save_process(parent)
+        step.save_process(parent)
         return parent
-    root_state = tx.get_state(proc.root_id)
+    # one read: the root, every enclosing subprocess, and the node itself
+    found = {s.node_id: s for s in tx.states_by_ids([*proc.stack, node_id])}
+    stack_states = [found[p].name for p in proc.stack if p in found]
     # 2. a revoked root stops every token for good
-    if root_state is None or root_state.name == states.REVOKED:
+    root = found.get(proc.root_id)
+    if root is None or root.name == states.REVOKED:
         proc.status = P_DONE
-        tx.save_process(proc)
+        step.save_process(proc)
         return None
     # 3. a paused pipeline on the stack parks the token before the node
-    if _pipeline_suspended(step, proc):
+    if states.SUSPENDED in stack_states:
         proc.status = P_SUSPENDED
-        tx.save_process(proc)
+        step.save_process(proc)
         return None
     plan = core.plan(proc.root_id)
     info = plan.info(node_id)
-    old = tx.get_state(node_id)
+    old = found.get(node_id)
     parent_id = proc.top_pipeline_id
     if old is None:
         entered = step.new_state(node_id, proc.root_id, parent_id, states.RUNNING)
@@ -109,7 +116,7 @@ def step_node(step: Step, proc: ProcessRecord) -> ProcessRecord | Prepared | Non
                 old.root_id, old.parent_id = proc.root_id, parent_id
                 tx.cas_state(old, old.name, old.version)
             proc.status = P_SUSPENDED
-            tx.save_process(proc)
+            step.save_process(proc)
             return None
         if old.name not in (states.READY, states.LOOP_READY, states.FINISHED):
             return None  # duplicate delivery guard: the node is already being handled
@@ -168,6 +175,6 @@ def fail_engine_error(step: Step, pid: int, message: str) -> None:
     )
     if old is not None and not states.can_transit(old.name, states.FAILED):
         proc.status = P_FAILED
-        tx.save_process(proc)
+        step.save_process(proc)
         return
     step.fail_node(proc, state, old, message)

@@ -4,7 +4,6 @@ the worker loop that turns dispatched work into units of work.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import traceback
@@ -19,7 +18,7 @@ from rattan.engine.jobs import Prepared
 from rattan.engine.plan import RunPlan, build_plan
 from rattan.engine.schedule import ScheduleResult, expire_schedule, load_job, run_schedule
 from rattan.engine.step import Effects, Step
-from rattan.errors import ComponentNotExistException, ConflictError, NotFoundError
+from rattan.errors import BackendUnavailableError, ComponentNotExistException, NotFoundError
 from rattan.runtime.threads import ThreadDispatcher
 from rattan.spec import load_pipeline
 
@@ -30,7 +29,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rattan.engine")
 T = TypeVar("T")
-CONFLICT_RETRIES = 5
+Carry = ExecResult | ScheduleResult | None
+Work = tuple[int, Carry]  # a token to advance, with the result of its last user step if any
+
+
+_SERVICE_LOGGER = logging.getLogger(SERVICE_LOGGER_NAME)
 
 
 class NodeLogger(ServiceLoggerAdapter):
@@ -209,14 +212,59 @@ class EngineCore:
             log.exception("cancel() of node %s raised", node_id)
 
     # -- work ------------------------------------------------------------------------------------
-    def run_process(
-        self, pid: int, outcome: Outcome | None = None, carry: ExecResult | ScheduleResult | None = None
-    ) -> None:
-        """Advance a token: record ``carry`` (a user step's result) if given, then move on,
-        running each activity's ``execute`` between units of work."""
+    def advance_many(self, work: list[Work]) -> list[tuple[int, Outcome | None]]:
+        """Advance several tokens in ONE store transaction (one commit for the whole batch).
+
+        Each token runs in its own savepoint: an engine error in one is rolled back alone and then
+        recorded as that node's failure; the others commit. Effects apply after the commit.
+        """
+
+        Result = list[tuple[int, Outcome | None, Effects | None, Exception | None]]
+
+        def optimistic(tx: Tx) -> Result:
+            # no savepoint per token: if any token raises, the whole batch is redone carefully
+            out: Result = []
+            for pid, carry in work:
+                step = Step(self, tx)
+                out.append((pid, advance(step, pid, carry), step.fx, None))
+            return out
+
+        def careful(tx: Tx) -> Result:
+            out: Result = []
+            for pid, carry in work:
+                tx.c.execute("SAVEPOINT item")
+                step = Step(self, tx)
+                try:
+                    outcome = advance(step, pid, carry)
+                except Exception as exc:
+                    tx.c.execute("ROLLBACK TO item")
+                    tx.c.execute("RELEASE item")
+                    out.append((pid, None, None, exc))
+                    continue
+                tx.c.execute("RELEASE item")
+                out.append((pid, outcome, step.fx, None))
+            return out
+
+        try:
+            results = self.store.run(optimistic)
+        except BackendUnavailableError:
+            raise
+        except Exception:
+            results = self.store.run(careful)
+        done: list[tuple[int, Outcome | None]] = []
+        for pid, outcome, fx, exc in results:
+            if exc is not None:
+                self._engine_error(pid, exc)
+            elif fx is not None:
+                self.apply(fx)
+            done.append((pid, outcome))
+        return done
+
+    def run_process(self, pid: int, outcome: Outcome | None = None, carry: Carry = None) -> None:
+        """Advance one token to its next wait, synchronously (used by tests and recovery)."""
         while True:
             if outcome is None:
-                outcome = self._advance(pid, carry)
+                outcome = self.advance_many([(pid, carry)])[0][1]
                 if outcome is None:
                     return
             prepared = outcome.execute
@@ -226,28 +274,15 @@ class EngineCore:
             carry = run_execute(self, prepared)
             outcome = None
 
-    def _advance(self, pid: int, carry: ExecResult | ScheduleResult | None) -> Outcome | None:
-        for _ in range(CONFLICT_RETRIES):
-            try:
-                return self.unit(functools.partial(advance, pid=pid, carry=carry))
-            except ConflictError:
-                # an operator changed a state between our read and write: read again
-                continue
-            except Exception as exc:
-                self._engine_error(pid, exc)
-                return None
-        self._engine_error(pid, ConflictError(f"process {pid}: state kept changing concurrently"))
-        return None
-
-    def run_schedule_step(self, sid: int, callback_id: int | None = None) -> None:
+    def schedule_job(self, sid: int, callback_id: int | None = None) -> Work | None:
+        """Run one poll or callback step's user code; return the work item that records it."""
         job = self.store.read(lambda tx: load_job(self, tx, sid, callback_id))
         if job is None:
-            return
+            return None
         if isinstance(job, int):
             self.unit(lambda step: expire_schedule(step, sid))
-            return
-        res = run_schedule(self, job)
-        self.run_process(job.prepared.pid, carry=res)
+            return None
+        return (job.prepared.pid, run_schedule(self, job))
 
     def schedule_of_callback(self, cid: int) -> int | None:
         def find(tx: Tx) -> int | None:

@@ -14,7 +14,6 @@ from rattan.components import registry as default_registry
 from rattan.context import ContextValue
 from rattan.engine import controls, preview, reads
 from rattan.engine.activity import recover_interrupted
-from rattan.engine.advance import Outcome
 from rattan.engine.core import EngineCore
 from rattan.engine.prepare import run_pipeline
 from rattan.engine.records import ExecutionData, HistoryRecord, ScheduleRecord, StateRecord
@@ -89,7 +88,7 @@ class Engine:
                 pid = p.id
                 prepared = core.unit(lambda step, pid=pid: recover_interrupted(step, pid))  # type: ignore[misc]
                 if prepared is not None:
-                    threading_run(core, prepared.pid, Outcome(prepared))
+                    core.dispatcher.execute(prepared)
             else:
                 core.dispatcher.process(p.id)
         for sched in self._store.read(lambda tx: tx.due_schedules()):
@@ -292,10 +291,3 @@ class Engine:
     def is_finished(self, root_id: str) -> bool:
         st = self.get_state_or_none(root_id)
         return st is not None and st.name == states.FINISHED
-
-
-def threading_run(core: EngineCore, pid: int, outcome: Outcome) -> None:
-    """Continue a recovered activity on a worker thread."""
-    import threading
-
-    threading.Thread(target=core.run_process, args=(pid, outcome), daemon=True, name="rattan-recover").start()

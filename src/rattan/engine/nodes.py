@@ -127,7 +127,7 @@ def _end(
             new.archived = step.now
             step.write_state(new, root)
         proc.status = P_DONE
-        tx.save_process(proc)
+        step.save_process(proc)
         step.event(
             "pipeline_finish", pipeline_id=proc.root_id, root_pipeline_id=proc.root_id, node_id=info.node.id
         )
@@ -243,7 +243,7 @@ def fork(step: Step, proc: ProcessRecord, info: NodeInfo, flow_ids: list[str]) -
     proc.status = P_WAITING
     proc.pending = len(children)
     proc.current = node.id
-    step.tx.save_process(proc)
+    step.save_process(proc)
     step.fx.dispatch.extend(children[1:])
     first = step.tx.get_process(children[0])
     assert first is not None

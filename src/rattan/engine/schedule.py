@@ -192,16 +192,17 @@ def apply_schedule(
     if ok and not res.finished:
         if res.delay is not None:
             sched.due = step.now + res.delay
+            _save(tx, sched)
             step.fx.polls.append((sched.due, sched.id))
         else:
             sched.due = None
+            _save(tx, sched)
             nxt = tx.first_pending_callback(sched.node_id, sched.version)
             if nxt is not None:
                 step.fx.callbacks.append(nxt)
-        tx.save_schedule(sched)
         if proc.status != P_SLEEP:
             proc.status = P_SLEEP
-            tx.save_process(proc)
+            step.save_process(proc)
         return False
     sched.due = None
     new = state.copy()
@@ -213,20 +214,28 @@ def apply_schedule(
         write_outputs(step, info, outputs)
     if ok or node.error_ignorable or (cfg is not None and cfg.get("fail_skip")):
         sched.finished = True
-        tx.save_schedule(sched)
+        _save(tx, sched)
         new.name = states.FINISHED
         new.error_ignored = not ok
         step.write_state(new, state)
         proc.current = next_after_pass(info, cfg, prep.inner_loop) if cfg is not None else info.next_id()
         proc.status = P_READY
-        tx.save_process(proc)
+        step.save_process(proc)
         if proc.current != prep.node_id:
             step.event("node_finish", root_pipeline_id=prep.root_id, node_id=prep.node_id)
         return True
-    tx.save_schedule(sched)
+    _save(tx, sched)
     new.name = states.FAILED
     step.write_state(new, state)
     proc.status = P_FAILED
-    tx.save_process(proc)
+    step.save_process(proc)
     step.event("node_schedule_fail", root_pipeline_id=prep.root_id, node_id=prep.node_id)
     return False
+
+
+def _save(tx: Tx, sched: ScheduleRecord) -> None:
+    """Update a stored schedule, or insert the first poll's schedule (id 0) with its final fields."""
+    if sched.id:
+        tx.save_schedule(sched)
+    else:
+        tx.insert_schedule_record(sched)

@@ -41,6 +41,17 @@ class Step:
         self.tx = tx
         self.fx = Effects()
         self.now = time.time()
+        # process rows changed in this step, written once by flush(): a token's row changes
+        # several times while it crosses nodes, and each UPDATE costs a statement
+        self._dirty: dict[int, ProcessRecord] = {}
+
+    def save_process(self, proc: ProcessRecord) -> None:
+        self._dirty[proc.id] = proc
+
+    def flush(self) -> None:
+        for proc in self._dirty.values():
+            self.tx.save_process(proc)
+        self._dirty.clear()
 
     def event(self, event_type: str, **data: Any) -> None:
         self.fx.events.append((event_type, data))
@@ -88,7 +99,7 @@ class Step:
         self.tx.put_exec_data(state.node_id, dumps(inputs or {}), dumps(outputs))
         proc.status = P_FAILED
         proc.executing = None
-        self.tx.save_process(proc)
+        self.save_process(proc)
 
     def archive_history(self, state: StateRecord) -> None:
         self.tx.add_history(state, self.tx.get_exec_data(state.node_id))

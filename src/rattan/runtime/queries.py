@@ -137,6 +137,15 @@ class Tx:
             ]
         return out
 
+    def state_names(self, ids: list[str]) -> dict[str, str]:
+        if len(ids) == 1:
+            row = self.c.execute("SELECT name FROM states WHERE node_id=?", (ids[0],)).fetchone()
+            return {} if row is None else {ids[0]: row[0]}
+        marks = ",".join("?" * len(ids))
+        return dict(
+            self.c.execute(f"SELECT node_id, name FROM states WHERE node_id IN ({marks})", ids).fetchall()
+        )
+
     def insert_state(self, s: StateRecord) -> None:
         self.c.execute(
             f"INSERT INTO states({_STATE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -286,6 +295,24 @@ class Tx:
         return int(row[0])
 
     # -- schedules and callbacks ---------------------------------------------------------------
+    def insert_schedule_record(self, s: ScheduleRecord) -> None:
+        """Insert a schedule with its fields already computed; sets ``s.id``."""
+        cur = self.c.execute(
+            "INSERT INTO schedules(node_id, version, type, process_id, times, finished, expired, due) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            (
+                s.node_id,
+                s.version,
+                int(s.type),
+                s.process_id,
+                s.times,
+                int(s.finished),
+                int(s.expired),
+                s.due,
+            ),
+        )
+        s.id = int(cur.lastrowid)
+
     def insert_schedule(self, node_id: str, version: str, type_: int, pid: int, due: float | None) -> int:
         cur = self.c.execute(
             "INSERT INTO schedules(node_id, version, type, process_id, due) VALUES (?,?,?,?,?)",

@@ -169,18 +169,26 @@ class SQLiteStore:
                 self._next_gen += 1
                 self._members = 0
             gen = self._open_gen
+            # the first member needs no savepoint: if it fails, the whole transaction is its own
+            alone = self._members == 0
             self._members += 1
-            conn.execute("SAVEPOINT unit")
+            if not alone:
+                conn.execute("SAVEPOINT unit")
             error: BaseException | None = None
             result: Any = None
             try:
                 result = fn(Tx(conn))
-                conn.execute("RELEASE unit")
+                if not alone:
+                    conn.execute("RELEASE unit")
             except BaseException as exc:
                 error = exc
                 try:
-                    conn.execute("ROLLBACK TO unit")
-                    conn.execute("RELEASE unit")
+                    if alone:
+                        conn.execute("ROLLBACK")
+                        conn.execute("BEGIN IMMEDIATE")
+                    else:
+                        conn.execute("ROLLBACK TO unit")
+                        conn.execute("RELEASE unit")
                 except sqlite3.Error:
                     pass
             if self._queued == 0 or self._members >= MAX_GROUP:

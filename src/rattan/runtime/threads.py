@@ -2,8 +2,16 @@
 
 Dispatch messages are hints: every piece of work they name is also a row in the store (a ready
 process, a due schedule, an unapplied callback), so a lost message is found again on restart.
-A process is advanced by one worker at a time; a dispatch that arrives while it runs is remembered
-and replayed when that worker is done (it re-reads everything from the store anyway).
+
+A worker runs in rounds. It takes what is queued (up to ``BATCH``), advances all those tokens in
+ONE transaction (so a hundred parallel branches cost one commit, not a hundred), then runs the user
+code of the activities they entered, and carries those results into its next round, where they are
+recorded together with the moves that follow. If user code is slow, the rest of the round's
+activities go back to the queue so other workers run them: batching never makes one service wait
+behind another's long call.
+
+Two workers may be handed the same token (a duplicate dispatch); that is safe: entering a node is
+a compare-and-set, and the second one finds the node already RUNNING and stops.
 """
 
 from __future__ import annotations
@@ -17,11 +25,16 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rattan.engine.core import EngineCore
+    from rattan.engine.core import EngineCore, Work
+    from rattan.engine.jobs import Prepared
 
 log = logging.getLogger("rattan.dispatch")
 
-BUSY_RETRY = 0.02  # seconds before a callback meeting a busy schedule is tried again
+BUSY_RETRY = 0.02  # seconds before a step meeting a busy schedule is tried again
+BATCH = 64  # queued items one worker takes into one round
+SLOW_USER_CODE = 0.05  # seconds of user code per round before the rest is handed to other workers
+
+Item = tuple[str, Any]
 
 
 class ThreadDispatcher:
@@ -29,12 +42,10 @@ class ThreadDispatcher:
         self.core = core
         self.n_workers = max(1, workers)
         self.resolution = resolution
-        self.queue: queue.SimpleQueue[tuple[str, int] | None] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._active: set[tuple[str, int]] = set()
-        self._again: set[tuple[str, int]] = set()
         self._busy_schedules: set[int] = set()
-        self._timers: list[tuple[float, int, str, int]] = []
+        self._timers: list[tuple[float, int, str, Any]] = []
         self._seq = itertools.count()
         self._timer_cv = threading.Condition(threading.Lock())
         self._threads: list[threading.Thread] = []
@@ -78,8 +89,14 @@ class ThreadDispatcher:
                 self._idle.wait(left)
         return True
 
+    def _done(self, n: int = 1) -> None:
+        with self._idle:
+            self._inflight -= n
+            if self._inflight <= 0:
+                self._idle.notify_all()
+
     # -- dispatch --------------------------------------------------------------------------------
-    def _put(self, item: tuple[str, int]) -> None:
+    def _put(self, item: Item) -> None:
         with self._idle:
             self._inflight += 1
         self.queue.put(item)
@@ -90,10 +107,14 @@ class ThreadDispatcher:
     def callback(self, cid: int) -> None:
         self._put(("cb", cid))
 
+    def execute(self, prepared: Prepared) -> None:
+        """Run an entered activity's ``execute`` on a worker (recovery, hand-offs)."""
+        self._put(("exec", prepared))
+
     def poll(self, sid: int, due: float) -> None:
         self._later(due, "poll", sid)
 
-    def _later(self, due: float, kind: str, ident: int) -> None:
+    def _later(self, due: float, kind: str, ident: Any) -> None:
         if due <= time.time():
             self._put((kind, ident))
             return
@@ -106,7 +127,7 @@ class ThreadDispatcher:
         while self._running:
             with self._timer_cv:
                 now = time.time()
-                due: list[tuple[str, int]] = []
+                due: list[Item] = []
                 while self._timers and self._timers[0][0] <= now:
                     _, _, kind, ident = heapq.heappop(self._timers)
                     due.append((kind, ident))
@@ -117,92 +138,110 @@ class ThreadDispatcher:
                 with self._timer_cv:
                     self._timer_cv.wait(min(max(wait, 0.001), 1.0))
 
-    def _work(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            try:
-                self._run(item)
-            except Exception:
-                log.exception("worker failed on %s", item)
-            finally:
-                with self._idle:
-                    self._inflight -= 1
-                    if self._inflight == 0:
-                        self._idle.notify_all()
-
-    def _claim(self, item: tuple[str, int]) -> bool:
-        with self._lock:
-            if item in self._active:
-                self._again.add(item)
-                return False
-            self._active.add(item)
-            return True
-
-    def _release(self, item: tuple[str, int]) -> bool:
-        with self._lock:
-            self._active.discard(item)
-            if item in self._again:
-                self._again.discard(item)
-                return True
-            return False
-
-    def _run(self, item: tuple[str, int]) -> None:
-        kind, ident = item
-        if kind == "cb":
-            self._run_callback(ident)
-            return
-        if not self._claim(item):
-            return
+    def _take(self, block: bool) -> list[Item] | None:
+        """Up to BATCH queued items; None when told to stop."""
+        items: list[Item] = []
         try:
-            while True:
-                if kind == "proc":
-                    self.core.run_process(ident)
-                else:
-                    self._run_poll(ident)
-                if not self._release(item):
-                    return
-                with self._lock:
-                    self._active.add(item)
-        except BaseException:
-            self._release(item)
-            raise
+            first = self.queue.get(block=block)
+        except queue.Empty:
+            return items
+        if first is None:
+            return None
+        items.append(first)
+        while len(items) < BATCH:
+            try:
+                nxt = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:  # keep the stop signal for after this round
+                self.queue.put(None)
+                break
+            items.append(nxt)
+        return items
 
-    def _run_poll(self, sid: int) -> None:
+    def _work(self) -> None:
+        carried: list[Work] = []  # tokens whose user step ran in the previous round
+        while True:
+            items = self._take(block=not carried)
+            if items is None:
+                if not carried:
+                    return
+                items = []
+                self.queue.put(None)
+            try:
+                carried = self._round(carried, items)
+            except Exception:
+                log.exception("worker round failed")
+                self._done(len(carried))
+                carried = []
+
+    def _round(self, carried: list[Work], items: list[Item]) -> list[Work]:
+        """One round: gather work, advance it in one transaction, run the entered activities."""
+        work: list[Work] = list(carried)
+        schedules: list[int] = []
+        for kind, ident in items:
+            if kind == "proc":
+                work.append((ident, None))
+            elif kind == "exec":
+                work.append((ident.pid, self._execute(ident)))
+            else:
+                entry = self._schedule_step(kind, ident)
+                if entry is None:
+                    self._done()
+                else:
+                    work.append(entry[0])
+                    schedules.append(entry[1])
+        if not work:
+            return []
+        try:
+            outcomes = self.core.advance_many(work)
+        finally:
+            with self._lock:
+                self._busy_schedules.difference_update(schedules)
+        nxt: list[Work] = []
+        started = time.monotonic()
+        finished = 0
+        for _, outcome in outcomes:
+            prepared = outcome.execute if outcome is not None else None
+            if prepared is None:
+                finished += 1
+            elif time.monotonic() - started > SLOW_USER_CODE:
+                self.queue.put(("exec", prepared))  # stays in flight: counted once already
+            else:
+                nxt.append((prepared.pid, self._execute(prepared)))
+        self._done(finished)
+        return nxt
+
+    def _execute(self, prepared: Prepared) -> Any:
+        from rattan.engine.activity import run_execute
+
+        return run_execute(self.core, prepared)
+
+    def _schedule_step(self, kind: str, ident: int) -> tuple[Work, int] | None:
+        """Run one poll (``ident`` = schedule id) or callback (``ident`` = callback id) step."""
+        sid = ident if kind == "poll" else self.core.schedule_of_callback(ident)
+        if sid is None:
+            return None
         with self._lock:
             busy = sid in self._busy_schedules
             if not busy:
                 self._busy_schedules.add(sid)
-        if busy:  # a callback step of the same schedule is running: poll again shortly
-            self._later(time.time() + BUSY_RETRY, "poll", sid)
-            return
+        if busy:  # one step per schedule at a time; never dropped, tried again shortly
+            self._later(time.time() + BUSY_RETRY, kind, ident)
+            return None
         try:
-            self.core.run_schedule_step(sid)
-        finally:
+            entry = self.core.schedule_job(sid, ident if kind == "cb" else None)
+        except Exception:
             with self._lock:
                 self._busy_schedules.discard(sid)
-
-    def _run_callback(self, cid: int) -> None:
-        sid = self.core.schedule_of_callback(cid)
-        if sid is None:
-            return
-        with self._lock:
-            if sid in self._busy_schedules:
-                busy = True
-            else:
-                busy = False
-                self._busy_schedules.add(sid)
-        if busy:  # never dropped: tried again shortly (SPEC 5.3, rattan: deviate)
-            self._later(time.time() + BUSY_RETRY, "cb", cid)
-            return
-        try:
-            self.core.run_schedule_step(sid, cid)
-        finally:
+            raise
+        if entry is None:
             with self._lock:
                 self._busy_schedules.discard(sid)
+            return None
+        return entry, sid
 
-    def pending_timers(self) -> list[tuple[float, str, int]]:
+    def pending_timers(self) -> list[tuple[float, str, Any]]:
         with self._timer_cv:
             return [(d, k, i) for d, _, k, i in sorted(self._timers)]
 

@@ -285,7 +285,7 @@ def _subprocess(
     step.write_state(entered, old)
     tx.put_exec_data(node.id, dumps(params), dumps({}))
     tx.upsert_context([(node.id, k, ContextValueType.PLAIN, v, None) for k, v in params.items()])
-    tx.reset_inner_loops(node.id)
+    tx.reset_inner_loops(proc.root_id, node.id)
     proc.stack.append(node.id)
     step.event("node_finish", root_pipeline_id=proc.root_id, node_id=node.id)
     proc.current = node.pipeline.start_event_id

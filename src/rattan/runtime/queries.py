@@ -166,8 +166,8 @@ class Tx:
                 f"node {s.node_id}: state changed concurrently (expected {expect_name}/{expect_version})"
             )
 
-    def reset_inner_loops(self, parent_id: str) -> None:
-        self.c.execute("UPDATE states SET inner_loop=0 WHERE parent_id=?", (parent_id,))
+    def reset_inner_loops(self, root_id: str, parent_id: str) -> None:
+        self.c.execute("UPDATE states SET inner_loop=0 WHERE root_id=? AND parent_id=?", (root_id, parent_id))
 
     def delete_states(self, ids: Iterable[str]) -> None:
         self.c.executemany("DELETE FROM states WHERE node_id=?", [(i,) for i in ids])

@@ -73,6 +73,8 @@ def enter_activity(
         _fail_unrun(step, proc, entered, node, inputs, msg)
         return None
     step.write_state(entered, old)
+    step.event("node_enter", root_pipeline_id=proc.root_id, node_id=node.id)
+    step.event("pre_execute", root_pipeline_id=proc.root_id, node_id=node.id)
     proc.executing = entered.version
     step.save_process(proc)
     return Prepared(
@@ -146,6 +148,8 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
     outputs["_result"] = res.value if res.ok else False
     outputs["_loop"] = prep.loop + step.core.settings.rerun_index_offset
     outputs["_inner_loop"] = prep.inner_loop + step.core.settings.rerun_index_offset
+    if res.ok:
+        step.event("post_execute", root_pipeline_id=proc.root_id, node_id=prep.node_id)
     for ev in res.error_events:
         step.event(ev, root_pipeline_id=proc.root_id, node_id=prep.node_id, ex_data=outputs.get("ex_data"))
     try:
@@ -186,6 +190,7 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
         step.save_process(proc)
         if proc.current != prep.node_id:  # no node_finish between the passes of a loop
             step.event("node_finish", root_pipeline_id=proc.root_id, node_id=prep.node_id)
+            step.hook(prep.node_id, "node_finish")
         return True
     new.name = states.FAILED
     new.archived = step.now
@@ -193,6 +198,7 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
     proc.status = P_FAILED
     step.save_process(proc)
     step.event("node_execute_fail", root_pipeline_id=proc.root_id, node_id=prep.node_id)
+    step.hook(prep.node_id, "node_execute_fail")
     return False
 
 

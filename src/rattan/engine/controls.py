@@ -114,6 +114,10 @@ def _not_subprocess(info: NodeInfo, api: str) -> None:
         raise InvalidOperationError(f"can not use {api} api for NodeType.SubProcess")
 
 
+def _token_sits(step: Step, node_id: str) -> bool:
+    return any(p.status != P_DONE for p in step.tx.processes_at(node_id))
+
+
 def pause_node_appoint(step: Step, node_id: str) -> None:
     info = node_info(step, node_id)
     _not_subprocess(info, "pause_node_appoint")
@@ -123,7 +127,10 @@ def pause_node_appoint(step: Step, node_id: str) -> None:
             f"node {node_id} is {st.name}: a pause can only be appointed before the node runs "
             "(no state, READY or LOOP_READY)"
         )
+    sits = _token_sits(step, node_id)
     step.event("pre_pause_node", node_id=node_id)
+    if sits:
+        step.hook(node_id, "pre_pause_node", save=False)
     if st is None:
         new = step.new_state(node_id, "", "", states.SUSPENDED)
         new.started = None
@@ -131,6 +138,8 @@ def pause_node_appoint(step: Step, node_id: str) -> None:
     else:
         _set(step, st, states.SUSPENDED)
     step.event("post_pause_node", node_id=node_id)
+    if sits:
+        step.hook(node_id, "post_pause_node", save=False)
 
 
 def resume_node_appoint(step: Step, node_id: str) -> None:
@@ -139,12 +148,16 @@ def resume_node_appoint(step: Step, node_id: str) -> None:
     st = _state(step, node_id)
     if st.name != states.SUSPENDED:
         raise InvalidOperationError(f"node {node_id} is {st.name}, not SUSPENDED: nothing to resume")
+    parked = [p for p in step.tx.processes_at(node_id) if p.status == P_SUSPENDED]
     step.event("pre_resume_node", node_id=node_id)
+    if parked:
+        step.hook(node_id, "pre_resume_node", save=False)
     _set(step, st, states.READY)
-    for proc in step.tx.processes_at(node_id):
-        if proc.status == P_SUSPENDED:
-            _wake(step, proc)
+    for proc in parked:
+        _wake(step, proc)
     step.event("post_resume_node", node_id=node_id)
+    if parked:
+        step.hook(node_id, "post_resume_node", save=False)
 
 
 # -- repair ---------------------------------------------------------------------------------------
@@ -174,6 +187,8 @@ def retry_node(
     event = "retry_subprocess" if subprocess else "retry_node"
     payload: dict[str, Any] = {"node_id": node_id} if subprocess else {"node_id": node_id, "data": data}
     step.event("pre_" + event, **payload)
+    if not subprocess:
+        step.hook(node_id, "pre_retry_node", save=False)
     if data is not None and not subprocess:
         escaped = set(data.get("_escape_render_keys") or [])
         step.tx.put_override(
@@ -194,6 +209,8 @@ def retry_node(
         proc.stack.pop()
     _wake(step, proc, node_id)
     step.event("post_" + event, **payload)
+    if not subprocess:
+        step.hook(node_id, "post_retry_node", save=False)
 
 
 def skip_node(step: Step, node_id: str, loop_skip: bool = False) -> None:
@@ -211,10 +228,12 @@ def skip_node(step: Step, node_id: str, loop_skip: bool = False) -> None:
     _require_failed(st)
     proc = _parked(step, node_id)
     step.event("pre_skip_node", node_id=node_id)
+    step.hook(node_id, "pre_skip_node", save=False)
     step.archive_history(st)
     _set(step, st, states.FINISHED, skip=True, version=unique_id("v"), archived=step.now)
     _wake(step, proc, info.next_id())
     step.event("post_skip_node", node_id=node_id)
+    step.hook(node_id, "post_skip_node", save=False)
 
 
 def skip_exclusive_gateway(step: Step, node_id: str, flow_id: str) -> None:
@@ -274,6 +293,7 @@ def forced_fail_activity(step: Step, node_id: str, ex_data: str) -> None:
     except InvalidOperationError:
         raise InvalidOperationError(f"can not find process with current node id: {node_id}") from None
     step.event("pre_forced_fail_activity", node_id=node_id, ex_data=ex_data)
+    step.hook(node_id, "pre_forced_fail_activity", save=False)
     prev = step.tx.get_exec_data(node_id)
     executing = proc.executing == st.version
     inputs = {} if executing or prev is None else prev.inputs
@@ -294,6 +314,7 @@ def forced_fail_activity(step: Step, node_id: str, ex_data: str) -> None:
         old_version=st.version,
         new_version=new.version,
     )
+    step.hook(node_id, "post_forced_fail_activity", save=False)
 
 
 def callback(step: Step, node_id: str, version: str, data: Any, idempotency_key: str | None) -> int:
@@ -319,8 +340,10 @@ def callback(step: Step, node_id: str, version: str, data: Any, idempotency_key:
     _parked(step, node_id, (P_SLEEP,))
     step.event("pre_callback", node_id=node_id, version=version, data=data)
     cid = tx.insert_callback(node_id, version, data, idempotency_key)
+    step.hook(node_id, "pre_callback", save=False, callback_id=cid)
     step.fx.callbacks.append(cid)
     step.event("post_callback", node_id=node_id, version=version, data=data)
+    step.hook(node_id, "post_callback", save=False, callback_id=cid)
     return cid
 
 

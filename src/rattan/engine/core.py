@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from rattan import signals
 from rattan.components import BUILTIN_REGISTRY, DataObject, Registry, Service
 from rattan.components.service import SERVICE_LOGGER_NAME, ServiceLoggerAdapter
 from rattan.engine.activity import ExecResult, run_execute
@@ -19,6 +20,7 @@ from rattan.engine.plan import RunPlan, build_plan
 from rattan.engine.schedule import ScheduleResult, expire_schedule, load_job, run_schedule
 from rattan.engine.step import Effects, Step
 from rattan.errors import BackendUnavailableError, ComponentNotExistException, NotFoundError
+from rattan.runtime.queries import dumps
 from rattan.runtime.threads import ThreadDispatcher
 from rattan.spec import load_pipeline
 
@@ -64,6 +66,7 @@ class EngineCore:
         self._root_data: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.owner: object = self  # the Engine facade, the sender of signals
         self.dispatcher = ThreadDispatcher(self, settings.workers, settings.timer_resolution)
 
     # -- plans and run data (cached: both are immutable once a run is stored) ------------------
@@ -136,7 +139,7 @@ class EngineCore:
         if not service.need_run_hook():
             return
         try:
-            service.call_hook(name, data, parent, **kw)
+            service.call_hook(name, data, parent, kw.get("callback_data"))
         except Exception:
             log.error(
                 "hook %s of node %s raised:\n%s", name, getattr(service, "id", "?"), traceback.format_exc()
@@ -165,7 +168,9 @@ class EngineCore:
 
         def body(tx: Tx) -> tuple[T, Effects]:
             step = Step(self, tx)
-            return fn(step), step.fx
+            result = fn(step)
+            step.flush()
+            return result, step.fx
 
         result, fx = self.store.run(body)
         self.apply(fx)
@@ -185,10 +190,58 @@ class EngineCore:
             self.dispatcher.poll(sid, due)
         for cid in fx.callbacks:
             self.dispatcher.callback(cid)
+        for change in fx.state_changes:
+            signals.post_set_state.send(sender=self.owner, **change)
+        for node_id, hook, save, callback_id in fx.hooks:
+            self.run_hook(node_id, hook, save, callback_id)
         for event_type, data in fx.events:
             self.emit(event_type, data)
         for node_id, version in fx.cancels:
             self.cancel_service(node_id, version)
+
+    def run_hook(self, node_id: str, hook: str, save: bool, callback_id: int | None) -> None:
+        """Call a node hook after the change it reports is committed (SPEC 9). ``save``: keep the
+        hook's changes to data when it returns truthy and the node's version has not moved on."""
+        try:
+            root = self.store.read(lambda tx: tx.root_of_node(node_id))
+            if root is None:
+                return
+            node: Any = self.plan(root).info(node_id).node
+            if node.kind != "ServiceActivity" or not self.has_component(
+                node.component_code, node.component_version
+            ):
+                return
+            cls = self.service_class(node.component_code, node.component_version)
+            if not getattr(cls, "__need_run_hook__", False):
+                return
+            st, data, cb = self.store.read(
+                lambda tx: (
+                    tx.get_state(node_id),
+                    tx.get_exec_data(node_id),
+                    tx.get_callback(callback_id) if callback_id is not None else None,
+                )
+            )
+            if st is None:
+                return
+            info = self.plan(root).info(node_id)
+            prep = Prepared(
+                0, node_id, st.version, root, info.pipeline_id, st.loop, st.inner_loop, node.name,
+                node.component_code, node.component_version, data.inputs if data else {},
+                self.store.read(lambda tx: self.root_data(tx, root)),
+            )  # fmt: skip
+            service = self.make_service(prep)
+            d, parent = self.data_objects(prep.inputs, dict(data.outputs) if data else {}, prep.root_data)
+            try:
+                keep = service.call_hook(hook, d, parent, cb)
+            except Exception:
+                log.error("hook %s of node %s raised:\n%s", hook, node_id, traceback.format_exc())
+                return
+            if save and keep:
+                self.unit(
+                    lambda step: save_hook_data(step, node_id, st.version, dict(d.inputs), dict(d.outputs))
+                )
+        except Exception:
+            log.exception("could not run hook %s of node %s", hook, node_id)
 
     def cancel_service(self, node_id: str, version: str) -> None:
         """Call the Service's optional ``cancel(data, parent_data)`` so it can stop its external job."""
@@ -301,3 +354,12 @@ class EngineCore:
             self.unit(lambda step: fail_engine_error(step, pid, message))
         except Exception:
             log.exception("could not record the engine error of process %s", pid)
+
+
+def save_hook_data(
+    step: Step, node_id: str, version: str, inputs: dict[str, Any], outputs: dict[str, Any]
+) -> None:
+    """Keep a main-path hook's data changes, unless the node has moved on to another pass."""
+    st = step.tx.get_state(node_id)
+    if st is not None and st.version == version:
+        step.tx.put_exec_data(node_id, dumps(inputs), dumps(outputs))

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from rattan import states
+from rattan import signals, states
 from rattan.components import Registry
 from rattan.components import registry as default_registry
 from rattan.context import ContextValue
@@ -16,8 +16,9 @@ from rattan.engine import controls, preview, reads
 from rattan.engine.activity import recover_interrupted
 from rattan.engine.core import EngineCore
 from rattan.engine.prepare import run_pipeline
-from rattan.engine.records import ExecutionData, HistoryRecord, ScheduleRecord, StateRecord
+from rattan.engine.records import ExecutionData, HistoryRecord, ScheduleRecord, StateRecord, to_datetime
 from rattan.errors import NotFoundError, RattanError
+from rattan.runtime.queries import loads
 from rattan.runtime.sqlite import SQLiteStore, parse_store_url
 from rattan.settings import Settings, check_fields
 
@@ -66,9 +67,27 @@ class Engine:
         self.store_url = parse_store_url(store)
         self._store = SQLiteStore(self.store_url, self.settings.sqlite_synchronous)
         self._core = EngineCore(self._store, self.settings, registry)
+        self._core.owner = self
+        if self.settings.enable_pipeline_event_signals:
+            self._core.listeners.append(self._signal)
         self._closed = False
         if start:
             self.start()
+
+    def _signal(self, event_type: str, data: dict[str, Any]) -> None:
+        signals.pipeline_event.send(sender=self, event=signals.Event(event_type, data))
+
+    def events(
+        self, pipeline_id: str | None = None, after: int = 0, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Events of the durable log with id > ``after`` (all pipelines when ``pipeline_id`` is None),
+        oldest first. Keep the last ``id`` you saw as the cursor for the next call."""
+        rows = self._store.read(lambda tx: tx.get_events(pipeline_id, after, limit))
+        return [
+            {"id": r[0], "root_id": r[1], "node_id": r[2], "event_type": r[3], "data": loads(r[4]),
+             "schema_version": r[5], "created_time": to_datetime(r[6])}
+            for r in rows
+        ]  # fmt: skip
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property

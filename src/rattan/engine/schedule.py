@@ -181,8 +181,12 @@ def apply_schedule(
     outputs["_result"] = res.value if ok else False
     outputs["_loop"] = prep.loop + offset
     outputs["_inner_loop"] = prep.inner_loop + offset
+    step.event("pre_schedule", root_pipeline_id=prep.root_id, node_id=prep.node_id)
+    if res.ok:
+        step.event("post_schedule", root_pipeline_id=prep.root_id, node_id=prep.node_id)
     for ev in res.events:
         step.event(ev, root_pipeline_id=prep.root_id, node_id=prep.node_id, ex_data=outputs.get("ex_data"))
+    cb_id = res.job.callback.id if res.job.callback is not None else None
     tx.put_exec_data(prep.node_id, dumps(res.inputs), dumps(outputs))
     if res.logs:
         tx.add_logs([(prep.node_id, prep.version, line) for line in res.logs])
@@ -223,6 +227,7 @@ def apply_schedule(
         step.save_process(proc)
         if proc.current != prep.node_id:
             step.event("node_finish", root_pipeline_id=prep.root_id, node_id=prep.node_id)
+        step.hook(prep.node_id, "node_finish", callback_id=cb_id)
         return True
     _save(tx, sched)
     new.name = states.FAILED
@@ -230,6 +235,7 @@ def apply_schedule(
     proc.status = P_FAILED
     step.save_process(proc)
     step.event("node_schedule_fail", root_pipeline_id=prep.root_id, node_id=prep.node_id)
+    step.hook(prep.node_id, "node_schedule_fail", callback_id=cb_id)
     return False
 
 

@@ -10,6 +10,7 @@ from rattan import states
 from rattan.engine.records import ExecutionData, ProcessRecord, StateRecord
 from rattan.ids import unique_id
 from rattan.runtime.queries import dumps
+from rattan.signals import EVENT_SCHEMA_VERSION, post_set_state
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
@@ -26,11 +27,17 @@ P_DONE = "done"
 
 @dataclass
 class Effects:
+    """What to do once the unit of work has committed."""
+
     dispatch: list[int] = field(default_factory=list)
     polls: list[tuple[float, int]] = field(default_factory=list)
     callbacks: list[int] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     cancels: list[tuple[str, str]] = field(default_factory=list)  # (node id, version) whose job to cancel
+    # node hooks: (node id, hook name, save data changes, callback id or None)
+    hooks: list[tuple[str, str, bool, int | None]] = field(default_factory=list)
+    # committed state writes, for post_set_state receivers
+    state_changes: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Step:
@@ -44,6 +51,7 @@ class Step:
         # process rows changed in this step, written once by flush(): a token's row changes
         # several times while it crosses nodes, and each UPDATE costs a statement
         self._dirty: dict[int, ProcessRecord] = {}
+        self._log: list[tuple[str, dict[str, Any]]] = []
 
     def save_process(self, proc: ProcessRecord) -> None:
         self._dirty[proc.id] = proc
@@ -52,19 +60,47 @@ class Step:
         for proc in self._dirty.values():
             self.tx.save_process(proc)
         self._dirty.clear()
+        if self._log:
+            self.tx.add_events([self._log_row(t, d) for t, d in self._log])
+            self._log.clear()
+
+    def _log_row(
+        self, event_type: str, data: dict[str, Any]
+    ) -> tuple[str, str | None, str, bytes, int, float]:
+        node_id = data.get("node_id")
+        root = data.get("root_pipeline_id") or data.get("root_id")
+        if not root:
+            target = data.get("pipeline_id") or node_id
+            root = (self.tx.root_of_node(target) or target) if target else ""
+        try:
+            blob = dumps(data)
+        except (TypeError, ValueError):
+            blob = dumps({k: repr(v) for k, v in data.items()})
+        return (str(root), node_id, event_type, blob, EVENT_SCHEMA_VERSION, self.now)
 
     def event(self, event_type: str, **data: Any) -> None:
+        """Record an event: logged durably in this transaction, signalled after the commit."""
         self.fx.events.append((event_type, data))
+        self._log.append((event_type, data))
+
+    def hook(self, node_id: str, name: str, save: bool = True, callback_id: int | None = None) -> None:
+        """Call a service hook after the commit (SPEC 9); ``save`` keeps its data changes."""
+        self.fx.hooks.append((node_id, name, save, callback_id))
 
     # -- state writes --------------------------------------------------------------------------
     def write_state(self, new: StateRecord, old: StateRecord | None) -> None:
         """Insert or compare-and-set a state, enforcing the transition table."""
         if old is None:
             self.tx.insert_state(new)
-            return
-        if old.name != new.name:
-            states.check_transition(new.node_id, old.name, new.name)
-        self.tx.cas_state(new, old.name, old.version)
+        else:
+            if old.name != new.name:
+                states.check_transition(new.node_id, old.name, new.name)
+            self.tx.cas_state(new, old.name, old.version)
+        if post_set_state.has_receivers():
+            self.fx.state_changes.append(
+                {"node_id": new.node_id, "to_state": new.name, "version": new.version,
+                 "root_id": new.root_id, "parent_id": new.parent_id, "loop": new.loop}
+            )  # fmt: skip
 
     def new_state(self, node_id: str, root_id: str, parent_id: str, name: str) -> StateRecord:
         return StateRecord(

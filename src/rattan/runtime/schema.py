@@ -9,7 +9,7 @@ Times are stored as REAL seconds since the epoch (UTC); JSON columns hold orjson
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -60,5 +60,12 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX logs_node ON logs(node_id, version)",
         # every node of every run, so operations can find a node that has no state yet
         "CREATE TABLE node_index (node_id TEXT PRIMARY KEY, root_id TEXT NOT NULL) WITHOUT ROWID",
+    ],
+    2: [
+        # the durable event log: every engine event, appended in the transaction of the change
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY, root_id TEXT NOT NULL, node_id TEXT, event_type TEXT NOT NULL,
+            data BLOB NOT NULL, schema INTEGER NOT NULL, created REAL NOT NULL)""",
+        "CREATE INDEX events_root ON events(root_id, id)",
     ],
 }

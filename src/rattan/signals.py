@@ -21,6 +21,8 @@ from typing import Any
 log = logging.getLogger("rattan.signals")
 
 EVENT_SCHEMA_VERSION = 1
+# events are stored a row per unit of work; an event's id is row id * EVENTS_PER_ROW + its index
+EVENTS_PER_ROW = 1000
 
 Receiver = Callable[..., Any]
 

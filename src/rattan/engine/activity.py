@@ -190,7 +190,7 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
         step.save_process(proc)
         if proc.current != prep.node_id:  # no node_finish between the passes of a loop
             step.event("node_finish", root_pipeline_id=proc.root_id, node_id=prep.node_id)
-            step.hook(prep.node_id, "node_finish")
+            step.hook(node, "node_finish")
         return True
     new.name = states.FAILED
     new.archived = step.now
@@ -198,7 +198,7 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
     proc.status = P_FAILED
     step.save_process(proc)
     step.event("node_execute_fail", root_pipeline_id=proc.root_id, node_id=prep.node_id)
-    step.hook(prep.node_id, "node_execute_fail")
+    step.hook(node, "node_execute_fail")
     return False
 
 

@@ -130,7 +130,7 @@ def pause_node_appoint(step: Step, node_id: str) -> None:
     sits = _token_sits(step, node_id)
     step.event("pre_pause_node", node_id=node_id)
     if sits:
-        step.hook(node_id, "pre_pause_node", save=False)
+        step.hook(info.node, "pre_pause_node", save=False)
     if st is None:
         new = step.new_state(node_id, "", "", states.SUSPENDED)
         new.started = None
@@ -139,7 +139,7 @@ def pause_node_appoint(step: Step, node_id: str) -> None:
         _set(step, st, states.SUSPENDED)
     step.event("post_pause_node", node_id=node_id)
     if sits:
-        step.hook(node_id, "post_pause_node", save=False)
+        step.hook(info.node, "post_pause_node", save=False)
 
 
 def resume_node_appoint(step: Step, node_id: str) -> None:
@@ -151,13 +151,13 @@ def resume_node_appoint(step: Step, node_id: str) -> None:
     parked = [p for p in step.tx.processes_at(node_id) if p.status == P_SUSPENDED]
     step.event("pre_resume_node", node_id=node_id)
     if parked:
-        step.hook(node_id, "pre_resume_node", save=False)
+        step.hook(info.node, "pre_resume_node", save=False)
     _set(step, st, states.READY)
     for proc in parked:
         _wake(step, proc)
     step.event("post_resume_node", node_id=node_id)
     if parked:
-        step.hook(node_id, "post_resume_node", save=False)
+        step.hook(info.node, "post_resume_node", save=False)
 
 
 # -- repair ---------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def retry_node(
     payload: dict[str, Any] = {"node_id": node_id} if subprocess else {"node_id": node_id, "data": data}
     step.event("pre_" + event, **payload)
     if not subprocess:
-        step.hook(node_id, "pre_retry_node", save=False)
+        step.hook(info.node, "pre_retry_node", save=False)
     if data is not None and not subprocess:
         escaped = set(data.get("_escape_render_keys") or [])
         step.tx.put_override(
@@ -210,7 +210,7 @@ def retry_node(
     _wake(step, proc, node_id)
     step.event("post_" + event, **payload)
     if not subprocess:
-        step.hook(node_id, "post_retry_node", save=False)
+        step.hook(info.node, "post_retry_node", save=False)
 
 
 def skip_node(step: Step, node_id: str, loop_skip: bool = False) -> None:
@@ -228,12 +228,12 @@ def skip_node(step: Step, node_id: str, loop_skip: bool = False) -> None:
     _require_failed(st)
     proc = _parked(step, node_id)
     step.event("pre_skip_node", node_id=node_id)
-    step.hook(node_id, "pre_skip_node", save=False)
+    step.hook(info.node, "pre_skip_node", save=False)
     step.archive_history(st)
     _set(step, st, states.FINISHED, skip=True, version=unique_id("v"), archived=step.now)
     _wake(step, proc, info.next_id())
     step.event("post_skip_node", node_id=node_id)
-    step.hook(node_id, "post_skip_node", save=False)
+    step.hook(info.node, "post_skip_node", save=False)
 
 
 def skip_exclusive_gateway(step: Step, node_id: str, flow_id: str) -> None:
@@ -293,7 +293,7 @@ def forced_fail_activity(step: Step, node_id: str, ex_data: str) -> None:
     except InvalidOperationError:
         raise InvalidOperationError(f"can not find process with current node id: {node_id}") from None
     step.event("pre_forced_fail_activity", node_id=node_id, ex_data=ex_data)
-    step.hook(node_id, "pre_forced_fail_activity", save=False)
+    step.hook(info.node, "pre_forced_fail_activity", save=False)
     prev = step.tx.get_exec_data(node_id)
     executing = proc.executing == st.version
     inputs = {} if executing or prev is None else prev.inputs
@@ -314,12 +314,13 @@ def forced_fail_activity(step: Step, node_id: str, ex_data: str) -> None:
         old_version=st.version,
         new_version=new.version,
     )
-    step.hook(node_id, "post_forced_fail_activity", save=False)
+    step.hook(info.node, "post_forced_fail_activity", save=False)
 
 
 def callback(step: Step, node_id: str, version: str, data: Any, idempotency_key: str | None) -> int:
     tx = step.tx
     st = _state(step, node_id)
+    info = node_info(step, node_id)
     sched = tx.get_schedule_by(node_id, version)
     if sched is None:
         raise NotFoundError(f"schedule not found for node {node_id} version {version}")
@@ -340,10 +341,10 @@ def callback(step: Step, node_id: str, version: str, data: Any, idempotency_key:
     _parked(step, node_id, (P_SLEEP,))
     step.event("pre_callback", node_id=node_id, version=version, data=data)
     cid = tx.insert_callback(node_id, version, data, idempotency_key)
-    step.hook(node_id, "pre_callback", save=False, callback_id=cid)
+    step.hook(info.node, "pre_callback", save=False, callback_id=cid)
     step.fx.callbacks.append(cid)
     step.event("post_callback", node_id=node_id, version=version, data=data)
-    step.hook(node_id, "post_callback", save=False, callback_id=cid)
+    step.hook(info.node, "post_callback", save=False, callback_id=cid)
     return cid
 
 

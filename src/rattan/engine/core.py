@@ -117,6 +117,13 @@ class EngineCore:
             return False
         return True
 
+    def wants_hooks(self, node: Any) -> bool:
+        """True for a service activity whose service sets ``__need_run_hook__``."""
+        code = getattr(node, "component_code", None)
+        if code is None or not self.has_component(code, node.component_version):
+            return False
+        return bool(getattr(self.service_class(code, node.component_version), "__need_run_hook__", False))
+
     def make_service(self, prep: Prepared) -> Service:
         service = self.service_class(prep.code, prep.component_version)(name=prep.name)
         service.setup_runtime_attrs(

@@ -3,6 +3,7 @@ wraps them into ``EngineAPIResult`` values with the peer's function names."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Iterable
@@ -18,9 +19,10 @@ from rattan.engine.core import EngineCore
 from rattan.engine.prepare import run_pipeline
 from rattan.engine.records import ExecutionData, HistoryRecord, ScheduleRecord, StateRecord, to_datetime
 from rattan.errors import NotFoundError, RattanError
-from rattan.runtime.queries import loads
+from rattan.runtime.queries import Tx, loads
 from rattan.runtime.sqlite import SQLiteStore, parse_store_url
 from rattan.settings import Settings, check_fields
+from rattan.signals import EVENTS_PER_ROW
 
 log = logging.getLogger("rattan.engine")
 
@@ -80,14 +82,28 @@ class Engine:
     def events(
         self, pipeline_id: str | None = None, after: int = 0, limit: int = 1000
     ) -> list[dict[str, Any]]:
-        """Events of the durable log with id > ``after`` (all pipelines when ``pipeline_id`` is None),
-        oldest first. Keep the last ``id`` you saw as the cursor for the next call."""
-        rows = self._store.read(lambda tx: tx.get_events(pipeline_id, after, limit))
-        return [
-            {"id": r[0], "root_id": r[1], "node_id": r[2], "event_type": r[3], "data": loads(r[4]),
-             "schema_version": r[5], "created_time": to_datetime(r[6])}
-            for r in rows
-        ]  # fmt: skip
+        """Events of the durable log with ``id > after``, oldest first (every pipeline when
+        ``pipeline_id`` is None). Keep the last ``id`` you processed as the cursor of the next call:
+        a consumer that was down catches up without losing events. See docs/hooks-and-events.md."""
+        out: list[dict[str, Any]] = []
+        row_after = after // EVENTS_PER_ROW
+        while len(out) < limit:
+            rows = self._store.read(
+                functools.partial(_event_rows, pipeline_id=pipeline_id, after_row=row_after)
+            )
+            if not rows:
+                break
+            for row_id, root_id, blob, schema, created in rows:
+                for index, (event_type, node_id, data) in enumerate(loads(blob)):
+                    event_id = row_id * EVENTS_PER_ROW + index
+                    if event_id <= after:
+                        continue
+                    out.append(
+                        {"id": event_id, "root_id": root_id, "node_id": node_id, "event_type": event_type,
+                         "data": data, "schema_version": schema, "created_time": to_datetime(created)}
+                    )  # fmt: skip
+            row_after = rows[-1][0] + 1
+        return out[:limit]
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -310,3 +326,7 @@ class Engine:
     def is_finished(self, root_id: str) -> bool:
         st = self.get_state_or_none(root_id)
         return st is not None and st.name == states.FINISHED
+
+
+def _event_rows(tx: Tx, pipeline_id: str | None, after_row: int) -> list[tuple[Any, ...]]:
+    return tx.get_event_rows(pipeline_id, after_row, 200)

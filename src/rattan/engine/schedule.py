@@ -227,7 +227,7 @@ def apply_schedule(
         step.save_process(proc)
         if proc.current != prep.node_id:
             step.event("node_finish", root_pipeline_id=prep.root_id, node_id=prep.node_id)
-        step.hook(prep.node_id, "node_finish", callback_id=cb_id)
+        step.hook(node, "node_finish", callback_id=cb_id)
         return True
     _save(tx, sched)
     new.name = states.FAILED
@@ -235,7 +235,7 @@ def apply_schedule(
     proc.status = P_FAILED
     step.save_process(proc)
     step.event("node_schedule_fail", root_pipeline_id=prep.root_id, node_id=prep.node_id)
-    step.hook(prep.node_id, "node_schedule_fail", callback_id=cb_id)
+    step.hook(node, "node_schedule_fail", callback_id=cb_id)
     return False
 
 

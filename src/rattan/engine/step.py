@@ -10,11 +10,12 @@ from rattan import states
 from rattan.engine.records import ExecutionData, ProcessRecord, StateRecord
 from rattan.ids import unique_id
 from rattan.runtime.queries import dumps
-from rattan.signals import EVENT_SCHEMA_VERSION, post_set_state
+from rattan.signals import EVENT_SCHEMA_VERSION, EVENTS_PER_ROW, post_set_state
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
     from rattan.runtime.queries import Tx
+    from rattan.spec.model import Node
 
 # process (token) statuses
 P_READY = "ready"  # needs a worker to advance it from ``current``
@@ -61,31 +62,43 @@ class Step:
             self.tx.save_process(proc)
         self._dirty.clear()
         if self._log:
-            self.tx.add_events([self._log_row(t, d) for t, d in self._log])
-            self._log.clear()
+            self._write_log()
 
-    def _log_row(
-        self, event_type: str, data: dict[str, Any]
-    ) -> tuple[str, str | None, str, bytes, int, float]:
-        node_id = data.get("node_id")
+    def _write_log(self) -> None:
+        """Append this step's events to the durable log: one row per pipeline per step holding the
+        events in order (a node pass emits several; one row keeps the log off the hot path)."""
+        by_root: dict[str, list[list[Any]]] = {}
+        for event_type, data in self._log:
+            by_root.setdefault(self._root_of(data), []).append([event_type, data.get("node_id"), data])
+        self._log.clear()
+        rows = []
+        for root, events in by_root.items():
+            for i in range(0, len(events), EVENTS_PER_ROW):
+                chunk = events[i : i + EVENTS_PER_ROW]
+                try:
+                    blob = dumps(chunk)
+                except (TypeError, ValueError):
+                    blob = dumps([[t, n, {k: repr(v) for k, v in d.items()}] for t, n, d in chunk])
+                rows.append((root, chunk[0][1], chunk[0][0], blob, EVENT_SCHEMA_VERSION, self.now))
+        self.tx.add_events(rows)
+
+    def _root_of(self, data: dict[str, Any]) -> str:
         root = data.get("root_pipeline_id") or data.get("root_id")
         if not root:
-            target = data.get("pipeline_id") or node_id
+            target = data.get("pipeline_id") or data.get("node_id")
             root = (self.tx.root_of_node(target) or target) if target else ""
-        try:
-            blob = dumps(data)
-        except (TypeError, ValueError):
-            blob = dumps({k: repr(v) for k, v in data.items()})
-        return (str(root), node_id, event_type, blob, EVENT_SCHEMA_VERSION, self.now)
+        return str(root)
 
     def event(self, event_type: str, **data: Any) -> None:
         """Record an event: logged durably in this transaction, signalled after the commit."""
         self.fx.events.append((event_type, data))
         self._log.append((event_type, data))
 
-    def hook(self, node_id: str, name: str, save: bool = True, callback_id: int | None = None) -> None:
-        """Call a service hook after the commit (SPEC 9); ``save`` keeps its data changes."""
-        self.fx.hooks.append((node_id, name, save, callback_id))
+    def hook(self, node: Node, name: str, save: bool = True, callback_id: int | None = None) -> None:
+        """Call a service hook after the commit (SPEC 9); ``save`` keeps its data changes.
+        Only services that opt in with ``__need_run_hook__`` cost anything."""
+        if self.core.wants_hooks(node):
+            self.fx.hooks.append((node.id, name, save, callback_id))
 
     # -- state writes --------------------------------------------------------------------------
     def write_state(self, new: StateRecord, old: StateRecord | None) -> None:

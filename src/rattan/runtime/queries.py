@@ -394,17 +394,17 @@ class Tx:
 
     # -- event log -----------------------------------------------------------------------------
     def add_events(self, rows: list[tuple[str, str | None, str, bytes, int, float]]) -> None:
-        """Rows of (root_id, node_id, event_type, data, schema, created)."""
+        """Rows of (root_id, first node_id, first type, [[type, node_id, data], ...], schema, created)."""
         self.c.executemany(
             "INSERT INTO events(root_id, node_id, event_type, data, schema, created) VALUES (?,?,?,?,?,?)",
             rows,
         )
 
-    def get_events(self, root_id: str | None, after: int, limit: int) -> list[tuple[Any, ...]]:
-        sql = "SELECT id, root_id, node_id, event_type, data, schema, created FROM events WHERE id > ? "
+    def get_event_rows(self, root_id: str | None, after_row: int, limit: int) -> list[tuple[Any, ...]]:
+        sql = "SELECT id, root_id, data, schema, created FROM events WHERE id >= ? "
         if root_id is None:
-            return list(self.c.execute(sql + "ORDER BY id LIMIT ?", (after, limit)))
-        return list(self.c.execute(sql + "AND root_id=? ORDER BY id LIMIT ?", (after, root_id, limit)))
+            return list(self.c.execute(sql + "ORDER BY id LIMIT ?", (after_row, limit)))
+        return list(self.c.execute(sql + "AND root_id=? ORDER BY id LIMIT ?", (after_row, root_id, limit)))
 
     # -- histories -----------------------------------------------------------------------------
     def add_history(self, s: StateRecord, data: ExecutionData | None) -> None:

@@ -9,7 +9,7 @@ interrupted (SPEC 13 row 3). ``record_execute`` applies the result by compare-an
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -21,7 +21,7 @@ from rattan.engine.jobs import Prepared, service_logs
 from rattan.engine.loops import loop_config, next_after_pass, record_pass
 from rattan.engine.nodes import write_outputs
 from rattan.engine.records import ScheduleRecord
-from rattan.engine.schedule import ScheduleResult, apply_schedule, first_poll_job, run_schedule
+from rattan.engine.schedule import ScheduleJob
 from rattan.engine.step import P_FAILED, P_SLEEP, Step
 from rattan.runtime.queries import dumps
 from rattan.spec.model import ServiceActivityNode
@@ -42,7 +42,6 @@ class ExecResult:
     schedule_type: ScheduleType | None = None
     error_events: list[str] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)
-    first_poll: ScheduleResult | None = None
 
 
 def enter_activity(
@@ -121,13 +120,9 @@ def run_execute(core: EngineCore, prep: Prepared) -> ExecResult:
         events.append("node_execute_exception")
         core.hook(service, "node_execute_exception", data, parent)
     stype = service.schedule_type() if ok else None
-    res = ExecResult(
+    return ExecResult(
         prep, ok, value, dict(data.inputs), dict(data.outputs), stype, events, service_logs(service)
     )
-    if stype == ScheduleType.POLL:
-        # the first poll runs right away, in this worker, with a fresh service instance
-        res.first_poll = run_schedule(core, first_poll_job(prep, dict(data.outputs)), data=data)
-    return res
 
 
 def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
@@ -166,13 +161,18 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
     if res.logs:
         tx.add_logs([(prep.node_id, prep.version, line) for line in res.logs])
     if res.ok and res.schedule_type is not None:
-        if res.first_poll is not None:
-            sched = ScheduleRecord(0, prep.node_id, prep.version, ScheduleType.POLL, proc.id)
-            return apply_schedule(step, proc, state, sched, res.first_poll)
-        tx.insert_schedule(prep.node_id, prep.version, int(res.schedule_type), proc.id, None)
+        # the execute result is made durable before any poll runs: after a crash only the poll
+        # is repeated, never execute. The first poll is due now; the worker runs it right after
+        # this commit itself (step.poll_now), and recovery finds the due row if it cannot.
+        poll = res.schedule_type == ScheduleType.POLL
+        due = step.now if poll else None
+        sid = tx.insert_schedule(prep.node_id, prep.version, int(res.schedule_type), proc.id, due)
         tx.put_exec_data(prep.node_id, in_blob, out_blob)
         proc.status = P_SLEEP
         step.save_process(proc)
+        if poll:
+            sched = ScheduleRecord(sid, prep.node_id, prep.version, ScheduleType.POLL, proc.id, due=due)
+            step.poll_now = ScheduleJob(sched, replace(prep, inputs=res.inputs), outputs)
         return False
     tx.put_exec_data(prep.node_id, in_blob, out_blob)
     new = state.copy()

@@ -17,7 +17,7 @@ from rattan import states
 from rattan.engine import nodes
 from rattan.engine.activity import enter_activity, record_execute
 from rattan.engine.jobs import Prepared
-from rattan.engine.schedule import ScheduleResult, record_schedule
+from rattan.engine.schedule import ScheduleJob, ScheduleResult, record_schedule
 from rattan.engine.step import P_DONE, P_FAILED, P_READY, P_SUSPENDED, Step
 from rattan.ids import unique_id
 from rattan.spec.model import NodeType
@@ -31,9 +31,11 @@ MAX_ENGINE_STEPS = 100_000  # engine-only nodes advanced in one transaction befo
 
 @dataclass(slots=True)
 class Outcome:
-    """What the worker does after the commit: run a prepared activity, or stop."""
+    """What the worker does after the commit: run a prepared activity's execute, run a first
+    poll, or stop (both None)."""
 
     execute: Prepared | None = None
+    poll: ScheduleJob | None = None
 
 
 def advance(step: Step, pid: int, carry: ExecResult | ScheduleResult | None) -> Outcome:
@@ -54,11 +56,13 @@ def _advance(step: Step, pid: int, carry: ExecResult | ScheduleResult | None) ->
             if isinstance(carry, ScheduleResult)
             else record_execute(step, proc, carry)
         )
-        if not recorded:
-            return Outcome()
+        if not recorded or step.halt:
+            return Outcome(poll=step.poll_now)
     elif proc.status != P_READY:
         return Outcome()
     for _ in range(MAX_ENGINE_STEPS):
+        if step.halt:  # an extension (a reserved rollback) took the token over
+            return Outcome()
         result = step_node(step, proc)
         if isinstance(result, Prepared):
             return Outcome(result)

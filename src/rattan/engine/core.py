@@ -66,6 +66,8 @@ class EngineCore:
         self._root_data: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        # called inside the transaction of every Step.event: (step, event_type, data)
+        self.tx_listeners: list[Callable[[Step, str, dict[str, Any]], None]] = []
         self.owner: object = self  # the Engine facade, the sender of signals
         self.dispatcher = ThreadDispatcher(self, settings.workers, settings.timer_resolution)
 
@@ -327,11 +329,12 @@ class EngineCore:
                 outcome = self.advance_many([(pid, carry)])[0][1]
                 if outcome is None:
                     return
-            prepared = outcome.execute
-            if prepared is None:
+            if outcome.poll is not None:
+                pid, carry = outcome.poll.prepared.pid, run_schedule(self, outcome.poll)
+            elif outcome.execute is not None:
+                pid, carry = outcome.execute.pid, run_execute(self, outcome.execute)
+            else:
                 return
-            pid = prepared.pid
-            carry = run_execute(self, prepared)
             outcome = None
 
     def schedule_job(self, sid: int, callback_id: int | None = None) -> Work | None:

@@ -61,6 +61,14 @@ def run_pipeline(
     stored_tree = dumps(pipeline)  # serialised once: a snapshot of the validated tree
     node_ids = [spec.id, *plan.nodes]
 
+    event_data = {
+        "pipeline": pipeline,
+        "root_pipeline_data": root_data,
+        "root_pipeline_context": root_ctx,
+        "subprocess_context": sub_ctx,
+        **stored_options,
+    }
+
     def body(step: Step) -> int:
         tx = step.tx
         if tx.run_exists(spec.id):
@@ -83,15 +91,8 @@ def run_pipeline(
         pid = tx.insert_process(spec.id, None, start_node_id, None, [spec.id], P_READY)
         step.fx.dispatch.append(pid)
         core.remember(spec.id, plan, root_data)
+        step.event("pre_prepare_run_pipeline", **event_data)
+        step.event("post_prepare_run_pipeline", **event_data)
         return pid
 
-    event_data = {
-        "pipeline": pipeline,
-        "root_pipeline_data": root_data,
-        "root_pipeline_context": root_ctx,
-        "subprocess_context": sub_ctx,
-        **stored_options,
-    }
-    core.emit("pre_prepare_run_pipeline", event_data)
     core.unit(body)
-    core.emit("post_prepare_run_pipeline", event_data)

@@ -91,13 +91,6 @@ def expire_schedule(step: Step, sid: int) -> None:
         step.tx.mark_callback(cid, 2)
 
 
-def first_poll_job(prep: Prepared, outputs: dict[str, Any]) -> ScheduleJob:
-    """The job of the poll that runs right after ``execute`` (no schedule row exists yet)."""
-    return ScheduleJob(
-        ScheduleRecord(0, prep.node_id, prep.version, ScheduleType.POLL, prep.pid), prep, outputs
-    )
-
-
 def run_schedule(
     core: EngineCore, job: ScheduleJob, service: Service | None = None, data: DataObject | None = None
 ) -> ScheduleResult:

@@ -53,6 +53,10 @@ class Step:
         # several times while it crosses nodes, and each UPDATE costs a statement
         self._dirty: dict[int, ProcessRecord] = {}
         self._log: list[tuple[str, dict[str, Any]]] = []
+        # set by an in-transaction listener to stop the token after the node it just finished
+        self.halt = False
+        # a POLL node's first poll, run by the worker right after this step commits
+        self.poll_now: Any = None
 
     def save_process(self, proc: ProcessRecord) -> None:
         self._dirty[proc.id] = proc
@@ -90,9 +94,12 @@ class Step:
         return str(root)
 
     def event(self, event_type: str, **data: Any) -> None:
-        """Record an event: logged durably in this transaction, signalled after the commit."""
+        """Record an event: logged durably in this transaction, signalled after the commit, and
+        shown now to the engine's in-transaction listeners (extensions such as rollback)."""
         self.fx.events.append((event_type, data))
         self._log.append((event_type, data))
+        for listener in self.core.tx_listeners:
+            listener(self, event_type, data)
 
     def hook(self, node: Node, name: str, save: bool = True, callback_id: int | None = None) -> None:
         """Call a service hook after the commit (SPEC 9); ``save`` keeps its data changes.

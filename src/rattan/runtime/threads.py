@@ -22,7 +22,11 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from rattan.engine.activity import run_execute
+from rattan.engine.schedule import run_schedule
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore, Work
@@ -111,6 +115,10 @@ class ThreadDispatcher:
         """Run an entered activity's ``execute`` on a worker (recovery, hand-offs)."""
         self._put(("exec", prepared))
 
+    def submit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` on a worker (extensions: rollback walks, hook fan-out)."""
+        self._put(("call", fn))
+
     def poll(self, sid: int, due: float) -> None:
         self._later(due, "poll", sid)
 
@@ -184,6 +192,12 @@ class ThreadDispatcher:
                 work.append((ident, None))
             elif kind == "exec":
                 work.append((ident.pid, self._execute(ident)))
+            elif kind == "call":
+                try:
+                    ident()
+                except Exception:
+                    log.exception("submitted call failed")
+                self._done()
             else:
                 entry = self._schedule_step(kind, ident)
                 if entry is None:
@@ -202,6 +216,10 @@ class ThreadDispatcher:
         started = time.monotonic()
         finished = 0
         for _, outcome in outcomes:
+            if outcome is not None and outcome.poll is not None:
+                job = outcome.poll  # a first poll, due now: run it here
+                nxt.append((job.prepared.pid, run_schedule(self.core, job)))
+                continue
             prepared = outcome.execute if outcome is not None else None
             if prepared is None:
                 finished += 1
@@ -213,8 +231,6 @@ class ThreadDispatcher:
         return nxt
 
     def _execute(self, prepared: Prepared) -> Any:
-        from rattan.engine.activity import run_execute
-
         return run_execute(self.core, prepared)
 
     def _schedule_step(self, kind: str, ident: int) -> tuple[Work, int] | None:

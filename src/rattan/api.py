@@ -184,8 +184,12 @@ def forced_fail_activity(
 
 
 @_api
-def callback(runtime: Engine, node_id: str, version: str, data: Any = None) -> None:
-    runtime.callback(node_id, version, data)
+def callback(
+    runtime: Engine, node_id: str, version: str, data: Any = None, idempotency_key: str | None = None
+) -> int:
+    """Queue a callback for a waiting node; ``data`` is the stored callback id. A repeated
+    ``idempotency_key`` for the same node is acknowledged and applied once."""
+    return runtime.callback(node_id, version, data, idempotency_key)
 
 
 @_api

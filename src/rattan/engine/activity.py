@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from rattan import states
+from rattan import signals, states
 from rattan.components.service import ScheduleType
+from rattan.engine import policies
 from rattan.engine.inputs import HydrateError, resolve_inputs
 from rattan.engine.jobs import Prepared, service_logs
 from rattan.engine.loops import loop_config, next_after_pass, record_pass
@@ -42,6 +43,7 @@ class ExecResult:
     schedule_type: ScheduleType | None = None
     error_events: list[str] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)
+    error_types: list[str] = field(default_factory=list)  # what failure policies match on
 
 
 def enter_activity(
@@ -72,6 +74,7 @@ def enter_activity(
         _fail_unrun(step, proc, entered, node, inputs, msg)
         return None
     step.write_state(entered, old)
+    policies.arm_timeout(step, info, entered)
     step.event("node_enter", root_pipeline_id=proc.root_id, node_id=node.id)
     step.event("pre_execute", root_pipeline_id=proc.root_id, node_id=node.id)
     proc.executing = entered.version
@@ -104,8 +107,11 @@ def run_execute(core: EngineCore, prep: Prepared) -> ExecResult:
     service = core.make_service(prep)
     data, parent = core.data_objects(prep.inputs, {}, prep.root_data)
     events: list[str] = []
+    error: BaseException | None = None
     core.hook(service, "node_enter", data, parent)
     core.hook(service, "pre_execute", data, parent)
+    if signals.pre_service_execute.has_receivers():
+        signals.pre_service_execute.send(sender=core.owner, service=service, data=data, parent_data=parent)
     try:
         value = service.execute(data, parent)
         if value is None:
@@ -113,16 +119,20 @@ def run_execute(core: EngineCore, prep: Prepared) -> ExecResult:
         ok = bool(value)
         if ok:
             core.hook(service, "post_execute", data, parent)
-    except Exception:
+    except Exception as exc:
         value = False
         ok = False
+        error = exc
         data.outputs["ex_data"] = traceback.format_exc()
         events.append("node_execute_exception")
         core.hook(service, "node_execute_exception", data, parent)
     stype = service.schedule_type() if ok else None
-    return ExecResult(
+    res = ExecResult(
         prep, ok, value, dict(data.inputs), dict(data.outputs), stype, events, service_logs(service)
     )
+    if not ok:
+        res.error_types = policies.error_types_of(error, returned_false=error is None)
+    return res
 
 
 def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
@@ -199,6 +209,7 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
     step.save_process(proc)
     step.event("node_execute_fail", root_pipeline_id=proc.root_id, node_id=prep.node_id)
     step.hook(node, "node_execute_fail")
+    policies.on_failure(step, info, new, res.error_types or ["ReturnedFalse"])
     return False
 
 

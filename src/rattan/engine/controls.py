@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rattan import states
 from rattan.components.service import ScheduleType
+from rattan.engine import policies
 from rattan.engine.loops import reset_outputs
 from rattan.engine.step import P_DONE, P_FAILED, P_READY, P_SLEEP, P_SUSPENDED, Step
 from rattan.errors import InvalidOperationError, NotFoundError
@@ -281,7 +282,7 @@ def skip_conditional_parallel_gateway(
     step.event("post_skip_conditional_parallel_gateway", **payload)
 
 
-def forced_fail_activity(step: Step, node_id: str, ex_data: str) -> None:
+def forced_fail_activity(step: Step, node_id: str, ex_data: str, by_timeout: bool = False) -> None:
     info = node_info(step, node_id)
     if info.kind != NodeType.ServiceActivity:
         raise InvalidOperationError(f"{node_id} is not activity, actual: {info.node.type}")
@@ -314,6 +315,8 @@ def forced_fail_activity(step: Step, node_id: str, ex_data: str) -> None:
         old_version=st.version,
         new_version=new.version,
     )
+    if by_timeout:
+        policies.on_failure(step, info, new, ["NodeTimeout"])
     step.hook(info.node, "post_forced_fail_activity", save=False)
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rattan import signals
 from rattan.components import BUILTIN_REGISTRY, DataObject, Registry, Service
 from rattan.components.service import SERVICE_LOGGER_NAME, ServiceLoggerAdapter
+from rattan.engine import policies
 from rattan.engine.activity import ExecResult, run_execute
 from rattan.engine.advance import Outcome, advance, fail_engine_error
 from rattan.engine.jobs import Prepared
@@ -199,6 +200,8 @@ class EngineCore:
             self.dispatcher.poll(sid, due)
         for cid in fx.callbacks:
             self.dispatcher.callback(cid)
+        for due, tid in fx.timers:
+            self.dispatcher.timer(tid, due)
         for change in fx.state_changes:
             signals.post_set_state.send(sender=self.owner, **change)
         for node_id, hook, save, callback_id in fx.hooks:
@@ -346,6 +349,12 @@ class EngineCore:
             self.unit(lambda step: expire_schedule(step, sid))
             return None
         return (job.prepared.pid, run_schedule(self, job))
+
+    def fire_timer(self, tid: int) -> None:
+        try:
+            self.unit(lambda step: policies.fire(step, tid))
+        except Exception:
+            log.exception("timer %s failed", tid)
 
     def schedule_of_callback(self, cid: int) -> int | None:
         def find(tx: Tx) -> int | None:

@@ -130,6 +130,8 @@ class Engine:
             core.dispatcher.poll(sched.id, sched.due or time.time())
         for cid in self._store.read(lambda tx: tx.pending_callbacks()):
             core.dispatcher.callback(cid)
+        for tid, due in self._store.read(lambda tx: tx.all_timers()):
+            core.dispatcher.timer(tid, due)
 
     def close(self, timeout: float = 30.0) -> None:
         """Drain queued and running work (up to ``timeout`` seconds), then close the store."""

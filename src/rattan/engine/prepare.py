@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rattan import states
+from rattan.engine import policies
 from rattan.engine.plan import build_plan
 from rattan.engine.step import P_READY, Step
 from rattan.errors import BadInputError, InvalidOperationError, StartPositionInvalidException
@@ -47,6 +48,7 @@ def run_pipeline(
     if start_node_id not in spec.nodes:
         raise StartPositionInvalidException(f"start node {start_node_id} is not a node of the root pipeline")
     plan = build_plan(spec, root_ctx, sub_ctx)
+    policies.validate_plan(plan)
     if options.get("check_components"):
         missing = sorted(
             f"{n.component_code}@{n.component_version}"  # type: ignore[attr-defined]

@@ -13,8 +13,9 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rattan import states
+from rattan import signals, states
 from rattan.components.service import ScheduleType
+from rattan.engine import policies
 from rattan.engine.jobs import Prepared, service_logs
 from rattan.engine.loops import loop_config, next_after_pass, record_pass
 from rattan.engine.nodes import write_outputs
@@ -23,7 +24,6 @@ from rattan.engine.step import P_FAILED, P_READY, P_SLEEP, Step
 from rattan.runtime.queries import dumps
 
 if TYPE_CHECKING:
-    from rattan.components import DataObject, Service
     from rattan.engine.core import EngineCore
     from rattan.engine.records import CallbackRecord, ProcessRecord, StateRecord
     from rattan.runtime.queries import Tx
@@ -49,6 +49,7 @@ class ScheduleResult:
     interval_error: bool = False
     events: list[str] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)
+    error_types: list[str] = field(default_factory=list)
 
 
 def load_job(core: EngineCore, tx: Tx, sid: int, callback_id: int | None) -> ScheduleJob | int | None:
@@ -91,19 +92,19 @@ def expire_schedule(step: Step, sid: int) -> None:
         step.tx.mark_callback(cid, 2)
 
 
-def run_schedule(
-    core: EngineCore, job: ScheduleJob, service: Service | None = None, data: DataObject | None = None
-) -> ScheduleResult:
+def run_schedule(core: EngineCore, job: ScheduleJob) -> ScheduleResult:
     """Call the user's ``schedule()`` (no transaction is open)."""
     prep = job.prepared
-    service = service or core.make_service(prep)
-    if data is None:
-        data, parent = core.data_objects(prep.inputs, dict(job.outputs), prep.root_data)
-    else:
-        _, parent = core.data_objects({}, {}, prep.root_data)
+    service = core.make_service(prep)
+    data, parent = core.data_objects(prep.inputs, dict(job.outputs), prep.root_data)
     events: list[str] = []
+    error: BaseException | None = None
     callback_data = job.callback.data if job.callback is not None else None
     core.hook(service, "pre_schedule", data, parent)
+    if signals.pre_service_schedule.has_receivers():
+        signals.pre_service_schedule.send(
+            sender=core.owner, service=service, data=data, parent_data=parent, callback_data=job.callback
+        )
     try:
         value = service.schedule(data, parent, callback_data)
         if value is None:
@@ -111,8 +112,9 @@ def run_schedule(
         ok = bool(value)
         if ok:
             core.hook(service, "post_schedule", data, parent)
-    except Exception:
+    except Exception as exc:
         value, ok = False, False
+        error = exc
         data.outputs["ex_data"] = traceback.format_exc()
         events.append("node_schedule_exception")
         core.hook(service, "node_schedule_exception", data, parent, callback_data=job.callback)
@@ -128,6 +130,8 @@ def run_schedule(
         events=events,
         logs=service_logs(service),
     )
+    if not ok:
+        res.error_types = policies.error_types_of(error, returned_false=error is None)
     if ok and not finished and stype == ScheduleType.POLL:
         gen = service.interval
         if gen is None:
@@ -229,6 +233,7 @@ def apply_schedule(
     step.save_process(proc)
     step.event("node_schedule_fail", root_pipeline_id=prep.root_id, node_id=prep.node_id)
     step.hook(node, "node_schedule_fail", callback_id=cb_id)
+    policies.on_failure(step, info, new, res.error_types or ["ReturnedFalse"])
     return False
 
 

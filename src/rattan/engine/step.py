@@ -37,6 +37,8 @@ class Effects:
     cancels: list[tuple[str, str]] = field(default_factory=list)  # (node id, version) whose job to cancel
     # node hooks: (node id, hook name, save data changes, callback id or None)
     hooks: list[tuple[str, str, bool, int | None]] = field(default_factory=list)
+    # durable timers armed in this step: (due, timer id)
+    timers: list[tuple[float, int]] = field(default_factory=list)
     # committed state writes, for post_set_state receivers
     state_changes: list[dict[str, Any]] = field(default_factory=list)
 

@@ -392,6 +392,32 @@ class Tx:
         """applied: 1 = applied, 2 = refused (stale or node no longer waiting)."""
         self.c.execute("UPDATE callbacks SET applied=? WHERE id=?", (applied, cid))
 
+    # -- timers --------------------------------------------------------------------------------
+    def insert_timer(self, kind: str, node_id: str, version: str, due: float, payload: Any) -> int:
+        cur = self.c.execute(
+            "INSERT INTO timers(kind, node_id, version, due, payload) VALUES (?,?,?,?,?)",
+            (kind, node_id, version, due, dumps(payload)),
+        )
+        return int(cur.lastrowid)
+
+    def get_timer(self, tid: int) -> tuple[str, str, str, float, Any] | None:
+        row = self.c.execute(
+            "SELECT kind, node_id, version, due, payload FROM timers WHERE id=?", (tid,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2], row[3], loads(row[4]))
+
+    def delete_timer(self, tid: int) -> None:
+        self.c.execute("DELETE FROM timers WHERE id=?", (tid,))
+
+    def delete_timers_of(self, node_id: str, kind: str | None = None) -> None:
+        if kind is None:
+            self.c.execute("DELETE FROM timers WHERE node_id=?", (node_id,))
+        else:
+            self.c.execute("DELETE FROM timers WHERE node_id=? AND kind=?", (node_id, kind))
+
+    def all_timers(self) -> list[tuple[int, float]]:
+        return [(r[0], r[1]) for r in self.c.execute("SELECT id, due FROM timers")]
+
     # -- event log -----------------------------------------------------------------------------
     def add_events(self, rows: list[tuple[str, str | None, str, bytes, int, float]]) -> None:
         """Rows of (root_id, first node_id, first type, [[type, node_id, data], ...], schema, created)."""

@@ -67,5 +67,11 @@ MIGRATIONS: dict[int, list[str]] = {
             id INTEGER PRIMARY KEY, root_id TEXT NOT NULL, node_id TEXT, event_type TEXT NOT NULL,
             data BLOB NOT NULL, schema INTEGER NOT NULL, created REAL NOT NULL)""",
         "CREATE INDEX events_root ON events(root_id, id)",
+        # durable timers: node timeouts and automatic retries/skips, fired by the timer thread;
+        # each names the node version it was armed for, so a stale one is a no-op
+        """CREATE TABLE timers (
+            id INTEGER PRIMARY KEY, kind TEXT NOT NULL, node_id TEXT NOT NULL, version TEXT NOT NULL,
+            due REAL NOT NULL, payload BLOB NOT NULL)""",
+        "CREATE INDEX timers_node ON timers(node_id)",
     ],
 }

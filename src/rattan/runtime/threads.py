@@ -119,6 +119,9 @@ class ThreadDispatcher:
         """Run ``fn()`` on a worker (extensions: rollback walks, hook fan-out)."""
         self._put(("call", fn))
 
+    def timer(self, tid: int, due: float) -> None:
+        self._later(due, "timer", tid)
+
     def poll(self, sid: int, due: float) -> None:
         self._later(due, "poll", sid)
 
@@ -192,6 +195,9 @@ class ThreadDispatcher:
                 work.append((ident, None))
             elif kind == "exec":
                 work.append((ident.pid, self._execute(ident)))
+            elif kind == "timer":
+                self.core.fire_timer(ident)
+                self._done()
             elif kind == "call":
                 try:
                     ident()

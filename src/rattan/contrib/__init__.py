@@ -1,0 +1,1 @@
+"""Optional features with the peer's module names (``pipeline.contrib.*``)."""

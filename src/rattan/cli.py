@@ -74,7 +74,35 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--cycle-tolerate", action="store_true", help="accept cycles (as run_pipeline(cycle_tolerate=True))"
     )
+    arch = sub.add_parser(
+        "archive",
+        help="archive finished pipelines to JSON lines, then delete them from the store",
+        description="Export runs FINISHED or REVOKED more than --older-than days ago (one JSON line "
+        "per run: tree, states, data, histories, context, events) and delete them, in batches of "
+        "short transactions so running work is not blocked.",
+    )
+    arch.add_argument("--db", default="rattan.db", help="the engine's SQLite file (default: ./rattan.db)")
+    arch.add_argument("--older-than", type=float, required=True, metavar="DAYS", help="age in days")
+    arch.add_argument("--out", help="JSON-lines file to append the runs to (omit: delete without export)")
+    arch.add_argument("--batch", type=int, default=100, help="runs per batch (default: 100)")
+    arch.add_argument("--keep", action="store_true", help="export only; do not delete")
     return parser
+
+
+def archive(db: str, older_than_days: float, out: str | None, batch: int, keep: bool) -> int:
+    """Archive (and delete) finished runs; prints how many. Returns an exit code."""
+    if not os.path.exists(db):
+        print(f"rattan: no store at {db}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    try:
+        with rattan.Engine(store=db, start=False) as engine:
+            done = engine.archive(older_than_days * 86400.0, out, batch=batch, delete=not keep)
+    except rattan.RattanError as exc:
+        print(f"rattan: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    verb = "archived" if keep else ("archived and deleted" if out else "deleted")
+    print(f"{verb} {len(done)} pipeline(s)" + (f" -> {out}" if out else ""))
+    return EXIT_OK
 
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     if args.command == "validate":
         return validate(args.file, cycle_tolerate=args.cycle_tolerate)
+    if args.command == "archive":
+        return archive(args.db, args.older_than, args.out, args.batch, args.keep)
     return demo(db=args.db, count=args.count, timeout=args.timeout)
 
 

@@ -51,6 +51,10 @@ class Settings:
     timer_resolution: float = 0.05  # seconds between scans of due polls when idle
     lease_seconds: float = 30.0
     max_tree_nodes: int = 100_000
+    # retention: archive and delete runs finished longer ago than this (None: keep forever)
+    retention_seconds: float | None = None
+    retention_archive_dir: str | None = None  # JSON-lines files go here; None: delete only
+    retention_interval: float = 3600.0  # seconds between retention passes
 
     def replace(self, **changes: Any) -> Settings:
         check_fields(changes)

@@ -94,6 +94,12 @@ class EngineCore:
             self._plans[root_id] = plan
             self._root_data[root_id] = root_data
 
+    def forget(self, root_id: str) -> None:
+        """Drop the cached plan and data of a run that was deleted."""
+        with self._lock:
+            self._plans.pop(root_id, None)
+            self._root_data.pop(root_id, None)
+
     def root_data(self, tx: Tx, root_id: str) -> Any:
         data = self._root_data.get(root_id)
         if data is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -13,7 +15,7 @@ from rattan import signals, states
 from rattan.components import Registry
 from rattan.components import registry as default_registry
 from rattan.context import ContextValue
-from rattan.engine import controls, preview, reads
+from rattan.engine import controls, preview, reads, retention
 from rattan.engine.activity import recover_interrupted
 from rattan.engine.core import EngineCore
 from rattan.engine.prepare import run_pipeline
@@ -73,6 +75,7 @@ class Engine:
         if self.settings.enable_pipeline_event_signals:
             self._core.listeners.append(self._signal)
         self._closed = False
+        self._stop = threading.Event()
         if start:
             self.start()
 
@@ -114,6 +117,8 @@ class Engine:
         """Start the workers and resume everything the store says is unfinished."""
         self._core.dispatcher.start()
         self.recover()
+        if self.settings.retention_seconds is not None:
+            threading.Thread(target=self._retention_loop, name="rattan-retention", daemon=True).start()
 
     def recover(self) -> None:
         core = self._core
@@ -133,11 +138,36 @@ class Engine:
         for tid, due in self._store.read(lambda tx: tx.all_timers()):
             core.dispatcher.timer(tid, due)
 
+    def archive(
+        self, older_than: float, path: str | None = None, batch: int = 100, delete: bool = True
+    ) -> list[str]:
+        """Archive runs FINISHED or REVOKED more than ``older_than`` seconds ago to the JSON-lines
+        file ``path`` (appended; None: no export), then delete them from the store (unless
+        ``delete`` is False). Works in batches of short transactions. Returns the root ids."""
+        if path is None:
+            return retention.archive(self._core, older_than, None, batch, delete)
+        with open(path, "ab") as out:
+            return retention.archive(self._core, older_than, out, batch, delete)
+
+    def _retention_loop(self) -> None:
+        seconds = self.settings.retention_seconds
+        while seconds is not None and not self._stop.wait(self.settings.retention_interval):
+            try:
+                folder = self.settings.retention_archive_dir
+                path = None
+                if folder:
+                    os.makedirs(folder, exist_ok=True)
+                    path = os.path.join(folder, time.strftime("rattan-archive-%Y%m%d.jsonl", time.gmtime()))
+                self.archive(seconds, path)
+            except Exception:
+                log.exception("retention pass failed")
+
     def close(self, timeout: float = 30.0) -> None:
         """Drain queued and running work (up to ``timeout`` seconds), then close the store."""
         if self._closed:
             return
         self._closed = True
+        self._stop.set()
         self._core.dispatcher.stop(timeout)
         self._store.close()
 

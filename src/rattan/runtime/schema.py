@@ -73,5 +73,7 @@ MIGRATIONS: dict[int, list[str]] = {
             id INTEGER PRIMARY KEY, kind TEXT NOT NULL, node_id TEXT NOT NULL, version TEXT NOT NULL,
             due REAL NOT NULL, payload BLOB NOT NULL)""",
         "CREATE INDEX timers_node ON timers(node_id)",
+        # retention deletes a run's callbacks by node
+        "CREATE INDEX callbacks_node ON callbacks(node_id)",
     ],
 }

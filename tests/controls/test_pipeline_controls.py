@@ -159,36 +159,49 @@ def test_pause_a_subprocess_shows_suspended_while_the_root_runs(engine: rattan.E
     assert lab.count("execute", n["after"]) == 1
 
 
-def test_pause_refusals(engine: rattan.Engine, lab: Lab) -> None:
+def test_unknown_pipeline_ids_are_not_found(engine: rattan.Engine) -> None:
+    assert refused(api.pause_pipeline(engine, "nope"), rattan.NotFoundError) == "node(nope) does not exist"
+    assert refused(api.resume_pipeline(engine, "nope"), rattan.NotFoundError) == "node(nope) does not exist"
+    assert refused(api.revoke_pipeline(engine, "nope"), rattan.NotFoundError) == "node(nope) does not exist"
+
+
+def test_resume_of_a_running_pipeline_is_refused(engine: rattan.Engine, lab: Lab) -> None:
     a = act("c_block")
-    tree, _start, end = chain(a)
+    tree, _start, _end = chain(a)
     root = run(engine, tree)
     wait_for(lambda: lab.count("execute", a.id) == 1)
-    msg = refused(api.pause_pipeline(engine, "nope"), rattan.NotFoundError)
-    assert msg == "node(nope) does not exist"
-    refused(api.resume_pipeline(engine, "nope"), rattan.NotFoundError)
-    refused(api.revoke_pipeline(engine, "nope"), rattan.NotFoundError)
-
     msg = refused(api.resume_pipeline(engine, root), rattan.InvalidOperationError)
     assert msg == f"pipeline({root}) state is: RUNNING"
+    assert root_state(engine, root) == "RUNNING"
+    assert events(engine, root, PIPELINE_EVENTS) == []
+
+
+def test_pause_of_a_suspended_pipeline_is_refused(engine: rattan.Engine, lab: Lab) -> None:
+    """SPEC 7.2: RUNNING → SUSPENDED only; pausing a SUSPENDED pipeline fails."""
+    a = act("c_block")
+    tree, _start, _end = chain(a)
+    root = run(engine, tree)
+    wait_for(lambda: lab.count("execute", a.id) == 1)
     ok(api.pause_pipeline(engine, root))
-    refused(api.pause_pipeline(engine, root), rattan.InvalidOperationError)  # SUSPENDED → SUSPENDED
-    ok(api.resume_pipeline(engine, root))
-    lab.open(a.id)
+    version = engine.get_state(root).version
+    refused(api.pause_pipeline(engine, root), rattan.InvalidOperationError)
+    assert root_state(engine, root) == "SUSPENDED"
+    assert engine.get_state(root).version == version
+    assert events(engine, root, PIPELINE_EVENTS) == [("pre_pause_pipeline", None), ("post_pause_pipeline", None)]
+
+
+def test_controls_on_a_finished_pipeline_are_refused(engine: rattan.Engine, lab: Lab) -> None:
+    a = act("c_ok")
+    tree, _start, end = chain(a)
+    root = run(engine, tree)
     wait_finished(engine, root)
-    refused(api.pause_pipeline(engine, root), rattan.InvalidOperationError)  # FINISHED
+    refused(api.pause_pipeline(engine, root), rattan.InvalidOperationError)
     msg = refused(api.resume_pipeline(engine, root), rattan.InvalidOperationError)
     assert msg == f"pipeline({root}) state is: FINISHED"
-    refused(api.revoke_pipeline(engine, root), rattan.InvalidOperationError)  # FINISHED
+    refused(api.revoke_pipeline(engine, root), rattan.InvalidOperationError)
     assert root_state(engine, root) == "FINISHED"
-    # refused operations leave no event behind
-    assert events(engine, root, PIPELINE_EVENTS) == [
-        ("pre_pause_pipeline", None),
-        ("post_pause_pipeline", None),
-        ("pre_resume_pipeline", None),
-        ("post_resume_pipeline", None),
-        ("pipeline_finish", end.id),
-    ]
+    # refused operations leave no event behind (they roll back with their transaction)
+    assert events(engine, root, PIPELINE_EVENTS) == [("pipeline_finish", end.id)]
 
 
 # -- revoke --------------------------------------------------------------------------------------------
@@ -221,10 +234,22 @@ def test_revoke_while_polling_stops_every_poll_and_cancels_once(make_engine, lab
     assert len(lab.of("schedule", a.id)) == len(polls)
     assert lab.count("cancel", a.id) == 1
     assert events(engine, root, PIPELINE_EVENTS) == [("pre_revoke_pipeline", None), ("post_revoke_pipeline", None)]
-    # revoke is final
-    refused(api.revoke_pipeline(engine, root), rattan.InvalidOperationError)
+
+
+def test_revoke_is_final(engine: rattan.Engine, lab: Lab) -> None:
+    """SPEC 7.2: revoke is allowed from RUNNING or SUSPENDED only; REVOKED is terminal (6.2)."""
+    a = act("c_block")
+    tree, _start, _end = chain(a)
+    root = run(engine, tree)
+    wait_for(lambda: lab.count("execute", a.id) == 1)
+    ok(api.revoke_pipeline(engine, root))
+    version = engine.get_state(root).version
     refused(api.pause_pipeline(engine, root), rattan.InvalidOperationError)
     refused(api.resume_pipeline(engine, root), rattan.InvalidOperationError)
+    refused(api.revoke_pipeline(engine, root), rattan.InvalidOperationError)
+    assert root_state(engine, root) == "REVOKED"
+    assert engine.get_state(root).version == version
+    assert events(engine, root, PIPELINE_EVENTS) == [("pre_revoke_pipeline", None), ("post_revoke_pipeline", None)]
 
 
 def test_revoke_refuses_later_callbacks(engine: rattan.Engine, lab: Lab) -> None:

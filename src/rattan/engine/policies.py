@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from rattan import states
+from rattan.contrib.node_timer_event import BaseAction, enabled_events, parse_timer
 from rattan.errors import Problem, TreeInvalidException
 from rattan.spec.model import ServiceActivityNode
 
@@ -41,6 +42,7 @@ BUILTIN_TIMEOUT_ACTIONS = ("forced_fail", "forced_fail_and_skip")
 KIND_TIMEOUT = "timeout"
 KIND_RETRY = "auto_retry"
 KIND_SKIP = "auto_skip"
+KIND_TIMER_EVENT = "timer_event"
 
 
 # -- validation (at run_pipeline) ------------------------------------------------------------------
@@ -115,14 +117,25 @@ def _arm(step: Step, kind: str, node_id: str, version: str, delay: float, payloa
 
 
 def arm_timeout(step: Step, info: NodeInfo, state: StateRecord) -> None:
+    """A node went RUNNING: arm its timeout and its timer boundary events."""
     node = info.node
-    if not isinstance(node, ServiceActivityNode) or node.timeout_config is None:
+    if not isinstance(node, ServiceActivityNode):
         return
     cfg = node.timeout_config
-    if not cfg.get("enable"):
-        return
-    action = str(cfg.get("action") or "forced_fail")
-    _arm(step, KIND_TIMEOUT, node.id, state.version, float(cfg.get("seconds") or 0), {"action": action})
+    if cfg is not None and cfg.get("enable"):
+        action = str(cfg.get("action") or "forced_fail")
+        _arm(step, KIND_TIMEOUT, node.id, state.version, float(cfg.get("seconds") or 0), {"action": action})
+    if node.timer_events:
+        for index, event in enabled_events({"events": {"timer_events": list(node.timer_events)}}):
+            payload = {**event, "index": index, "repetition": 1, "armed_at": step.now}
+            _arm_timer_event(step, node.id, state.version, payload)
+
+
+def _arm_timer_event(step: Step, node_id: str, version: str, payload: dict[str, Any]) -> None:
+    when, period, _ = parse_timer(str(payload["timer_type"]), str(payload["defined"]))
+    due = when if when is not None else payload["armed_at"] + period * payload["repetition"]
+    tid = step.tx.insert_timer(KIND_TIMER_EVENT, node_id, version, due, payload)
+    step.fx.timers.append((due, tid))
 
 
 def _matches(errors: list[str], error_types: list[str]) -> bool:
@@ -186,9 +199,36 @@ def fire(step: Step, tid: int) -> None:
     elif kind == KIND_RETRY and st.name == states.FAILED:
         step.event("auto_retry_node", node_id=node_id, attempt=payload.get("attempt"))
         controls.retry_node(step, node_id, None, False)
+    elif kind == KIND_TIMER_EVENT and st.name == states.RUNNING:
+        _timer_event(step, st, payload)
     elif kind == KIND_SKIP and st.name == states.FAILED:
         step.event("auto_skip_node", node_id=node_id, failures=payload.get("failures"))
         controls.skip_node(step, node_id)
+
+
+def _timer_event(step: Step, st: StateRecord, payload: dict[str, Any]) -> None:
+    """Re-arm the next repetition first, then run the action on a worker after the commit."""
+    _, _, times = parse_timer(str(payload["timer_type"]), str(payload["defined"]))
+    if times is None or payload["repetition"] < times:
+        _arm_timer_event(step, st.node_id, st.version, {**payload, "repetition": payload["repetition"] + 1})
+    step.event("node_timer_event", node_id=st.node_id, index=payload["index"], action=payload.get("action"))
+    core = step.core
+    node_id, version, root = st.node_id, st.version, st.root_id
+
+    def run() -> None:
+        action_cls = BaseAction.registry.get(str(payload.get("action")))
+        if action_cls is None:
+            log.error("node %s: timer event action %r is not defined", node_id, payload.get("action"))
+            return
+        data = core.store.read(lambda tx: tx.get_exec_data(node_id))
+        d, parent = core.data_objects(
+            data.inputs if data else {},
+            dict(data.outputs) if data else {},
+            core.store.read(lambda tx: core.root_data(tx, root)),
+        )
+        action_cls(core.owner, root, node_id, version).do(d, parent)  # type: ignore[arg-type]
+
+    core.dispatcher.submit(run)
 
 
 def _timeout(step: Step, node_id: str, action: str) -> None:

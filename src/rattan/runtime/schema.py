@@ -9,7 +9,7 @@ Times are stored as REAL seconds since the epoch (UTC); JSON columns hold orjson
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -75,5 +75,28 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX timers_node ON timers(node_id)",
         # retention deletes a run's callbacks by node
         "CREATE INDEX callbacks_node ON callbacks(node_id)",
+    ],
+    # rollback (rattan.rollback, SPEC 11); written only when pipeline_enable_rollback is on
+    3: [
+        "CREATE TABLE rollback_tokens (root_id TEXT PRIMARY KEY, tokens BLOB NOT NULL)",
+        # one row per finished pass of a service activity: what rollback() is given
+        """CREATE TABLE rollback_snapshots (
+            id INTEGER PRIMARY KEY, root_id TEXT NOT NULL, node_id TEXT NOT NULL, code TEXT NOT NULL,
+            component_version TEXT NOT NULL, node_version TEXT NOT NULL, loop INTEGER NOT NULL,
+            inner_loop INTEGER NOT NULL, inputs BLOB NOT NULL, outputs BLOB NOT NULL,
+            root_data BLOB NOT NULL, rolled_back INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL)""",
+        "CREATE INDEX rollback_snapshots_node ON rollback_snapshots(root_id, node_id)",
+        # reservations: roll back automatically when start_node_id finishes
+        """CREATE TABLE rollback_plans (
+            id INTEGER PRIMARY KEY, root_id TEXT NOT NULL, start_node_id TEXT NOT NULL,
+            target_node_id TEXT NOT NULL, mode TEXT NOT NULL, options BLOB NOT NULL,
+            expired INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL)""",
+        "CREATE INDEX rollback_plans_root ON rollback_plans(root_id, start_node_id)",
+        # the rollback of a pipeline in progress (or failed, or done): its walk is durable
+        """CREATE TABLE rollback_jobs (
+            root_id TEXT PRIMARY KEY, start_node_id TEXT NOT NULL, target_node_id TEXT NOT NULL,
+            mode TEXT NOT NULL, process_id INTEGER NOT NULL, walk BLOB NOT NULL, clean BLOB NOT NULL,
+            skip BLOB NOT NULL, status TEXT NOT NULL, retry_node TEXT, retry_data BLOB,
+            created REAL NOT NULL)""",
     ],
 }

@@ -12,6 +12,7 @@ Run from anywhere (rattan must be importable, e.g. installed editable):
 The shapes and components live in ``shared/bench/`` beside the repository (``--shared`` or
 ``RATTAN_BENCH_SHARED`` to point elsewhere). See bench/README.md for what is measured and how.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,14 +30,21 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # --------------------------------------------------------------------------------------------------
 # reference figures (bamboo-pipeline on the project's standard 2-core machine, see shared/bench/shapes.py)
 PEER_SECONDS = {"S1": 34.0, "S2": 12.7, "S3": 32.0, "S4": 6.5}
 PEER_NODES_PER_S = {"S1": 50.0, "S2": 79.0, "S3": 31.0}  # S4 is a wall-time shape: ratio from seconds
-COMPONENT = {"S0": "bench_noop", "S1": "debug_node", "S2": "bench_noop", "S3": "debug_node", "S4": "bench_poll"}
+COMPONENT = {
+    "S0": "bench_noop",
+    "S1": "debug_node",
+    "S2": "bench_noop",
+    "S3": "debug_node",
+    "S4": "bench_poll",
+}
 DEFAULT_SHAPES = ("S1", "S2", "S3", "S4")
 ENV_SHARED = "RATTAN_BENCH_SHARED"
 
@@ -148,10 +156,20 @@ def scenarios(shapes: Any, quick: bool) -> dict[str, Scenario]:
         out[name] = Scenario(name, sc["desc"], sc["count"], (lambda b=sc["build"], c=code: b(c)), sc["nodes"])
     if quick:
         out["S1"].count = 10
-        out["S2"] = Scenario("S2", "1 x chain of 100 activities (quick)", 1,
-                             lambda: shapes.chain_pipeline(100, "bench_noop"), 102)
-        out["S3"] = Scenario("S3", "1 x parallel_pipeline(10, 10) (quick)", 1,
-                             lambda: shapes.parallel_pipeline(10, 10, "debug_node"), 104)
+        out["S2"] = Scenario(
+            "S2",
+            "1 x chain of 100 activities (quick)",
+            1,
+            lambda: shapes.chain_pipeline(100, "bench_noop"),
+            102,
+        )
+        out["S3"] = Scenario(
+            "S3",
+            "1 x parallel_pipeline(10, 10) (quick)",
+            1,
+            lambda: shapes.parallel_pipeline(10, 10, "debug_node"),
+            104,
+        )
         out["S4"].count = 10
     return out
 
@@ -168,8 +186,10 @@ def wait_finished(engine: Any, roots: list[str], timeout: float, interval: float
             break
         now = time.perf_counter()
         if now > deadline:
-            raise SystemExit(f"bench: TIMEOUT: {len(pending)} of {len(roots)} pipelines not FINISHED "
-                             f"after {timeout:.0f} s (first pending {pending[0]})")
+            raise SystemExit(
+                f"bench: TIMEOUT: {len(pending)} of {len(roots)} pipelines not FINISHED "
+                f"after {timeout:.0f} s (first pending {pending[0]})"
+            )
         time.sleep(interval)
     return time.perf_counter()
 
@@ -243,13 +263,23 @@ class SqlCounter:
         }
 
 
-def run_shape(rattan: Any, api: Any, sc: Scenario, sync: str, workers: int, poll: float, timeout: float,
-              count_sql: bool = False, keep_engine_hook: Callable[[Any], None] | None = None) -> dict[str, Any]:
+def run_shape(
+    rattan: Any,
+    api: Any,
+    sc: Scenario,
+    sync: str,
+    workers: int,
+    poll: float,
+    timeout: float,
+    count_sql: bool = False,
+    keep_engine_hook: Callable[[Any], None] | None = None,
+) -> dict[str, Any]:
     trees = [sc.build() for _ in range(sc.count)]
     roots = [t["id"] for t in trees]
     with tempfile.TemporaryDirectory(prefix=f"rattan-bench-{sc.name}-") as tmp:
-        engine = rattan.Engine(store=f"sqlite:///{os.path.join(tmp, 'bench.db')}", workers=workers,
-                               sqlite_synchronous=sync)
+        engine = rattan.Engine(
+            store=f"sqlite:///{os.path.join(tmp, 'bench.db')}", workers=workers, sqlite_synchronous=sync
+        )
         counter = SqlCounter(engine.core.store) if count_sql else None
         if keep_engine_hook:
             keep_engine_hook(engine)
@@ -265,8 +295,14 @@ def run_shape(rattan: Any, api: Any, sc: Scenario, sync: str, workers: int, poll
         finally:
             engine.close()
     row = {
-        "shape": sc.name, "sync": sync, "workers": workers, "pipelines": sc.count, "nodes": nodes,
-        "seconds": seconds, "submit_seconds": t_submitted - t0, "nodes_per_s": nodes / seconds,
+        "shape": sc.name,
+        "sync": sync,
+        "workers": workers,
+        "pipelines": sc.count,
+        "nodes": nodes,
+        "seconds": seconds,
+        "submit_seconds": t_submitted - t0,
+        "nodes_per_s": nodes / seconds,
     }
     if counter is not None:
         row["sql"] = counter.summary(nodes)
@@ -275,8 +311,17 @@ def run_shape(rattan: Any, api: Any, sc: Scenario, sync: str, workers: int, poll
 
 # --------------------------------------------------------------------------------------------------
 # profiling
-def run_profiled(rattan: Any, api: Any, sc: Scenario, sync: str, workers: int, poll: float, timeout: float,
-                 clock: str, top: int) -> dict[str, Any]:
+def run_profiled(
+    rattan: Any,
+    api: Any,
+    sc: Scenario,
+    sync: str,
+    workers: int,
+    poll: float,
+    timeout: float,
+    clock: str,
+    top: int,
+) -> dict[str, Any]:
     try:
         import yappi  # type: ignore[import-not-found]
     except ImportError:
@@ -291,8 +336,10 @@ def run_profiled(rattan: Any, api: Any, sc: Scenario, sync: str, workers: int, p
             yappi.stop()
         main_ids = {t.id for t in yappi.get_thread_stats() if t.name == "_MainThread"}
         stats = yappi.get_func_stats(filter_callback=lambda s: s.ctx_id not in main_ids)
-        print(f"\n== profile {sc.name} sync={sync} workers={workers} (yappi, {clock} clock, worker threads; "
-              f"{row['nodes']} nodes in {row['seconds']:.2f} s profiled) ==")
+        print(
+            f"\n== profile {sc.name} sync={sync} workers={workers} (yappi, {clock} clock, worker threads; "
+            f"{row['nodes']} nodes in {row['seconds']:.2f} s profiled) =="
+        )
         for key, title in (("ttot", "cumulative"), ("tsub", "total (own) time")):
             print(f"\n-- top {top} by {title} --")
             print(f"{'ncall':>9} {'tsub':>8} {'ttot':>8} {'ttot/node':>10}  function")
@@ -300,7 +347,9 @@ def run_profiled(rattan: Any, api: Any, sc: Scenario, sync: str, workers: int, p
                 loc = f"{_short(s.module)}:{s.lineno}({s.name})"
                 print(f"{s.ncall:>9} {s.tsub:8.3f} {s.ttot:8.3f} {1e6 * s.ttot / row['nodes']:8.0f}us  {loc}")
         mstats = yappi.get_func_stats(filter_callback=lambda s: s.ctx_id in main_ids)
-        print(f"\n-- main thread (submit, completion polling, verify; not worker cost): top 10 by cumulative --")
+        print(
+            "\n-- main thread (submit, completion polling, verify; not worker cost): top 10 by cumulative --"
+        )
         for s in [s for s in mstats.sort("ttot", "desc") if "bench" not in s.module][:10]:
             print(f"{s.ncall:>9} {s.tsub:8.3f} {s.ttot:8.3f}  {_short(s.module)}:{s.lineno}({s.name})")
         print("\n-- threads --")
@@ -333,8 +382,10 @@ def run_profiled(rattan: Any, api: Any, sc: Scenario, sync: str, workers: int, p
         p.disable()
     buf = io.StringIO()
     st = pstats.Stats(*profiles, stream=buf) if profiles else None
-    print(f"\n== profile {sc.name} sync={sync} workers={workers} (cProfile per worker thread; "
-          f"{row['nodes']} nodes in {row['seconds']:.2f} s profiled) ==")
+    print(
+        f"\n== profile {sc.name} sync={sync} workers={workers} (cProfile per worker thread; "
+        f"{row['nodes']} nodes in {row['seconds']:.2f} s profiled) =="
+    )
     if st is not None:
         st.strip_dirs()
         st.sort_stats("cumulative").print_stats(top)
@@ -347,7 +398,7 @@ def _short(path: str) -> str:
     for marker in ("/src/rattan/", "/lib/python3"):
         i = path.find(marker)
         if i >= 0:
-            return path[i + 1:]
+            return path[i + 1 :]
     return os.path.basename(path)
 
 
@@ -357,17 +408,21 @@ def fmt_rate(x: float | None) -> str:
 
 
 def print_table(rows: list[dict[str, Any]], ceilings: dict[str, dict[str, float]], repeat: int) -> None:
-    hdr = (f"{'shape':<5} {'sync':<6} {'rep':>3} {'nodes':>6} {'seconds':>8} {'nodes/s':>9} {'peer n/s':>9} "
-           f"{'vs peer':>8} {'n/s / ceil commit/s':>20}")
+    hdr = (
+        f"{'shape':<5} {'sync':<6} {'rep':>3} {'nodes':>6} {'seconds':>8} {'nodes/s':>9} {'peer n/s':>9} "
+        f"{'vs peer':>8} {'n/s / ceil commit/s':>20}"
+    )
     print("\n" + hdr)
     print("-" * len(hdr))
     for r in rows:
         ceil = ceilings.get(r["sync"], {}).get("commits_per_s")
         peer = r.get("peer_nodes_per_s")
         per_ceil = f"{r['nodes_per_s'] / ceil:.3f}" if ceil and r["shape"] != "S4" else "-"
-        print(f"{r['shape']:<5} {r['sync']:<6} {r['rep']:>3} {r['nodes']:>6} {r['seconds']:>8.2f} "
-              f"{r['nodes_per_s']:>9,.0f} {fmt_rate(peer):>9} {r['vs_peer']:>7.1f}x "
-              f"{per_ceil:>20}")
+        print(
+            f"{r['shape']:<5} {r['sync']:<6} {r['rep']:>3} {r['nodes']:>6} {r['seconds']:>8.2f} "
+            f"{r['nodes_per_s']:>9,.0f} {fmt_rate(peer):>9} {r['vs_peer']:>7.1f}x "
+            f"{per_ceil:>20}"
+        )
     if repeat > 1:
         print("\nmedian over repeats:")
         groups: dict[tuple[str, str], list[dict[str, Any]]] = collections.defaultdict(list)
@@ -376,15 +431,19 @@ def print_table(rows: list[dict[str, Any]], ceilings: dict[str, dict[str, float]
         for (shape, sync), rs in groups.items():
             sec = statistics.median(x["seconds"] for x in rs)
             nps = statistics.median(x["nodes_per_s"] for x in rs)
-            print(f"  {shape:<5} {sync:<6} {sec:8.2f} s  {nps:9,.0f} nodes/s  "
-                  f"(min {min(x['seconds'] for x in rs):.2f} s, max {max(x['seconds'] for x in rs):.2f} s)")
+            print(
+                f"  {shape:<5} {sync:<6} {sec:8.2f} s  {nps:9,.0f} nodes/s  "
+                f"(min {min(x['seconds'] for x in rs):.2f} s, max {max(x['seconds'] for x in rs):.2f} s)"
+            )
 
 
 def print_ceilings(label: str, ceilings: dict[str, dict[str, float]]) -> None:
     print(f"\nraw SQLite ceiling ({label}), WAL:")
     for sync, c in ceilings.items():
-        print(f"  synchronous={sync:<6}  insert+update commits/s: {c['commits_per_s']:>9,.0f}   "
-              f"100-row-update commits: {c['batch100_rows_per_s']:>9,.0f} rows/s")
+        print(
+            f"  synchronous={sync:<6}  insert+update commits/s: {c['commits_per_s']:>9,.0f}   "
+            f"100-row-update commits: {c['batch100_rows_per_s']:>9,.0f} rows/s"
+        )
     print("  (peer machine: ~6,800 commits/s FULL, ~19,000 NORMAL, ~240,000 rows/s batched)")
 
 
@@ -394,9 +453,12 @@ def print_sql(rows: list[dict[str, Any]]) -> None:
         if not sql:
             continue
         print(f"\n== SQL per node: {r['shape']} sync={r['sync']} ({sql['nodes']} nodes, untimed pass) ==")
-        print(f"  writer statements/node {sql['writer_per_node']:.2f}  (data-changing {sql['writer_data_per_node']:.2f}, "
-              f"SELECT {sql['writer_select_per_node']:.2f}, COMMIT {sql['commits_per_node']:.3f})  "
-              f"worker-reader statements/node {sql['reader_per_node']:.2f}")
+        print(
+            f"  writer statements/node {sql['writer_per_node']:.2f}  "
+            f"(data-changing {sql['writer_data_per_node']:.2f}, "
+            f"SELECT {sql['writer_select_per_node']:.2f}, COMMIT {sql['commits_per_node']:.3f})  "
+            f"worker-reader statements/node {sql['reader_per_node']:.2f}"
+        )
         print(f"  writer by verb: {dict(sorted(sql['writer'].items(), key=lambda kv: -kv[1]))}")
         print(f"  reader by verb: {dict(sorted(sql['reader'].items(), key=lambda kv: -kv[1]))}")
         print("  top statements (W=writer, R=worker reader), count and per node:")
@@ -406,22 +468,33 @@ def print_sql(rows: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shared", type=Path, default=None,
-                    help=f"folder with shapes.py and components.py (default: ${ENV_SHARED} or ../shared/bench)")
-    ap.add_argument("--shapes", default=",".join(DEFAULT_SHAPES), help="comma list of S0..S4 (default S1,S2,S3,S4)")
+    ap.add_argument(
+        "--shared",
+        type=Path,
+        default=None,
+        help=f"folder with shapes.py and components.py (default: ${ENV_SHARED} or ../shared/bench)",
+    )
+    ap.add_argument(
+        "--shapes", default=",".join(DEFAULT_SHAPES), help="comma list of S0..S4 (default S1,S2,S3,S4)"
+    )
     ap.add_argument("--sync", default="FULL,NORMAL", help="comma list of FULL/NORMAL/EXTRA")
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="small counts for a CI smoke run (< 20 s)")
-    ap.add_argument("--ceiling-seconds", type=float, default=None, help="seconds per raw ceiling (default 3, quick 0.3)")
+    ap.add_argument(
+        "--ceiling-seconds", type=float, default=None, help="seconds per raw ceiling (default 3, quick 0.3)"
+    )
     ap.add_argument("--no-ceiling", action="store_true")
     ap.add_argument("--poll", type=float, default=0.005, help="completion poll interval in seconds")
     ap.add_argument("--timeout", type=float, default=600.0, help="per-run timeout in seconds")
     ap.add_argument("--profile", metavar="SHAPE", default=None, help="profile one shape (first --sync mode)")
     ap.add_argument("--profile-clock", choices=("cpu", "wall"), default="cpu")
     ap.add_argument("--top", type=int, default=25)
-    ap.add_argument("--sql-count", action="store_true",
-                    help="after the timed runs, one untimed pass per shape counting SQL statements per node")
+    ap.add_argument(
+        "--sql-count",
+        action="store_true",
+        help="after the timed runs, one untimed pass per shape counting SQL statements per node",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write all results to this JSON file")
     args = ap.parse_args(argv)
 
@@ -439,22 +512,29 @@ def main(argv: list[str] | None = None) -> int:
     ceil_s = args.ceiling_seconds if args.ceiling_seconds is not None else (0.3 if args.quick else 3.0)
 
     started = time.perf_counter()
-    print(f"rattan bench: python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
-          f"{os.cpu_count()} cpus, workers={args.workers}, shared={shared}"
-          + (" [quick]" if args.quick else ""))
+    print(
+        f"rattan bench: python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
+        f"{os.cpu_count()} cpus, workers={args.workers}, shared={shared}" + (" [quick]" if args.quick else "")
+    )
     ceilings: dict[str, dict[str, float]] = {}
     if not args.no_ceiling:
         ceilings = measure_ceilings(syncs, ceil_s)
         print_ceilings("before", ceilings)
 
-    result: dict[str, Any] = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
-                              "cpus": os.cpu_count(), "workers": args.workers, "quick": args.quick,
-                              "ceilings_before": ceilings}
+    result: dict[str, Any] = {
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "cpus": os.cpu_count(),
+        "workers": args.workers,
+        "quick": args.quick,
+        "ceilings_before": ceilings,
+    }
 
     if args.profile:
         sc = scs[args.profile.upper()]
-        row = run_profiled(rattan, api, sc, syncs[0], args.workers, args.poll, args.timeout,
-                           args.profile_clock, args.top)
+        row = run_profiled(
+            rattan, api, sc, syncs[0], args.workers, args.poll, args.timeout, args.profile_clock, args.top
+        )
         print(f"\n(profiled run, slower than unprofiled: {row['nodes']} nodes in {row['seconds']:.2f} s)")
         result["profile"] = row
         if args.sql_count:
@@ -481,8 +561,11 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         r["vs_peer"] = 0.0
                     rows.append(r)
-                    print(f"  {name} {sync:<6} rep {rep + 1}: {r['nodes']} nodes in {r['seconds']:.3f} s "
-                          f"= {r['nodes_per_s']:,.0f} nodes/s", flush=True)
+                    print(
+                        f"  {name} {sync:<6} rep {rep + 1}: {r['nodes']} nodes in {r['seconds']:.3f} s "
+                        f"= {r['nodes_per_s']:,.0f} nodes/s",
+                        flush=True,
+                    )
         result["runs"] = rows
         after: dict[str, dict[str, float]] = {}
         if not args.no_ceiling and not args.quick:
@@ -493,11 +576,17 @@ def main(argv: list[str] | None = None) -> int:
             print_ceilings("before the runs", ceilings)
         if after:
             print_ceilings("after the runs", after)
-        print("\nS4 is a wall-time shape (3 polls at 1 s; ideal ~2 s): its 'vs peer' is peer seconds / seconds "
-              f"(peer {PEER_SECONDS['S4']} s).")
+        print(
+            "\nS4 is a wall-time shape (3 polls at 1 s; ideal ~2 s): its 'vs peer' is peer seconds / seconds "
+            f"(peer {PEER_SECONDS['S4']} s)."
+        )
         if args.sql_count:
-            sql_rows = [run_shape(rattan, api, scs[n], syncs[0], args.workers, args.poll, args.timeout,
-                                  count_sql=True) for n in names]
+            sql_rows = [
+                run_shape(
+                    rattan, api, scs[n], syncs[0], args.workers, args.poll, args.timeout, count_sql=True
+                )
+                for n in names
+            ]
             print_sql(sql_rows)
             result["sql"] = sql_rows
 

@@ -97,3 +97,78 @@ class HookLog:
 
 EXECUTE = "execute"
 SCHEDULE = "schedule"
+
+HOOK_NAMES: tuple[str, ...] = rattan.components.service.HOOK_NAMES
+
+
+def recording_service(
+    log: HookLog,
+    *,
+    execute: str = "ok",
+    schedule: str | None = None,
+    polls: int = 2,
+    hooks: bool = True,
+    writes: dict[str, Any] | None = None,
+    returns: dict[str, Any] | None = None,
+    raises: frozenset[str] = frozenset(),
+    sleeps: dict[str, float] | None = None,
+) -> type[rattan.Service]:
+    """A service recording every hook call (and execute/schedule) in ``log``.
+
+    execute: "ok" | "raise" | "false". schedule: None | "poll" (finishes on poll ``polls``) |
+    "callback" | "raise" | "false". ``writes[hook]`` is set as ``data.outputs[hook]`` inside that
+    hook; ``returns[hook]`` is its return value (default True); hooks in ``raises`` raise;
+    ``sleeps[hook]`` seconds are slept at the end of that hook.
+    """
+    writes = writes or {}
+    returns = returns or {}
+    sleeps = sleeps or {}
+
+    def record(self: Any, name: str, data: Any, callback_data: Any = None) -> None:
+        log.add((self.id, name, dict(data.inputs), dict(data.outputs), callback_data))
+
+    def make_hook(name: str) -> Callable[..., Any]:
+        def hook(self: Any, data: Any, parent_data: Any, callback_data: Any = None) -> Any:
+            record(self, name, data, callback_data)
+            if name in writes:
+                data.outputs[name] = writes[name]
+            if name in sleeps:
+                time.sleep(sleeps[name])
+            if name in raises:
+                raise RuntimeError(f"hook {name} broke")
+            return returns.get(name, True)
+
+        hook.__name__ = name
+        return hook
+
+    def do_execute(self: Any, data: Any, parent_data: Any) -> bool:
+        record(self, EXECUTE, data)
+        data.outputs.executed = True
+        if execute == "raise":
+            raise ValueError("execute broke")
+        return execute != "false"
+
+    def do_schedule(self: Any, data: Any, parent_data: Any, callback_data: Any = None) -> bool:
+        record(self, SCHEDULE, data, callback_data)
+        data.outputs.polls = data.outputs.get("polls", 0) + 1
+        if callback_data is not None:
+            data.outputs.got = callback_data
+        if schedule == "raise":
+            raise ValueError("schedule broke")
+        if schedule == "false":
+            return False
+        if schedule == "poll" and data.outputs.polls >= polls:
+            self.finish_schedule()
+        return True
+
+    attrs: dict[str, Any] = {"execute": do_execute, "__need_run_hook__": hooks}
+    if schedule is not None:
+        attrs["schedule"] = do_schedule
+        attrs["__need_schedule__"] = True
+        if schedule == "callback":
+            attrs["interval"] = None
+        else:
+            attrs["interval"] = rattan.StaticIntervalGenerator(0)
+    for name in HOOK_NAMES:
+        attrs[name] = make_hook(name)
+    return type("Recording", (rattan.Service,), attrs)

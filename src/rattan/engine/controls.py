@@ -273,7 +273,11 @@ def skip_conditional_parallel_gateway(
     st = _state(step, node_id)
     _require_failed(st)
     proc = _parked(step, node_id)
-    payload = {"node_id": node_id, "flow_ids": flow_ids, "converge_gateway_id": converge_gateway_id}
+    payload: dict[str, Any] = {
+        "node_id": node_id,
+        "flow_ids": flow_ids,
+        "converge_gateway_id": converge_gateway_id,
+    }
     step.event("pre_skip_conditional_parallel_gateway", **payload)
     step.archive_history(st)
     _set(step, st, states.FINISHED, skip=True, version=unique_id("v"), archived=step.now)

@@ -93,8 +93,10 @@ def run_pipeline(
         pid = tx.insert_process(spec.id, None, start_node_id, None, [spec.id], P_READY)
         step.fx.dispatch.append(pid)
         core.remember(spec.id, plan, root_data)
-        step.event("pre_prepare_run_pipeline", **event_data)
-        step.event("post_prepare_run_pipeline", **event_data)
+        # the log keeps the tree's id, not a third copy of the tree (it is stored with the run)
+        logged = {**event_data, "pipeline": {"id": spec.id}}
+        step.event("pre_prepare_run_pipeline", _log=logged, **event_data)
+        step.event("post_prepare_run_pipeline", _log=logged, **event_data)
         return pid
 
     core.unit(body)

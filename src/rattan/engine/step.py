@@ -95,11 +95,12 @@ class Step:
             root = (self.tx.root_of_node(target) or target) if target else ""
         return str(root)
 
-    def event(self, event_type: str, **data: Any) -> None:
-        """Record an event: logged durably in this transaction, signalled after the commit, and
-        shown now to the engine's in-transaction listeners (extensions such as rollback)."""
+    def event(self, event_type: str, _log: dict[str, Any] | None = None, **data: Any) -> None:
+        """Record an event: logged durably in this transaction (``_log`` replaces the payload in
+        the log when given), signalled after the commit, and shown now to the engine's
+        in-transaction listeners (extensions such as rollback)."""
         self.fx.events.append((event_type, data))
-        self._log.append((event_type, data))
+        self._log.append((event_type, data if _log is None else _log))
         for listener in self.core.tx_listeners:
             listener(self, event_type, data)
 

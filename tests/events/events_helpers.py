@@ -58,14 +58,14 @@ def register(reg: rattan.Registry, code: str, service: type[rattan.Service]) -> 
     )
 
 
-def linear(*acts: ServiceActivity) -> tuple[dict[str, Any], EmptyStartEvent, EmptyEndEvent]:
-    """``start -> acts... -> end``; returns the tree, start and end."""
+def linear(*acts: ServiceActivity, data: Any = None) -> tuple[dict[str, Any], EmptyStartEvent, EmptyEndEvent]:
+    """``start -> acts... -> end`` (with the context declaration ``data``); returns the tree, start, end."""
     start, end = EmptyStartEvent(), EmptyEndEvent()
     elem: Any = start
     for act in acts:
         elem = elem.extend(act)
     elem.extend(end)
-    return build_tree(start), start, end
+    return build_tree(start, data=data), start, end
 
 
 def act(code: str, **inputs: Any) -> ServiceActivity:
@@ -118,7 +118,7 @@ def recording_service(
     execute: "ok" | "raise" | "false". schedule: None | "poll" (finishes on poll ``polls``) |
     "callback" | "raise" | "false". ``writes[hook]`` is set as ``data.outputs[hook]`` inside that
     hook; ``returns[hook]`` is its return value (default True); hooks in ``raises`` raise;
-    ``sleeps[hook]`` seconds are slept at the end of that hook.
+    ``sleeps[hook]`` seconds are slept at the end of that hook, then ``"<hook>:end"`` is recorded.
     """
     writes = writes or {}
     returns = returns or {}
@@ -134,6 +134,7 @@ def recording_service(
                 data.outputs[name] = writes[name]
             if name in sleeps:
                 time.sleep(sleeps[name])
+                log.add((self.id, f"{name}:end", dict(data.inputs), dict(data.outputs), callback_data))
             if name in raises:
                 raise RuntimeError(f"hook {name} broke")
             return returns.get(name, True)

@@ -286,7 +286,9 @@ def skip_conditional_parallel_gateway(
     step.event("post_skip_conditional_parallel_gateway", **payload)
 
 
-def forced_fail_activity(step: Step, node_id: str, ex_data: str, by_timeout: bool = False) -> None:
+def forced_fail_activity(
+    step: Step, node_id: str, ex_data: str, by_timeout: bool = False, signal: bool = True
+) -> None:
     info = node_info(step, node_id)
     if info.kind != NodeType.ServiceActivity:
         raise InvalidOperationError(f"{node_id} is not activity, actual: {info.node.type}")
@@ -307,7 +309,9 @@ def forced_fail_activity(step: Step, node_id: str, ex_data: str, by_timeout: boo
     _expire_waits(step, node_id, cancel=True)
     if executing:
         step.fx.cancels.append((node_id, st.version))
-    new = _set(step, st, states.FAILED, version=unique_id("v"), archived=step.now)
+    new = st.copy()
+    new.name, new.version, new.archived = states.FAILED, unique_id("v"), step.now
+    step.write_state(new, st, signal=signal)
     step.tx.put_exec_data(node_id, dumps(inputs), dumps(outputs))
     proc.status = P_FAILED
     proc.executing = None

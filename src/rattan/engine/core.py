@@ -154,8 +154,12 @@ class EngineCore:
     def hook(self, service: Service, name: str, data: DataObject, parent: DataObject, **kw: Any) -> None:
         if not service.need_run_hook():
             return
+        saved = (dict(data.inputs), dict(data.outputs))
         try:
-            service.call_hook(name, data, parent, kw.get("callback_data"))
+            if not service.call_hook(name, data, parent, kw.get("callback_data")):
+                # a main-path hook's changes are kept only when it returns truthy (SPEC 9)
+                data.reset_outputs(saved[1])
+                data.override_inputs(saved[0])
         except Exception:
             log.error(
                 "hook %s of node %s raised:\n%s", name, getattr(service, "id", "?"), traceback.format_exc()
@@ -200,14 +204,8 @@ class EngineCore:
                 log.exception("event listener failed on %s", event_type)
 
     def apply(self, fx: Effects) -> None:
-        for pid in fx.dispatch:
-            self.dispatcher.process(pid)
-        for due, sid in fx.polls:
-            self.dispatcher.poll(sid, due)
-        for cid in fx.callbacks:
-            self.dispatcher.callback(cid)
-        for due, tid in fx.timers:
-            self.dispatcher.timer(tid, due)
+        # notifications and hooks first: a "pre_" hook (pre_callback, pre_retry_node) must have
+        # run before the work it precedes is handed to a worker
         for change in fx.state_changes:
             signals.post_set_state.send(sender=self.owner, **change)
         for node_id, hook, save, callback_id in fx.hooks:
@@ -216,6 +214,14 @@ class EngineCore:
             self.emit(event_type, data)
         for node_id, version in fx.cancels:
             self.cancel_service(node_id, version)
+        for pid in fx.dispatch:
+            self.dispatcher.process(pid)
+        for due, sid in fx.polls:
+            self.dispatcher.poll(sid, due)
+        for cid in fx.callbacks:
+            self.dispatcher.callback(cid)
+        for due, tid in fx.timers:
+            self.dispatcher.timer(tid, due)
 
     def run_hook(self, node_id: str, hook: str, save: bool, callback_id: int | None) -> None:
         """Call a node hook after the change it reports is committed (SPEC 9). ``save``: keep the

@@ -19,9 +19,10 @@ from rattan.engine import controls, preview, reads, retention
 from rattan.engine.activity import recover_interrupted
 from rattan.engine.core import EngineCore
 from rattan.engine.prepare import run_pipeline
-from rattan.engine.records import ExecutionData, HistoryRecord, ScheduleRecord, StateRecord, to_datetime
+from rattan.engine.records import ExecutionData, HistoryRecord, ScheduleRecord, StateRecord
 from rattan.errors import NotFoundError, RattanError
-from rattan.runtime.queries import Tx, loads
+from rattan.rollback.extension import install_rollback
+from rattan.runtime.queries import Tx
 from rattan.runtime.sqlite import SQLiteStore, parse_store_url
 from rattan.settings import Settings, check_fields
 from rattan.signals import EVENTS_PER_ROW
@@ -76,6 +77,8 @@ class Engine:
             self._core.listeners.append(self._signal)
         self._closed = False
         self._stop = threading.Event()
+        if self.settings.pipeline_enable_rollback:  # rollback extension (SPEC 11)
+            install_rollback(self)
         if start:
             self.start()
 
@@ -96,15 +99,7 @@ class Engine:
             )
             if not rows:
                 break
-            for row_id, root_id, blob, schema, created in rows:
-                for index, (event_type, node_id, data) in enumerate(loads(blob)):
-                    event_id = row_id * EVENTS_PER_ROW + index
-                    if event_id <= after:
-                        continue
-                    out.append(
-                        {"id": event_id, "root_id": root_id, "node_id": node_id, "event_type": event_type,
-                         "data": data, "schema_version": schema, "created_time": to_datetime(created)}
-                    )  # fmt: skip
+            out += reads.expand_event_rows(rows, after)
             row_after = rows[-1][0] + 1
         return out[:limit]
 
@@ -235,7 +230,11 @@ class Engine:
     def forced_fail_activity(
         self, node_id: str, ex_data: str = "", send_post_set_state_signal: bool = True
     ) -> None:
-        self._core.unit(lambda step: controls.forced_fail_activity(step, node_id, ex_data))
+        self._core.unit(
+            lambda step: controls.forced_fail_activity(
+                step, node_id, ex_data, signal=send_post_set_state_signal
+            )
+        )
 
     def callback(
         self, node_id: str, version: str, data: Any = None, idempotency_key: str | None = None

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from rattan.context import ContextValue, ContextValueType
 from rattan.engine.records import StateRecord, to_datetime
 from rattan.errors import NotFoundError
+from rattan.runtime.queries import loads
+from rattan.signals import EVENTS_PER_ROW
 from rattan.spec.model import NodeType, ServiceActivityNode, SubProcessNode
 
 if TYPE_CHECKING:
@@ -129,6 +131,21 @@ def history_dict(h: HistoryRecord, full: bool = True) -> dict[str, Any]:
         d["inputs"] = h.inputs
         d["outputs"] = h.outputs
     return d
+
+
+def expand_event_rows(rows: list[tuple[Any, ...]], after: int = 0) -> list[dict[str, Any]]:
+    """Stored event rows (one per unit of work) as individual events; ids are row * EVENTS_PER_ROW
+    + index, so they increase and work as a cursor."""
+    out: list[dict[str, Any]] = []
+    for row_id, root_id, blob, schema, created in rows:
+        for index, (event_type, node_id, data) in enumerate(loads(blob)):
+            event_id = row_id * EVENTS_PER_ROW + index
+            if event_id > after:
+                out.append(
+                    {"id": event_id, "root_id": root_id, "node_id": node_id, "event_type": event_type,
+                     "data": data, "schema_version": schema, "created_time": to_datetime(created)}
+                )  # fmt: skip
+    return out
 
 
 def context_values(core: EngineCore, pipeline_id: str) -> list[ContextValue]:

@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from rattan import states
+from rattan.engine import reads
 from rattan.runtime.queries import dumps, loads
 
 if TYPE_CHECKING:
@@ -65,8 +66,8 @@ def export(core: EngineCore, tx: Tx, root_id: str) -> dict[str, Any]:
         for pid in pipelines
     }
     events = [
-        {"id": r[0], "data": loads(r[2]), "schema_version": r[3], "created": r[4]}
-        for r in tx.get_event_rows(root_id, 0, 1_000_000)
+        {**e, "created_time": e["created_time"].isoformat() if e["created_time"] else None}
+        for e in reads.expand_event_rows(tx.get_event_rows(root_id, 0, 1_000_000))
     ]
     return {
         "archive_schema_version": ARCHIVE_SCHEMA_VERSION,

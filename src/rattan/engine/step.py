@@ -90,6 +90,9 @@ class Step:
 
     def _root_of(self, data: dict[str, Any]) -> str:
         root = data.get("root_pipeline_id") or data.get("root_id")
+        pipeline = data.get("pipeline")
+        if not root and isinstance(pipeline, dict):
+            root = pipeline.get("id")
         if not root:
             target = data.get("pipeline_id") or data.get("node_id")
             root = (self.tx.root_of_node(target) or target) if target else ""
@@ -111,7 +114,7 @@ class Step:
             self.fx.hooks.append((node.id, name, save, callback_id))
 
     # -- state writes --------------------------------------------------------------------------
-    def write_state(self, new: StateRecord, old: StateRecord | None) -> None:
+    def write_state(self, new: StateRecord, old: StateRecord | None, signal: bool = True) -> None:
         """Insert or compare-and-set a state, enforcing the transition table."""
         if old is None:
             self.tx.insert_state(new)
@@ -119,7 +122,7 @@ class Step:
             if old.name != new.name:
                 states.check_transition(new.node_id, old.name, new.name)
             self.tx.cas_state(new, old.name, old.version)
-        if post_set_state.has_receivers():
+        if signal and post_set_state.has_receivers():
             self.fx.state_changes.append(
                 {"node_id": new.node_id, "to_state": new.name, "version": new.version,
                  "root_id": new.root_id, "parent_id": new.parent_id, "loop": new.loop}

@@ -62,10 +62,12 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE node_index (node_id TEXT PRIMARY KEY, root_id TEXT NOT NULL) WITHOUT ROWID",
     ],
     2: [
-        # the durable event log: every engine event, appended in the transaction of the change
+        # the durable event log: every engine event, appended in the transaction of the change;
+        # AUTOINCREMENT so ids never go back after retention deletes the newest rows
         """CREATE TABLE events (
-            id INTEGER PRIMARY KEY, root_id TEXT NOT NULL, node_id TEXT, event_type TEXT NOT NULL,
-            data BLOB NOT NULL, schema INTEGER NOT NULL, created REAL NOT NULL)""",
+            id INTEGER PRIMARY KEY AUTOINCREMENT, root_id TEXT NOT NULL, node_id TEXT,
+            event_type TEXT NOT NULL, data BLOB NOT NULL, schema INTEGER NOT NULL,
+            created REAL NOT NULL)""",
         "CREATE INDEX events_root ON events(root_id, id)",
         # durable timers: node timeouts and automatic retries/skips, fired by the timer thread;
         # each names the node version it was armed for, so a stale one is a no-op

@@ -6,7 +6,7 @@ gateways, subprocesses, ``${}`` variables, operator controls) on an embedded SQL
 
 from __future__ import annotations
 
-from rattan import api, builder
+from rattan import api, builder, rollback
 from rattan.api import EngineAPIResult
 from rattan.components import (
     AbstractIntervalGenerator,
@@ -67,4 +67,5 @@ __all__ = [
     "api",
     "builder",
     "registry",
+    "rollback",
 ]

@@ -23,7 +23,6 @@ EV_RETRY = "rollback_retry"
 EV_NODE_FAIL = "rollback_node_fail"
 EV_FINISH = "rollback_finish"
 EV_RESERVATION_FAIL = "rollback_reservation_fail"
-OWN_EVENTS = frozenset({EV_START, EV_RETRY, EV_NODE_FAIL, EV_FINISH, EV_RESERVATION_FAIL})
 
 
 def set_state(step: Step, old: StateRecord, name: str) -> StateRecord:

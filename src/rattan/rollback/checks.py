@@ -62,7 +62,9 @@ def root_state(tx: Tx, root_id: str) -> StateRecord:
     if st is None:
         raise NotFoundError(f"pipeline({root_id}) does not exist")
     if st.root_id != root_id or st.parent_id:
-        raise RollBackException(f"rollback failed: {root_id} is not a root pipeline (its root is {st.root_id})")
+        raise RollBackException(
+            f"rollback failed: {root_id} is not a root pipeline (its root is {st.root_id})"
+        )
     return st
 
 
@@ -82,7 +84,9 @@ def node_info(core: EngineCore, tx: Tx, root_id: str, node_id: str, role: str) -
     if owner is None:
         raise NotFoundError(f"node({node_id}) does not exist")
     if owner != root_id:
-        raise RollBackException(f"rollback failed: {role} node {node_id} belongs to pipeline {owner}, not {root_id}")
+        raise RollBackException(
+            f"rollback failed: {role} node {node_id} belongs to pipeline {owner}, not {root_id}"
+        )
     info = core.plan(root_id).info(node_id)
     if info.kind not in ROLLBACK_KINDS:
         raise RollBackException(

@@ -1,0 +1,280 @@
+"""Installing rollback into an engine: in-transaction listeners and the TOKEN-mode walk.
+
+In the transaction of the change (``core.tx_listeners``):
+
+- ``post_prepare_run_pipeline``: store the run's tokens (SPEC 11.2);
+- ``node_finish`` of a service activity: store a snapshot of the pass (inputs, outputs, code,
+  version, root pipeline data); then, if the node has a reservation, start its rollback instead of
+  letting the token move on (``step.halt``). A reservation whose rollback is refused at that moment
+  is expired with a ``rollback_reservation_fail`` event and the node's completion proceeds.
+
+After the commit (``core.listeners``), ``rollback_start`` / ``rollback_retry`` events hand the walk
+to a worker (``dispatcher.submit``). The walk calls user ``rollback()`` code outside any
+transaction: read in one unit, call, record in the next. Its progress is rows (node states, the
+snapshots' ``rolled_back`` flags, the job), so a restarted engine resumes unfinished walks.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import traceback
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from rattan import states
+from rattan.builder.tokens import generate_pipeline_token
+from rattan.engine.jobs import Prepared
+from rattan.engine.step import P_READY, Step
+from rattan.errors import RattanError, RollBackException
+from rattan.rollback import store
+from rattan.rollback.actions import (
+    EV_NODE_FAIL,
+    EV_RESERVATION_FAIL,
+    EV_RETRY,
+    EV_START,
+    begin,
+    set_state,
+)
+from rattan.rollback.actions import finish as finish_job
+from rattan.rollback.checks import Request, validate_rollback
+from rattan.spec.model import NodeType, ServiceActivityNode
+
+if TYPE_CHECKING:
+    from rattan.engine.core import EngineCore
+    from rattan.engine.engine import Engine
+    from rattan.engine.records import ProcessRecord
+
+log = logging.getLogger("rattan.rollback")
+
+_INSTALLED: weakref.WeakKeyDictionary[EngineCore, Rollback] = weakref.WeakKeyDictionary()
+
+
+def install_rollback(engine: Engine) -> Rollback:
+    """Turn rollback on for ``engine`` (``Engine(pipeline_enable_rollback=True)`` does this)."""
+    core = engine.core
+    ext = _INSTALLED.get(core)
+    if ext is None:
+        ext = Rollback(core)
+        _INSTALLED[core] = ext
+        core.tx_listeners.append(ext.on_tx_event)
+        core.listeners.append(ext.on_event)
+        for root_id in core.store.read(store.running_jobs):
+            ext.submit(root_id)  # resume walks a stopped engine left unfinished
+    return ext
+
+
+def extension_of(engine: Engine) -> Rollback:
+    ext = _INSTALLED.get(engine.core)
+    if ext is None:
+        raise RollBackException(
+            "rollback is not enabled on this engine: "
+            "create it with Engine(..., pipeline_enable_rollback=True)"
+        )
+    return ext
+
+
+class Rollback:
+    def __init__(self, core: EngineCore) -> None:
+        self.core = core
+        self._lock = threading.Lock()
+        self._active: set[str] = set()
+        self._again: set[str] = set()
+
+    # -- in the transaction of the change -------------------------------------------------------
+    def on_tx_event(self, step: Step, event_type: str, data: dict[str, Any]) -> None:
+        if event_type == "post_prepare_run_pipeline":
+            pipeline = data["pipeline"]
+            store.put_tokens(step.tx, str(pipeline["id"]), generate_pipeline_token(pipeline))
+        elif event_type == "node_finish":
+            root_id, node_id = data.get("root_pipeline_id"), data.get("node_id")
+            if root_id and node_id:
+                self._node_finished(step, str(root_id), str(node_id))
+
+    def _node_finished(self, step: Step, root_id: str, node_id: str) -> None:
+        info = self.core.plan(root_id).info(node_id)
+        node = info.node
+        if not isinstance(node, ServiceActivityNode):
+            return
+        tx = step.tx
+        st = tx.get_state(node_id)
+        row = tx.c.execute("SELECT inputs, outputs FROM exec_data WHERE node_id=?", (node_id,)).fetchone()
+        if st is not None and row is not None:
+            store.add_snapshot(
+                tx, root_id, node_id, node.component_code, node.component_version, st.version,
+                st.loop, st.inner_loop, row[0], row[1], self.core.root_data(tx, root_id),
+            )  # fmt: skip
+        plans = store.live_plans(tx, root_id, node_id)
+        if plans:
+            self._reserved(step, root_id, node_id, info.next_id(), plans[0])
+
+    def _reserved(self, step: Step, root_id: str, node_id: str, next_id: str, plan: store.Plan) -> None:
+        """The reserved start node has just finished: roll back now instead of moving on."""
+        tx = step.tx
+        step.flush()  # the token's move is written; it is then taken back to the start node
+        halted = self._halted_token(step, root_id, node_id, next_id)
+        req = Request(root_id, node_id, plan.target_node_id, plan.mode, [], dict(plan.options))
+        store.expire_plans(tx, root_id, node_id)  # a reservation is used once, whatever happens
+        if halted is None:
+            self._reservation_failed(step, req, "the token that finished the node was not found")
+            return
+        saved = (halted.current, halted.status)
+        halted.current, halted.status = node_id, P_READY
+        try:
+            checked = validate_rollback(self.core, tx, req, halted)
+        except RattanError as exc:
+            halted.current, halted.status = saved
+            self._reservation_failed(step, req, str(exc))
+            return
+        tx.save_process(halted)
+        step.halt = True
+        begin(step, req, checked)
+
+    def _halted_token(self, step: Step, root_id: str, node_id: str, next_id: str) -> ProcessRecord | None:
+        for proc in step.tx.processes_of_root(root_id, [P_READY]):
+            if proc.current in (next_id, node_id) and not proc.executing:
+                return proc
+        return None
+
+    def _reservation_failed(self, step: Step, req: Request, message: str) -> None:
+        log.warning("reserved rollback of %s -> %s not started: %s", req.start, req.target, message)
+        step.event(
+            EV_RESERVATION_FAIL, root_pipeline_id=req.root_id, node_id=req.start, start_node_id=req.start,
+            target_node_id=req.target, mode=req.mode, message=message,
+        )  # fmt: skip
+
+    # -- after the commit --------------------------------------------------------------------------
+    def on_event(self, event_type: str, data: dict[str, Any]) -> None:
+        if event_type in (EV_START, EV_RETRY):
+            self.submit(str(data["root_pipeline_id"]))
+
+    def submit(self, root_id: str) -> None:
+        self.core.dispatcher.submit(lambda: self.walk(root_id))
+
+    # -- the walk (TOKEN mode) ---------------------------------------------------------------------
+    def walk(self, root_id: str) -> None:
+        """Roll back the job's nodes in order until it ends, fails or is found not running."""
+        with self._lock:
+            if root_id in self._active:
+                self._again.add(root_id)  # the active walker goes round once more
+                return
+            self._active.add(root_id)
+        try:
+            while True:
+                try:
+                    self._walk(root_id)
+                except Exception:
+                    log.exception("rollback walk of pipeline %s stopped by an error", root_id)
+                with self._lock:
+                    if root_id not in self._again:
+                        self._active.discard(root_id)
+                        return
+                    self._again.discard(root_id)
+        except BaseException:
+            with self._lock:
+                self._active.discard(root_id)
+            raise
+
+    def _walk(self, root_id: str) -> None:
+        core = self.core
+        while True:
+            work = core.unit(functools.partial(_next_node, root_id=root_id))
+            if work is None:
+                return
+            node_id, snapshots, rollback_data = work
+            for snap in snapshots:
+                error = self._call_rollback(root_id, snap, rollback_data)
+                if error is not None:
+                    core.unit(functools.partial(_node_failed, root_id=root_id, node_id=node_id, error=error))
+                    return
+                if not core.unit(functools.partial(_snapshot_done, root_id=root_id, snapshot_id=snap.id)):
+                    return
+            if not core.unit(functools.partial(_node_done, root_id=root_id, node_id=node_id)):
+                return
+
+    def _call_rollback(self, root_id: str, snap: store.Snapshot, rollback_data: Any) -> str | None:
+        """Call ``Service.rollback`` (no transaction open). None when it returned True."""
+        core = self.core
+        try:
+            info = core.plan(root_id).info(snap.node_id)
+            prep = Prepared(
+                0, snap.node_id, snap.node_version, root_id, info.pipeline_id, snap.loop, snap.inner_loop,
+                info.node.name, snap.code, snap.component_version, snap.inputs, snap.root_data,
+            )  # fmt: skip
+            service = core.make_service(prep)
+            data, parent = core.data_objects(snap.inputs, dict(snap.outputs), snap.root_data)
+            result = service.rollback(data, parent, rollback_data)
+        except Exception:
+            return traceback.format_exc()
+        if result is None or result is True or (result and not isinstance(result, str)):
+            return None
+        return f"rollback() of node {snap.node_id} returned {result!r}"
+
+
+Work = tuple[str, list[store.Snapshot], Any]
+
+
+def _live_job(step: Step, root_id: str) -> store.Job | None:
+    job = store.get_job(step.tx, root_id)
+    root = step.tx.get_state(root_id)
+    if job is None or job.status != store.JOB_RUNNING or root is None or root.name != states.ROLLING_BACK:
+        return None
+    return job
+
+
+def _next_node(step: Step, root_id: str) -> Work | None:
+    """The next node to roll back (put in ROLLING_BACK) with its pending snapshots; at the end of
+    the walk, finish the rollback and return None."""
+    tx = step.tx
+    job = _live_job(step, root_id)
+    if job is None:
+        return None
+    skip = set(job.skip)
+    for node_id in job.walk:
+        if node_id in skip:
+            continue
+        st = tx.get_state(node_id)
+        if st is None or st.name == states.ROLL_BACK_SUCCESS:
+            continue
+        if st.name in (states.FINISHED, states.ROLL_BACK_FAILED):
+            st = set_state(step, st, states.ROLLING_BACK)
+        if st.name != states.ROLLING_BACK:
+            continue  # nothing this rollback can undo (e.g. never finished)
+        snaps = []
+        if step.core.plan(root_id).info(node_id).kind == NodeType.ServiceActivity:
+            snaps = store.pending_snapshots(tx, root_id, node_id)
+        return node_id, snaps, job.retry_data if job.retry_node == node_id else None
+    finish_job(step, job)
+    return None
+
+
+def _snapshot_done(step: Step, root_id: str, snapshot_id: int) -> bool:
+    if _live_job(step, root_id) is None:
+        return False
+    store.mark_rolled_back(step.tx, snapshot_id)
+    return True
+
+
+def _node_done(step: Step, root_id: str, node_id: str) -> bool:
+    if _live_job(step, root_id) is None:
+        return False
+    st = step.tx.get_state(node_id)
+    if st is None or st.name != states.ROLLING_BACK:
+        return False
+    set_state(step, st, states.ROLL_BACK_SUCCESS)
+    return True
+
+
+def _node_failed(step: Step, root_id: str, node_id: str, error: str) -> None:
+    if _live_job(step, root_id) is None:
+        return
+    st = step.tx.get_state(node_id)
+    if st is not None and st.name == states.ROLLING_BACK:
+        set_state(step, st, states.ROLL_BACK_FAILED)
+    root = step.tx.get_state(root_id)
+    assert root is not None
+    set_state(step, root, states.ROLL_BACK_FAILED)
+    store.set_job_status(step.tx, root_id, store.JOB_FAILED)
+    log.warning("rollback of node %s failed:\n%s", node_id, error)
+    step.event(EV_NODE_FAIL, root_pipeline_id=root_id, node_id=node_id, ex_data=error)

@@ -132,3 +132,46 @@ def test_appointment_refused_for_subprocess_and_unknown_nodes(engine: rattan.Eng
     ok(api.resume_node_appoint(engine, s_a.id))
     wait_finished(engine, root)
     assert set(node_states(engine, root).values()) == {"FINISHED"}
+
+
+def test_appointment_on_an_end_event_then_resume_finishes_the_pipeline(
+    engine: rattan.Engine, lab: Lab
+) -> None:
+    """SPEC 7.3: any node but a subprocess can be appointed; after the resume the token passes it.
+    The resumed node is READY; entering it must go READY → RUNNING → FINISHED."""
+    gate, a = act("c_block"), act("c_ok")
+    tree, start, end = chain(gate, a)
+    root = run(engine, tree)
+    wait_for(lambda: lab.count("execute", gate.id) == 1)
+    ok(api.pause_node_appoint(engine, end.id))
+    lab.open(gate.id)
+    wait_for(lambda: engine.get_state(end.id).root_id == root)
+    wait_idle(engine)
+    assert node_states(engine, root)[end.id] == "SUSPENDED"
+    ok(api.resume_node_appoint(engine, end.id))
+    wait_finished(engine, root)
+    assert node_states(engine, root) == {
+        start.id: "FINISHED",
+        gate.id: "FINISHED",
+        a.id: "FINISHED",
+        end.id: "FINISHED",
+    }
+
+
+def test_appointment_resumed_before_a_gateway_is_reached(engine: rattan.Engine, lab: Lab) -> None:
+    """Resuming an appointment before the node is reached leaves it READY; a gateway entered from
+    READY must still pass (READY → RUNNING → FINISHED), not trip the transition check."""
+    from rattan.builder import ConvergeGateway, ParallelGateway
+
+    gate, x, y = act("c_block"), act("c_ok"), act("c_ok")
+    start, pg, conv, end = EmptyStartEvent(), ParallelGateway(), ConvergeGateway(), EmptyEndEvent()
+    start.extend(gate).extend(pg).connect(x, y)
+    pg.converge(conv).extend(end)
+    root = run(engine, build_tree(start))
+    wait_for(lambda: lab.count("execute", gate.id) == 1)
+    ok(api.pause_node_appoint(engine, pg.id))
+    ok(api.resume_node_appoint(engine, pg.id))
+    assert state_name(engine, pg.id) == "READY"
+    lab.open(gate.id)
+    wait_finished(engine, root)
+    assert set(node_states(engine, root).values()) == {"FINISHED"}

@@ -77,7 +77,7 @@ def test_pause_lets_the_running_node_finish_and_starts_nothing_new(engine: ratta
         ("post_resume_pipeline", None),
         ("pipeline_finish", end.id),
     ]
-    pause = [e for e in engine.events(root) if e["event_type"] == "pre_pause_pipeline"][0]
+    pause = next(e for e in engine.events(root) if e["event_type"] == "pre_pause_pipeline")
     assert pause["data"] == {"pipeline_id": root, "pipeline": root}
     assert pause["root_id"] == root
 
@@ -187,7 +187,10 @@ def test_pause_of_a_suspended_pipeline_is_refused(engine: rattan.Engine, lab: La
     refused(api.pause_pipeline(engine, root), rattan.InvalidOperationError)
     assert root_state(engine, root) == "SUSPENDED"
     assert engine.get_state(root).version == version
-    assert events(engine, root, PIPELINE_EVENTS) == [("pre_pause_pipeline", None), ("post_pause_pipeline", None)]
+    assert events(engine, root, PIPELINE_EVENTS) == [
+        ("pre_pause_pipeline", None),
+        ("post_pause_pipeline", None),
+    ]
 
 
 def test_controls_on_a_finished_pipeline_are_refused(engine: rattan.Engine, lab: Lab) -> None:
@@ -233,7 +236,10 @@ def test_revoke_while_polling_stops_every_poll_and_cancels_once(make_engine, lab
     time.sleep(0.3)
     assert len(lab.of("schedule", a.id)) == len(polls)
     assert lab.count("cancel", a.id) == 1
-    assert events(engine, root, PIPELINE_EVENTS) == [("pre_revoke_pipeline", None), ("post_revoke_pipeline", None)]
+    assert events(engine, root, PIPELINE_EVENTS) == [
+        ("pre_revoke_pipeline", None),
+        ("post_revoke_pipeline", None),
+    ]
 
 
 def test_revoke_is_final(engine: rattan.Engine, lab: Lab) -> None:
@@ -249,7 +255,10 @@ def test_revoke_is_final(engine: rattan.Engine, lab: Lab) -> None:
     refused(api.revoke_pipeline(engine, root), rattan.InvalidOperationError)
     assert root_state(engine, root) == "REVOKED"
     assert engine.get_state(root).version == version
-    assert events(engine, root, PIPELINE_EVENTS) == [("pre_revoke_pipeline", None), ("post_revoke_pipeline", None)]
+    assert events(engine, root, PIPELINE_EVENTS) == [
+        ("pre_revoke_pipeline", None),
+        ("post_revoke_pipeline", None),
+    ]
 
 
 def test_revoke_refuses_later_callbacks(engine: rattan.Engine, lab: Lab) -> None:
@@ -334,3 +343,38 @@ def test_revoke_a_subprocess_id_is_refused(engine: rattan.Engine, lab: Lab) -> N
     assert set(node_states(engine, root).values()) == {"FINISHED"}
     entry = states_of(engine, root)[n["sub"]]
     assert (entry["state"], entry["retry"], entry["skip"]) == ("FINISHED", 0, False)
+
+
+def test_pause_pipeline_with_an_activity_id_is_refused(engine: rattan.Engine, lab: Lab) -> None:
+    """SPEC 7.2: ``pipeline_id`` is the root id or a subprocess node id. Pausing an activity id
+    through ``pause_pipeline`` would write RUNNING → SUSPENDED on the activity itself; its waiting
+    token can then never complete (a later ``resume_node_appoint`` leaves it READY with the token
+    asleep). It must be refused and leave the node untouched."""
+    a = act("c_cb")
+    tree, _start, _end = chain(a)
+    root = run(engine, tree)
+    version = wait_schedule(engine, a.id)
+    res = api.pause_pipeline(engine, a.id)
+    assert res.result is False
+    assert isinstance(res.exc, (rattan.InvalidOperationError, rattan.NotFoundError))
+    assert state_name(engine, a.id) == "RUNNING"
+    refused(api.resume_pipeline(engine, a.id), rattan.InvalidOperationError)
+    ok(api.callback(engine, a.id, version, {"x": 1}))
+    wait_finished(engine, root)
+
+
+def test_resume_pipeline_with_an_appointed_node_id_is_refused(engine: rattan.Engine, lab: Lab) -> None:
+    """``resume_pipeline`` on a node carrying a pause appointment (SUSPENDED) must not write
+    RUNNING on it: the token reaching a RUNNING node it never entered stops for good."""
+    gate, b = act("c_block"), act("c_ok")
+    tree, _start, _end = chain(gate, b)
+    root = run(engine, tree)
+    wait_for(lambda: lab.count("execute", gate.id) == 1)
+    ok(api.pause_node_appoint(engine, b.id))
+    res = api.resume_pipeline(engine, b.id)
+    assert res.result is False
+    assert state_name(engine, b.id) == "SUSPENDED"
+    lab.open(gate.id)
+    wait_for(lambda: engine.get_state(b.id).root_id == root)
+    ok(api.resume_node_appoint(engine, b.id))
+    wait_finished(engine, root)

@@ -101,12 +101,20 @@ def test_retry_without_data_reruns_with_the_same_inputs(engine: rattan.Engine, l
         "outputs",
     }
     assert isinstance(h["id"], int)
-    assert (h["node_id"], h["loop"], h["retry"], h["skip"], h["version"]) == (a.id, 1, 0, False, failed.version)
+    assert (h["node_id"], h["loop"], h["retry"], h["skip"], h["version"]) == (
+        a.id,
+        1,
+        0,
+        False,
+        failed.version,
+    )
     assert (h["inputs"], h["outputs"]) == (failed_data["inputs"], failed_data["outputs"])
     assert isinstance(h["started_time"], datetime) and isinstance(h["archived_time"], datetime)
     assert h["started_time"] <= h["archived_time"]
     short = short_histories(engine, a.id)
-    assert short == [{k: h[k] for k in ("id", "node_id", "started_time", "archived_time", "loop", "skip", "version")}]
+    assert short == [
+        {k: h[k] for k in ("id", "node_id", "started_time", "archived_time", "loop", "skip", "version")}
+    ]
     retry_events = [
         e for e in engine.events(root) if e["event_type"] in ("pre_retry_node", "post_retry_node")
     ]
@@ -192,7 +200,9 @@ def test_retry_twice_counts_every_retry(engine: rattan.Engine, lab: Lab) -> None
     root = run(engine, tree)
     versions = [wait_state(engine, a.id, "FAILED").version]
     ok(api.retry_node(engine, a.id))
-    wait_for(lambda: engine.get_state(a.id).name == "FAILED" and engine.get_state(a.id).version != versions[0])
+    wait_for(
+        lambda: engine.get_state(a.id).name == "FAILED" and engine.get_state(a.id).version != versions[0]
+    )
     versions.append(engine.get_state(a.id).version)
     assert counters(engine, root, a.id) == ("FAILED", 1, False)
     ok(api.retry_node(engine, a.id))
@@ -332,7 +342,9 @@ def test_skip_node_refusals(engine: rattan.Engine, lab: Lab) -> None:
     assert msg in ("can not skip this node", f"{locked.id} state is not FAILED, actual FINISHED")
 
 
-def test_skip_node_refused_for_gateways_subprocesses_and_running_nodes(engine: rattan.Engine, lab: Lab) -> None:
+def test_skip_node_refused_for_gateways_subprocesses_and_running_nodes(
+    engine: rattan.Engine, lab: Lab
+) -> None:
     s_start, s_a, s_end = EmptyStartEvent(), act("c_block"), EmptyEndEvent()
     s_start.extend(s_a).extend(s_end)
     sub = SubProcess(start=s_start)
@@ -379,9 +391,13 @@ def test_skip_exclusive_gateway_takes_the_given_flow(engine: rattan.Engine, lab:
     assert outputs(engine, n["eg"].id)["ex_data"] == "all conditions of branches are not meet"
     flows = flows_of(tree, n["eg"].id)
 
-    msg = refused(api.skip_exclusive_gateway(engine, n["eg"].id, "no-such-flow"), rattan.InvalidOperationError)
+    msg = refused(
+        api.skip_exclusive_gateway(engine, n["eg"].id, "no-such-flow"), rattan.InvalidOperationError
+    )
     assert "no-such-flow" in msg
-    msg = refused(api.skip_exclusive_gateway(engine, n["x"].id, flows[n["y"].id]), rattan.InvalidOperationError)
+    msg = refused(
+        api.skip_exclusive_gateway(engine, n["x"].id, flows[n["y"].id]), rattan.InvalidOperationError
+    )
     assert msg == f"{n['x'].id} is not exclusive gateway, actual: ServiceActivity"
     assert state_name(engine, n["eg"].id) == "FAILED"
 
@@ -426,8 +442,13 @@ def test_skip_conditional_parallel_gateway(engine: rattan.Engine, lab: Lab) -> N
     chosen = [flows[x.id], flows[z.id]]
 
     for bad in ([], ["nope"], flows[x.id]):
-        refused(api.skip_conditional_parallel_gateway(engine, cpg.id, bad, converge.id), rattan.InvalidOperationError)
-    refused(api.skip_conditional_parallel_gateway(engine, cpg.id, chosen, end.id), rattan.InvalidOperationError)
+        refused(
+            api.skip_conditional_parallel_gateway(engine, cpg.id, bad, converge.id),
+            rattan.InvalidOperationError,
+        )
+    refused(
+        api.skip_conditional_parallel_gateway(engine, cpg.id, chosen, end.id), rattan.InvalidOperationError
+    )
     msg = refused(
         api.skip_conditional_parallel_gateway(engine, x.id, chosen, converge.id), rattan.InvalidOperationError
     )
@@ -543,3 +564,19 @@ def test_forced_fail_refusals(engine: rattan.Engine, lab: Lab) -> None:
     refused(api.forced_fail_activity(engine, "nope", "x"), rattan.NotFoundError)
     assert outputs(engine, failing.id) == {"ex_data": "boom", "_result": False, "_loop": 1, "_inner_loop": 1}
     assert events(engine, root, {"pre_forced_fail_activity", "post_forced_fail_activity"}) == []
+
+
+def test_retry_of_a_failed_exclusive_gateway_reevaluates_it(engine: rattan.Engine, lab: Lab) -> None:
+    """SPEC 5.10: retry_node works on gateways (``can_retry`` is true) and re-runs the handler with
+    the current context (after ``update_context_values``)."""
+    from rattan.context import ContextValue, ContextValueType
+
+    tree, n = _exclusive_tree()
+    root = run(engine, tree)
+    failed = wait_state(engine, n["eg"].id, "FAILED")
+    ok(api.update_context_values(engine, root, [ContextValue("${n}", ContextValueType.PLAIN, 2)]))
+    ok(api.retry_node(engine, n["eg"].id))
+    wait_finished(engine, root)
+    assert counters(engine, root, n["eg"].id) == ("FINISHED", 1, False)
+    assert lab.count("execute", n["y"].id) == 1 and lab.count("execute", n["x"].id) == 0
+    assert [(h["retry"], h["version"]) for h in histories(engine, n["eg"].id)] == [(0, failed.version)]

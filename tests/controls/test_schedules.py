@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -49,7 +50,7 @@ def test_static_interval_polls_first_at_once_then_every_interval(slow_reg: ratta
         polls = lab.of("schedule", a.id)
         assert [p.payload for p in polls] == [1, 2, 3]
         assert polls[0].at - execute.at < 0.25  # the first poll runs right after execute
-        gaps = [later.at - earlier.at for earlier, later in zip(polls, polls[1:], strict=False)]
+        gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(polls)]
         assert all(0.28 <= g < 1.5 for g in gaps), gaps
         assert node_states(engine, root) == {
             start.id: "FINISHED",
@@ -114,7 +115,7 @@ def test_callback_node_completes_on_one_successful_callback(engine: rattan.Engin
 
     res = api.callback(engine, a.id, version, {"answer": 42})
     ok(res)
-    assert res.data is None
+    assert isinstance(res.data, int)  # the stored callback id
     wait_finished(engine, root)
     assert [c.payload for c in lab.of("schedule", a.id)] == [{"answer": 42}]
     assert outputs(engine, a.id) == {"got": {"answer": 42}, "_result": True, "_loop": 1, "_inner_loop": 1}
@@ -126,8 +127,12 @@ def test_callback_node_completes_on_one_successful_callback(engine: rattan.Engin
     }
     sched = engine.get_schedule_with_node_and_version(a.id, version)
     assert (sched.finished, sched.expired, sched.times) == (True, False, 1)
-    assert event_data(engine, root, "pre_callback") == [{"node_id": a.id, "version": version, "data": {"answer": 42}}]
-    assert event_data(engine, root, "post_callback") == [{"node_id": a.id, "version": version, "data": {"answer": 42}}]
+    assert event_data(engine, root, "pre_callback") == [
+        {"node_id": a.id, "version": version, "data": {"answer": 42}}
+    ]
+    assert event_data(engine, root, "post_callback") == [
+        {"node_id": a.id, "version": version, "data": {"answer": 42}}
+    ]
 
     # the schedule is finished: a second callback is refused
     msg = refused(api.callback(engine, a.id, version, {"late": True}), rattan.InvalidOperationError)
@@ -157,7 +162,9 @@ def test_multi_callback_takes_callbacks_in_order_until_finish(engine: rattan.Eng
     assert (sched.finished, sched.times) == (True, 4)
 
 
-def test_duplicate_callback_with_the_same_idempotency_key_is_applied_once(engine: rattan.Engine, lab: Lab) -> None:
+def test_duplicate_callback_with_the_same_idempotency_key_is_applied_once(
+    engine: rattan.Engine, lab: Lab
+) -> None:
     a = act("c_mcb")
     tree, _start, _end = chain(a)
     root = run(engine, tree)
@@ -166,6 +173,9 @@ def test_duplicate_callback_with_the_same_idempotency_key_is_applied_once(engine
     again = engine.callback(a.id, version, {"n": 1}, idempotency_key="job-1")
     other = engine.callback(a.id, version, {"n": 2}, idempotency_key="job-2")
     assert first == again and other != first
+    res = api.callback(engine, a.id, version, {"n": 1}, idempotency_key="job-1")
+    ok(res)
+    assert res.data == first
     wait_for(lambda: lab.count("schedule", a.id) == 2)
     wait_idle(engine)
     assert outputs(engine, a.id)["received"] == [{"n": 1}, {"n": 2}]
@@ -177,7 +187,9 @@ def test_duplicate_callback_with_the_same_idempotency_key_is_applied_once(engine
     assert outputs(engine, a.id)["received"] == [{"n": 1}, {"n": 2}, "finish"]
 
 
-def test_callback_with_a_stale_version_is_refused_and_expires_that_schedule(engine: rattan.Engine, lab: Lab) -> None:
+def test_callback_with_a_stale_version_is_refused_and_expires_that_schedule(
+    engine: rattan.Engine, lab: Lab
+) -> None:
     a = act("c_cb")
     tree, _start, _end = chain(a)
     root = run(engine, tree)
@@ -224,7 +236,13 @@ def test_callback_refused_for_poll_nodes_unknown_nodes_and_forced_failed_nodes(
     wait_idle(engine)
     assert lab.count("schedule", cb.id) == 0
     assert lab.count("cancel", cb.id) == 1
-    assert outputs(engine, cb.id) == {"_result": True, "_loop": 1, "_inner_loop": 1, "ex_data": "gone", "_forced_failed": True}
+    assert outputs(engine, cb.id) == {
+        "_result": True,
+        "_loop": 1,
+        "_inner_loop": 1,
+        "ex_data": "gone",
+        "_forced_failed": True,
+    }
 
 
 def test_callback_before_the_node_waits_is_not_found(engine: rattan.Engine, lab: Lab) -> None:

@@ -23,7 +23,7 @@ from rattan.engine.loops import loop_config, next_after_pass, record_pass
 from rattan.engine.nodes import write_outputs
 from rattan.engine.records import ScheduleRecord
 from rattan.engine.schedule import ScheduleJob
-from rattan.engine.step import P_FAILED, P_SLEEP, Step
+from rattan.engine.step import P_DONE, P_FAILED, P_SLEEP, Step, root_revoked
 from rattan.runtime.queries import dumps
 from rattan.spec.model import ServiceActivityNode
 
@@ -174,6 +174,13 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
         # the execute result is made durable before any poll runs: after a crash only the poll
         # is repeated, never execute. The first poll is due now; the worker runs it right after
         # this commit itself (step.poll_now), and recovery finds the due row if it cannot.
+        if root_revoked(step, proc):
+            # revoked while execute ran: nothing of this pipeline is scheduled again
+            tx.put_exec_data(prep.node_id, in_blob, out_blob)
+            proc.status = P_DONE
+            step.save_process(proc)
+            step.fx.cancels.append((prep.node_id, prep.version))
+            return False
         poll = res.schedule_type == ScheduleType.POLL
         due = step.now if poll else None
         sid = tx.insert_schedule(prep.node_id, prep.version, int(res.schedule_type), proc.id, due)

@@ -38,14 +38,18 @@ class Outcome:
     poll: ScheduleJob | None = None
 
 
-def advance(step: Step, pid: int, carry: ExecResult | ScheduleResult | None) -> Outcome:
+def advance(
+    step: Step, pid: int, carry: ExecResult | ScheduleResult | None, record_only: bool = False
+) -> Outcome:
+    """Record ``carry`` (if any), then move the token on. ``record_only``: stop right after the
+    record (used to keep a user step's result when a later node raised an engine error)."""
     try:
-        return _advance(step, pid, carry)
+        return _advance(step, pid, carry, record_only)
     finally:
         step.flush()
 
 
-def _advance(step: Step, pid: int, carry: ExecResult | ScheduleResult | None) -> Outcome:
+def _advance(step: Step, pid: int, carry: ExecResult | ScheduleResult | None, record_only: bool) -> Outcome:
     tx = step.tx
     proc = tx.get_process(pid)
     if proc is None:
@@ -56,7 +60,7 @@ def _advance(step: Step, pid: int, carry: ExecResult | ScheduleResult | None) ->
             if isinstance(carry, ScheduleResult)
             else record_execute(step, proc, carry)
         )
-        if not recorded or step.halt:
+        if not recorded or step.halt or record_only:
             return Outcome(poll=step.poll_now)
     elif proc.status != P_READY:
         return Outcome()
@@ -134,6 +138,11 @@ def step_node(step: Step, proc: ProcessRecord) -> ProcessRecord | Prepared | Non
     kind = info.kind
     if kind == NodeType.ServiceActivity:
         return enter_activity(step, proc, info, old, entered)
+    if old is not None and old.name in (states.READY, states.LOOP_READY):
+        # a retried gateway or event (or a resumed appointment) passes through RUNNING first:
+        # READY -> FINISHED is not a transition
+        step.write_state(entered, old)
+        old = entered.copy()
     return nodes.handle(step, proc, info, old, entered)
 
 

@@ -21,6 +21,14 @@ if TYPE_CHECKING:
     from rattan.engine.records import ProcessRecord, StateRecord
 
 
+class StaleCallbackError(InvalidOperationError):
+    """A callback named a version the node no longer has; its schedule is expired."""
+
+    def __init__(self, message: str, schedule_id: int) -> None:
+        super().__init__(message)
+        self.schedule_id = schedule_id
+
+
 def _state(step: Step, node_id: str) -> StateRecord:
     st = step.tx.get_state(node_id)
     if st is None:
@@ -48,6 +56,9 @@ def _require_failed(st: StateRecord) -> None:
 
 
 def _set(step: Step, old: StateRecord, name: str, **changes: Any) -> StateRecord:
+    # an operator's write must be a real transition: pausing a SUSPENDED pipeline or revoking a
+    # REVOKED one is refused, not silently accepted
+    states.check_transition(old.node_id, old.name, name)
     new = old.copy()
     new.name = name
     for key, value in changes.items():
@@ -76,15 +87,26 @@ def _expire_waits(step: Step, node_id: str, cancel: bool) -> None:
 
 
 # -- whole pipeline ------------------------------------------------------------------------------
-def pause_pipeline(step: Step, pipeline_id: str) -> None:
+def _pipeline_state(step: Step, pipeline_id: str) -> StateRecord:
+    """The state of a root pipeline or of a subprocess; any other node id is refused."""
     st = _state(step, pipeline_id)
+    if not step.tx.run_exists(pipeline_id) and node_info(step, pipeline_id).kind != NodeType.SubProcess:
+        raise InvalidOperationError(
+            f"{pipeline_id} is not a pipeline: use a root pipeline id or a subprocess node id "
+            "(pause_node_appoint / resume_node_appoint act on single nodes)"
+        )
+    return st
+
+
+def pause_pipeline(step: Step, pipeline_id: str) -> None:
+    st = _pipeline_state(step, pipeline_id)
     step.event("pre_pause_pipeline", pipeline_id=pipeline_id, pipeline=pipeline_id)
     _set(step, st, states.SUSPENDED)
     step.event("post_pause_pipeline", pipeline_id=pipeline_id)
 
 
 def resume_pipeline(step: Step, pipeline_id: str) -> None:
-    st = _state(step, pipeline_id)
+    st = _pipeline_state(step, pipeline_id)
     if st.name != states.SUSPENDED:
         raise InvalidOperationError(f"pipeline({pipeline_id}) state is: {st.name}")
     step.event("pre_resume_pipeline", pipeline_id=pipeline_id)
@@ -169,7 +191,12 @@ def _loop_cfg(info: NodeInfo) -> dict[str, Any]:
 
 
 def retry_node(
-    step: Step, node_id: str, data: dict[str, Any] | None, loop_retry: bool, subprocess: bool = False
+    step: Step,
+    node_id: str,
+    data: dict[str, Any] | None,
+    loop_retry: bool,
+    subprocess: bool = False,
+    escaped: list[str] | None = None,
 ) -> None:
     info = node_info(step, node_id)
     node = info.node
@@ -191,11 +218,11 @@ def retry_node(
     if not subprocess:
         step.hook(info.node, "pre_retry_node", save=False)
     if data is not None and not subprocess:
-        escaped = set(data.get("_escape_render_keys") or [])
+        keep = set(escaped or []) | set(data.get("_escape_render_keys") or [])
         step.tx.put_override(
             node_id,
             {
-                k: {"need_render": k not in escaped, "value": v}
+                k: {"need_render": k not in keep, "value": v}
                 for k, v in data.items()
                 if k != "_escape_render_keys"
             },
@@ -338,9 +365,8 @@ def callback(step: Step, node_id: str, version: str, data: Any, idempotency_key:
     if sched.type == ScheduleType.POLL:
         raise InvalidOperationError(f"node {node_id} polls; it does not take callbacks")
     if st.version != version:
-        sched.expired = True
-        tx.save_schedule(sched)
-        raise InvalidOperationError(f"node version {version} not exist")
+        # the caller expires the schedule in a unit of its own: this one is rolled back
+        raise StaleCallbackError(f"node version {version} not exist", sched.id)
     if sched.finished:
         raise InvalidOperationError("schedule is already finished")
     if sched.expired:

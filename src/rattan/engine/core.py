@@ -315,8 +315,17 @@ class EngineCore:
                     outcome = advance(step, pid, carry)
                 except Exception as exc:
                     tx.c.execute("ROLLBACK TO item")
+                    step = Step(self, tx)  # the failed step's effects were rolled back with it
+                    if carry is not None:
+                        # keep the user step's result; the node after it is failed below
+                        step = Step(self, tx)
+                        try:
+                            advance(step, pid, carry, record_only=True)
+                        except Exception:
+                            tx.c.execute("ROLLBACK TO item")
+                            step = Step(self, tx)
                     tx.c.execute("RELEASE item")
-                    out.append((pid, None, None, exc))
+                    out.append((pid, None, step.fx, exc))
                     continue
                 tx.c.execute("RELEASE item")
                 out.append((pid, outcome, step.fx, None))
@@ -330,10 +339,10 @@ class EngineCore:
             results = self.store.run(careful)
         done: list[tuple[int, Outcome | None]] = []
         for pid, outcome, fx, exc in results:
+            if fx is not None:
+                self.apply(fx)
             if exc is not None:
                 self._engine_error(pid, exc)
-            elif fx is not None:
-                self.apply(fx)
             done.append((pid, outcome))
         return done
 

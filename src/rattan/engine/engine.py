@@ -20,6 +20,7 @@ from rattan.engine.activity import recover_interrupted
 from rattan.engine.core import EngineCore
 from rattan.engine.prepare import run_pipeline
 from rattan.engine.records import ExecutionData, HistoryRecord, ScheduleRecord, StateRecord
+from rattan.engine.schedule import expire_schedule
 from rattan.errors import NotFoundError, RattanError
 from rattan.rollback.extension import install_rollback
 from rattan.runtime.queries import Tx
@@ -207,7 +208,9 @@ class Engine:
         self._core.unit(lambda step: controls.resume_node_appoint(step, node_id))
 
     def retry_node(self, node_id: str, data: dict[str, Any] | None = None, loop_retry: bool = False) -> None:
-        self._core.unit(lambda step: controls.retry_node(step, node_id, data, loop_retry))
+        # the peer pops this entry from the caller's dict before any check (SPEC 7.4)
+        escaped = data.pop("_escape_render_keys", None) if isinstance(data, dict) else None
+        self._core.unit(lambda step: controls.retry_node(step, node_id, data, loop_retry, escaped=escaped))
 
     def retry_subprocess(self, node_id: str) -> None:
         self._core.unit(lambda step: controls.retry_node(step, node_id, None, False, subprocess=True))
@@ -240,7 +243,14 @@ class Engine:
         self, node_id: str, version: str, data: Any = None, idempotency_key: str | None = None
     ) -> int:
         """Queue a callback for a waiting node; returns the stored callback id ("accepted")."""
-        return self._core.unit(lambda step: controls.callback(step, node_id, version, data, idempotency_key))
+        try:
+            return self._core.unit(
+                lambda step: controls.callback(step, node_id, version, data, idempotency_key)
+            )
+        except controls.StaleCallbackError as exc:
+            stale = exc.schedule_id
+            self._core.unit(lambda step: expire_schedule(step, stale))
+            raise
 
     def update_context_values(self, pipeline_id: str, context_values: Iterable[ContextValue]) -> None:
         values = list(context_values)

@@ -20,7 +20,7 @@ from rattan.engine.jobs import Prepared, service_logs
 from rattan.engine.loops import loop_config, next_after_pass, record_pass
 from rattan.engine.nodes import write_outputs
 from rattan.engine.records import ScheduleRecord
-from rattan.engine.step import P_FAILED, P_READY, P_SLEEP, Step
+from rattan.engine.step import P_DONE, P_FAILED, P_READY, P_SLEEP, Step, root_revoked
 from rattan.runtime.queries import dumps
 
 if TYPE_CHECKING:
@@ -190,6 +190,15 @@ def apply_schedule(
     sched.times += 1
     info = step.core.plan(prep.root_id).info(prep.node_id)
     node: Any = info.node
+    if ok and not res.finished and root_revoked(step, proc):
+        # revoked while this step ran: no further poll or callback, and the job is cancelled
+        sched.expired = True
+        sched.due = None
+        _save(tx, sched)
+        proc.status = P_DONE
+        step.save_process(proc)
+        step.fx.cancels.append((prep.node_id, prep.version))
+        return False
     if ok and not res.finished:
         if res.delay is not None:
             sched.due = step.now + res.delay

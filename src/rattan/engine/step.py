@@ -173,3 +173,8 @@ def prev_is_current(old: StateRecord, new: StateRecord) -> bool:
 
 def empty_exec() -> ExecutionData:
     return ExecutionData({}, {})
+
+
+def root_revoked(step: Step, proc: ProcessRecord) -> bool:
+    """True when the token's root pipeline has been revoked (one indexed read)."""
+    return step.tx.state_names([proc.root_id]).get(proc.root_id) == states.REVOKED

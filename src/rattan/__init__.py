@@ -6,8 +6,9 @@ gateways, subprocesses, ``${}`` variables, operator controls) on an embedded SQL
 
 from __future__ import annotations
 
-from rattan import api, builder, rollback
-from rattan.api import EngineAPIResult
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from rattan.components import (
     AbstractIntervalGenerator,
     Component,
@@ -25,7 +26,6 @@ from rattan.components import (
     registry,
 )
 from rattan.context import ContextValue, ContextValueType
-from rattan.engine.engine import Engine
 from rattan.errors import (
     BadInputError,
     ConflictError,
@@ -37,6 +37,32 @@ from rattan.errors import (
 from rattan.settings import Settings
 
 __version__ = "0.1.0"
+
+# The engine, the API and the optional subpackages load on first use (PEP 562): ``import rattan``
+# stays cheap for code that only defines components.
+_LAZY = {
+    "Engine": ("rattan.engine.engine", "Engine"),
+    "EngineAPIResult": ("rattan.api", "EngineAPIResult"),
+    "api": ("rattan.api", None),
+    "builder": ("rattan.builder", None),
+    "rollback": ("rattan.rollback", None),
+    "signals": ("rattan.signals", None),
+}
+
+if TYPE_CHECKING:
+    from rattan import api, builder, rollback, signals
+    from rattan.api import EngineAPIResult
+    from rattan.engine.engine import Engine
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'rattan' has no attribute {name!r}")
+    module = importlib.import_module(target[0])
+    value = module if target[1] is None else getattr(module, target[1])
+    globals()[name] = value
+    return value
 
 __all__ = [
     "AbstractIntervalGenerator",
@@ -67,5 +93,6 @@ __all__ = [
     "api",
     "builder",
     "registry",
+    "signals",
     "rollback",
 ]

@@ -9,7 +9,7 @@ interrupted (SPEC 13 row 3). ``record_execute`` applies the result by compare-an
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -23,7 +23,7 @@ from rattan.engine.loops import loop_config, next_after_pass, record_pass
 from rattan.engine.nodes import write_outputs
 from rattan.engine.records import ScheduleRecord
 from rattan.engine.schedule import ScheduleJob
-from rattan.engine.step import P_DONE, P_FAILED, P_SLEEP, Step, root_revoked
+from rattan.engine.step import P_DONE, P_FAILED, P_SLEEP, Step
 from rattan.runtime.queries import dumps
 from rattan.spec.model import ServiceActivityNode
 
@@ -139,7 +139,11 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
     """Apply an execute result. Returns True when the token moves on to the next node."""
     tx = step.tx
     prep = res.prepared
-    state = tx.get_state(prep.node_id)
+    # one read for the node and its root (a revoke while execute ran must stop any schedule)
+    found = {s.node_id: s for s in tx.states_by_ids([prep.node_id, proc.root_id])}
+    state = found.get(prep.node_id)
+    root = found.get(proc.root_id)
+    revoked = root is not None and root.name == states.REVOKED
     if proc.executing == prep.version:
         proc.executing = None
     if state is None or state.version != prep.version or state.name != states.RUNNING:
@@ -174,7 +178,7 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
         # the execute result is made durable before any poll runs: after a crash only the poll
         # is repeated, never execute. The first poll is due now; the worker runs it right after
         # this commit itself (step.poll_now), and recovery finds the due row if it cannot.
-        if root_revoked(step, proc):
+        if revoked:
             # revoked while execute ran: nothing of this pipeline is scheduled again
             tx.put_exec_data(prep.node_id, in_blob, out_blob)
             proc.status = P_DONE
@@ -189,7 +193,8 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
         step.save_process(proc)
         if poll:
             sched = ScheduleRecord(sid, prep.node_id, prep.version, ScheduleType.POLL, proc.id, due=due)
-            step.poll_now = ScheduleJob(sched, replace(prep, inputs=res.inputs), outputs)
+            prep.inputs = res.inputs
+            step.poll_now = ScheduleJob(sched, prep, outputs)
         return False
     tx.put_exec_data(prep.node_id, in_blob, out_blob)
     new = state.copy()

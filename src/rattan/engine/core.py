@@ -43,9 +43,7 @@ class NodeLogger(ServiceLoggerAdapter):
     """``self.logger`` of a service: logs as usual and keeps the lines for ``get_plain_log_for_node``."""
 
     def __init__(self, node_id: str, version: str, loop: int) -> None:
-        super().__init__(
-            logging.getLogger(SERVICE_LOGGER_NAME), {"node_id": node_id, "loop": loop, "version": version}
-        )
+        super().__init__(_SERVICE_LOGGER, {"node_id": node_id, "loop": loop, "version": version})
         self.lines: list[str] = []
 
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
@@ -301,34 +299,44 @@ class EngineCore:
         def optimistic(tx: Tx) -> Result:
             # no savepoint per token: if any token raises, the whole batch is redone carefully
             out: Result = []
+            sink: list[tuple[str, dict[str, Any]]] = []
             for pid, carry in work:
-                step = Step(self, tx)
+                step = Step(self, tx, sink)
                 out.append((pid, advance(step, pid, carry), step.fx, None))
+            if sink:
+                Step(self, tx)._write_log(sink)  # the whole batch's events: one row per pipeline
             return out
 
         def careful(tx: Tx) -> Result:
             out: Result = []
+            sink: list[tuple[str, dict[str, Any]]] = []
             for pid, carry in work:
                 tx.c.execute("SAVEPOINT item")
-                step = Step(self, tx)
+                mine: list[tuple[str, dict[str, Any]]] = []
+                step = Step(self, tx, mine)
                 try:
                     outcome = advance(step, pid, carry)
                 except Exception as exc:
                     tx.c.execute("ROLLBACK TO item")
-                    step = Step(self, tx)  # the failed step's effects were rolled back with it
+                    mine = []
+                    step = Step(self, tx, mine)  # the failed step's effects were rolled back with it
                     if carry is not None:
                         # keep the user step's result; the node after it is failed below
-                        step = Step(self, tx)
                         try:
                             advance(step, pid, carry, record_only=True)
                         except Exception:
                             tx.c.execute("ROLLBACK TO item")
-                            step = Step(self, tx)
+                            mine = []
+                            step = Step(self, tx, mine)
                     tx.c.execute("RELEASE item")
+                    sink.extend(mine)
                     out.append((pid, None, step.fx, exc))
                     continue
                 tx.c.execute("RELEASE item")
+                sink.extend(mine)
                 out.append((pid, outcome, step.fx, None))
+            if sink:
+                Step(self, tx)._write_log(sink)
             return out
 
         try:

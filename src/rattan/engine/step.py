@@ -46,7 +46,9 @@ class Effects:
 class Step:
     """A transaction plus the after-commit effects of one unit of work."""
 
-    def __init__(self, core: EngineCore, tx: Tx) -> None:
+    def __init__(
+        self, core: EngineCore, tx: Tx, log_sink: list[tuple[str, dict[str, Any]]] | None = None
+    ) -> None:
         self.core = core
         self.tx = tx
         self.fx = Effects()
@@ -55,6 +57,8 @@ class Step:
         # several times while it crosses nodes, and each UPDATE costs a statement
         self._dirty: dict[int, ProcessRecord] = {}
         self._log: list[tuple[str, dict[str, Any]]] = []
+        # when set, events are handed to the batch that owns this step and logged once for all
+        self._sink = log_sink
         # set by an in-transaction listener to stop the token after the node it just finished
         self.halt = False
         # a POLL node's first poll, run by the worker right after this step commits
@@ -68,15 +72,20 @@ class Step:
             self.tx.save_process(proc)
         self._dirty.clear()
         if self._log:
-            self._write_log()
+            if self._sink is not None:
+                self._sink.extend(self._log)
+                self._log.clear()
+            else:
+                self._write_log()
 
-    def _write_log(self) -> None:
-        """Append this step's events to the durable log: one row per pipeline per step holding the
+    def _write_log(self, entries: list[tuple[str, dict[str, Any]]] | None = None) -> None:
+        """Append events to the durable log: one row per pipeline per unit of work holding the
         events in order (a node pass emits several; one row keeps the log off the hot path)."""
         by_root: dict[str, list[list[Any]]] = {}
-        for event_type, data in self._log:
+        for event_type, data in self._log if entries is None else entries:
             by_root.setdefault(self._root_of(data), []).append([event_type, data.get("node_id"), data])
-        self._log.clear()
+        if entries is None:
+            self._log.clear()
         rows = []
         for root, events in by_root.items():
             for i in range(0, len(events), EVENTS_PER_ROW):

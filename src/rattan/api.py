@@ -39,17 +39,22 @@ class EngineAPIResult:
         )
 
 
-def _api(fn: Callable[P, Any]) -> Callable[P, EngineAPIResult]:
+def api_result(fn: Callable[P, Any]) -> Callable[P, EngineAPIResult]:
+    """Turn a function that raises into one returning ``EngineAPIResult`` (never raising)."""
+
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> EngineAPIResult:
         try:
             data = fn(*args, **kwargs)
         except Exception as exc:
-            log.info("api %s failed: %s", fn.__name__, exc)
+            log.info("%s.%s failed: %s", fn.__module__, fn.__name__, exc)
             return EngineAPIResult(False, str(exc) or type(exc).__name__, exc, None, traceback.format_exc())
         return EngineAPIResult(True, "success", None, data)
 
     return wrapper
+
+
+_api = api_result
 
 
 @_api

@@ -12,42 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from rattan.errors import BadInputError
+from rattan.fancy import FancyDict
 
 __all__ = ["DataObject", "FancyDict"]
-
-
-class FancyDict(dict[str, Any]):
-    """A dict whose keys are also attributes: ``d.x`` is ``d["x"]``.
-
-    A missing key read as an attribute raises ``AttributeError``. Dunder names are never looked up
-    as keys, so ``copy``, ``pickle`` and friends behave as for a plain dict.
-    """
-
-    __slots__ = ()
-
-    def __getattr__(self, key: str) -> Any:
-        if key.startswith("__") and key.endswith("__"):
-            raise AttributeError(key)
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        self[key] = value
-
-    def __delattr__(self, key: str) -> None:
-        try:
-            del self[key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> FancyDict:
-        result = FancyDict()
-        memo[id(self)] = result
-        for key, value in self.items():
-            result[key] = copy.deepcopy(value, memo)
-        return result
 
 
 def _fancy(value: Mapping[str, Any] | None, what: str) -> FancyDict:

@@ -65,7 +65,10 @@ def parse_timer(timer_type: str, defined: str) -> tuple[float | None, float, int
         m = _CYCLE.match(defined or "")
         if m is None:
             raise BadInputError(f"not an ISO 8601 repeating interval R<n>/<duration>: {defined!r}")
-        return None, parse_duration(m.group("duration")), int(m.group("n")) if m.group("n") else None
+        period = parse_duration(m.group("duration"))
+        if period <= 0:
+            raise BadInputError(f"a repeating interval needs a period above zero: {defined!r}")
+        return None, period, int(m.group("n")) if m.group("n") else None
     raise BadInputError(f"unknown timer_type {timer_type!r}: use time_date, time_duration or time_cycle")
 
 

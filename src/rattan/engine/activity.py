@@ -79,10 +79,17 @@ def enter_activity(
     step.event("pre_execute", root_pipeline_id=proc.root_id, node_id=node.id)
     proc.executing = entered.version
     step.save_process(proc)
-    return Prepared(
-        proc.id, node.id, entered.version, proc.root_id, proc.top_pipeline_id, entered.loop,
-        entered.inner_loop, node.name, node.component_code, node.component_version, rendered, root_data,
-    )  # fmt: skip
+    return Prepared.of(
+        proc.id,
+        node,
+        entered.version,
+        entered.loop,
+        entered.inner_loop,
+        proc.root_id,
+        proc.top_pipeline_id,
+        rendered,
+        root_data,
+    )
 
 
 def _fail_unrun(
@@ -297,7 +304,14 @@ def recover_interrupted(step: Step, pid: int) -> Prepared | None:
             step, proc, state, node, inputs, f"inputs hydrate failed({exc}), check node log for details"
         )
         return None
-    return Prepared(
-        proc.id, node.id, state.version, proc.root_id, proc.top_pipeline_id, state.loop,
-        state.inner_loop, node.name, node.component_code, node.component_version, rendered, root_data,
-    )  # fmt: skip
+    return Prepared.of(
+        proc.id,
+        node,
+        state.version,
+        state.loop,
+        state.inner_loop,
+        proc.root_id,
+        proc.top_pipeline_id,
+        rendered,
+        root_data,
+    )

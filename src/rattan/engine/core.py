@@ -26,6 +26,7 @@ from rattan.runtime.threads import ThreadDispatcher
 from rattan.spec import load_pipeline
 
 if TYPE_CHECKING:
+    from rattan.engine.records import StateRecord
     from rattan.runtime.queries import Tx
     from rattan.runtime.sqlite import SQLiteStore
     from rattan.settings import Settings
@@ -221,46 +222,50 @@ class EngineCore:
         for due, tid in fx.timers:
             self.dispatcher.timer(tid, due)
 
+    def service_for(
+        self, node_id: str, version: str | None = None
+    ) -> tuple[Service, DataObject, DataObject, StateRecord | None] | None:
+        """A fresh service of a stored service activity with DataObjects of its execution data,
+        for calls made after a commit (hooks, ``cancel``). None for other nodes."""
+        root = self.store.read(lambda tx: tx.root_of_node(node_id))
+        if root is None:
+            return None
+        info = self.plan(root).info(node_id)
+        node: Any = info.node
+        if node.kind != "ServiceActivity" or not self.has_component(
+            node.component_code, node.component_version
+        ):
+            return None
+        st, data, root_data = self.store.read(
+            lambda tx: (tx.get_state(node_id), tx.get_exec_data(node_id), self.root_data(tx, root))
+        )
+        prep = Prepared.of(
+            0, node, version or (st.version if st else ""), st.loop if st else 1, st.inner_loop if st else 1,
+            root, info.pipeline_id, data.inputs if data else {}, root_data,
+        )  # fmt: skip
+        d, parent = self.data_objects(prep.inputs, dict(data.outputs) if data else {}, root_data)
+        return self.make_service(prep), d, parent, st
+
     def run_hook(self, node_id: str, hook: str, save: bool, callback_id: int | None) -> None:
         """Call a node hook after the change it reports is committed (SPEC 9). ``save``: keep the
         hook's changes to data when it returns truthy and the node's version has not moved on."""
         try:
-            root = self.store.read(lambda tx: tx.root_of_node(node_id))
-            if root is None:
+            made = self.service_for(node_id)
+            if made is None or not made[0].need_run_hook():
                 return
-            node: Any = self.plan(root).info(node_id).node
-            if node.kind != "ServiceActivity" or not self.has_component(
-                node.component_code, node.component_version
-            ):
-                return
-            cls = self.service_class(node.component_code, node.component_version)
-            if not getattr(cls, "__need_run_hook__", False):
-                return
-            st, data, cb = self.store.read(
-                lambda tx: (
-                    tx.get_state(node_id),
-                    tx.get_exec_data(node_id),
-                    tx.get_callback(callback_id) if callback_id is not None else None,
-                )
-            )
+            service, d, parent, st = made
             if st is None:
                 return
-            info = self.plan(root).info(node_id)
-            prep = Prepared(
-                0, node_id, st.version, root, info.pipeline_id, st.loop, st.inner_loop, node.name,
-                node.component_code, node.component_version, data.inputs if data else {},
-                self.store.read(lambda tx: self.root_data(tx, root)),
-            )  # fmt: skip
-            service = self.make_service(prep)
-            d, parent = self.data_objects(prep.inputs, dict(data.outputs) if data else {}, prep.root_data)
+            cb = self.store.read(lambda tx: tx.get_callback(callback_id)) if callback_id is not None else None
             try:
                 keep = service.call_hook(hook, d, parent, cb)
             except Exception:
                 log.error("hook %s of node %s raised:\n%s", hook, node_id, traceback.format_exc())
                 return
             if save and keep:
+                version = st.version
                 self.unit(
-                    lambda step: save_hook_data(step, node_id, st.version, dict(d.inputs), dict(d.outputs))
+                    lambda step: save_hook_data(step, node_id, version, dict(d.inputs), dict(d.outputs))
                 )
         except Exception:
             log.exception("could not run hook %s of node %s", hook, node_id)
@@ -268,21 +273,9 @@ class EngineCore:
     def cancel_service(self, node_id: str, version: str) -> None:
         """Call the Service's optional ``cancel(data, parent_data)`` so it can stop its external job."""
         try:
-            root = self.store.read(lambda tx: tx.root_of_node(node_id))
-            if root is None:
-                return
-            info = self.plan(root).info(node_id)
-            node: Any = info.node
-            data = self.store.read(lambda tx: tx.get_exec_data(node_id))
-            st = self.store.read(lambda tx: tx.get_state(node_id))
-            prep = Prepared(
-                0, node_id, version, root, info.pipeline_id, st.loop if st else 1, st.inner_loop if st else 1,
-                node.name, node.component_code, node.component_version, data.inputs if data else {},
-                self.store.read(lambda tx: self.root_data(tx, root)),
-            )  # fmt: skip
-            service = self.make_service(prep)
-            d, parent = self.data_objects(prep.inputs, dict(data.outputs) if data else {}, prep.root_data)
-            service.cancel(d, parent)
+            made = self.service_for(node_id, version)
+            if made is not None:
+                made[0].cancel(made[1], made[2])
         except Exception:
             log.exception("cancel() of node %s raised", node_id)
 

@@ -127,6 +127,8 @@ def arm_timeout(step: Step, info: NodeInfo, state: StateRecord) -> None:
         _arm(step, KIND_TIMEOUT, node.id, state.version, float(cfg.get("seconds") or 0), {"action": action})
     if node.timer_events:
         for index, event in enabled_events({"events": {"timer_events": list(node.timer_events)}}):
+            if parse_timer(str(event["timer_type"]), str(event["defined"]))[2] == 0:
+                continue  # R0/...: zero repetitions
             payload = {**event, "index": index, "repetition": 1, "armed_at": step.now}
             _arm_timer_event(step, node.id, state.version, payload)
 
@@ -194,6 +196,11 @@ def fire(step: Step, tid: int) -> None:
     st = step.tx.get_state(node_id)
     if st is None or st.version != version:
         return  # the node has moved on: a stale timer does nothing
+    if (
+        kind in (KIND_TIMEOUT, KIND_TIMER_EVENT)
+        and step.tx.state_names([st.root_id]).get(st.root_id) == states.REVOKED
+    ):
+        return  # timers are disarmed when the pipeline is revoked
     if kind == KIND_TIMEOUT and st.name == states.RUNNING:
         _timeout(step, node_id, str(payload.get("action") or "forced_fail"))
     elif kind == KIND_RETRY and st.name == states.FAILED:

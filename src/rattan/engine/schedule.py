@@ -74,11 +74,17 @@ def load_job(core: EngineCore, tx: Tx, sid: int, callback_id: int | None) -> Sch
     data = tx.get_exec_data(sched.node_id)
     info = core.plan(proc.root_id).info(sched.node_id)
     node: Any = info.node
-    prep = Prepared(
-        proc.id, state.node_id, state.version, proc.root_id, info.pipeline_id, state.loop, state.inner_loop,
-        node.name, node.component_code, node.component_version, data.inputs if data else {},
+    prep = Prepared.of(
+        proc.id,
+        node,
+        state.version,
+        state.loop,
+        state.inner_loop,
+        proc.root_id,
+        info.pipeline_id,
+        data.inputs if data else {},
         core.root_data(tx, proc.root_id),
-    )  # fmt: skip
+    )
     return ScheduleJob(sched, prep, data.outputs if data else {}, cb)
 
 

@@ -4,14 +4,11 @@ an ``EngineAPIResult``: ``result`` False with ``exc`` a ``RollBackException`` (a
 
 from __future__ import annotations
 
-import functools
 import logging
-import traceback
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec
 
 from rattan import states
-from rattan.api import EngineAPIResult
+from rattan.api import api_result
 from rattan.errors import NotFoundError, RollBackException
 from rattan.rollback import store
 from rattan.rollback.actions import EV_RETRY, begin, set_state
@@ -40,17 +37,7 @@ log = logging.getLogger("rattan.rollback")
 P = ParamSpec("P")
 
 
-def _api(fn: Callable[P, Any]) -> Callable[P, EngineAPIResult]:
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> EngineAPIResult:
-        try:
-            data = fn(*args, **kwargs)
-        except Exception as exc:
-            log.info("rollback api %s failed: %s", fn.__name__, exc)
-            return EngineAPIResult(False, str(exc) or type(exc).__name__, exc, None, traceback.format_exc())
-        return EngineAPIResult(True, "success", None, data)
-
-    return wrapper
+_api = api_result
 
 
 @_api

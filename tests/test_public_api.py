@@ -28,7 +28,7 @@ BUILDER = {
 API = {
     "EngineAPIResult", "callback", "forced_fail_activity", "get_children_states", "get_data",
     "get_execution_data", "get_execution_data_inputs", "get_execution_data_outputs",
-    "get_node_execution_time", "get_node_histories", "get_node_short_histories",
+    "get_node_debug_info", "get_node_execution_time", "get_node_histories", "get_node_short_histories",
     "get_pipeline_debug_info", "get_pipeline_execution_time", "get_pipeline_states",
     "pause_node_appoint", "pause_pipeline", "preview_node_inputs", "resume_node_appoint",
     "resume_pipeline", "retry_node", "retry_subprocess", "revoke_pipeline", "run_pipeline",

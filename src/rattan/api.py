@@ -84,7 +84,12 @@ def get_execution_data_outputs(runtime: Engine, node_id: str) -> dict[str, Any]:
 
 @_api
 def get_execution_data(runtime: Engine, node_id: str) -> dict[str, Any]:
-    return runtime.get_execution_data(node_id)
+    return runtime.get_execution_data(node_id).as_dict()
+
+
+@_api
+def get_node_debug_info(runtime: Engine, node_id: str) -> dict[str, Any]:
+    return runtime.get_node_debug_info(node_id)
 
 
 @_api
@@ -211,6 +216,7 @@ __all__ = [
     "get_execution_data",
     "get_execution_data_inputs",
     "get_execution_data_outputs",
+    "get_node_debug_info",
     "get_node_execution_time",
     "get_node_histories",
     "get_node_short_histories",

@@ -1,7 +1,8 @@
 """IO item schemas: the descriptive input / output formats of a service (SPEC 8.4).
 
 The shapes and ``as_dict()`` output are the peer's (``pipeline.core.flow.io``). The peer only
-describes data; rattan adds ``validate(value)``, used when ``Settings.validate_io_schemas`` is on.
+describes data; rattan adds ``validate(value)``, which the engine applies to a step's outputs when
+``Settings.validate_io_schemas`` is on.
 
 Peer signature detail: the peer's ``InputItem`` takes ``required`` as its *first* positional
 parameter, so portable code passes everything by keyword - which this signature accepts.

@@ -25,7 +25,7 @@ _IGNORED = {
 
 @dataclass(frozen=True)
 class Settings:
-    """Behaviour switches of one engine. See docs/settings.md for each field."""
+    """Behaviour switches of one engine. See docs/engine.md for each field."""
 
     # expressions and gateways
     pipeline_exclusive_gateway_expr_func: Callable[..., bool] | None = None  # None: boolrule
@@ -48,9 +48,7 @@ class Settings:
     # embedded runtime
     workers: int = 4
     sqlite_synchronous: str = "FULL"  # FULL survives power loss; NORMAL survives a process crash
-    timer_resolution: float = 0.05  # seconds between scans of due polls when idle
-    lease_seconds: float = 30.0
-    max_tree_nodes: int = 100_000
+    max_tree_nodes: int = 100_000  # larger trees are refused by validation
     # retention: archive and delete runs finished longer ago than this (None: keep forever)
     retention_seconds: float | None = None
     retention_archive_dir: str | None = None  # JSON-lines files go here; None: delete only

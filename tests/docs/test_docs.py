@@ -1,5 +1,8 @@
-"""The documentation's code runs: every ```python block of docs/migrating-from-bamboo.md and the
-README's quickstart is executed in a fresh namespace (the blocks carry their own asserts)."""
+"""The documentation's code runs: every ```python block of the docs pages listed in ``RUN_HERE`` and
+the README's quickstart is executed in a fresh namespace (the blocks carry their own asserts).
+
+docs/hooks-and-events.md and docs/rollback.md have runners of their own (``RUN_ELSEWHERE``); they
+are not run twice, but every page with python blocks must be covered by one runner or the other."""
 
 from __future__ import annotations
 
@@ -43,6 +46,19 @@ def run_block(source: str, name: str) -> None:
 MIGRATING = python_blocks(ROOT / "docs" / "migrating-from-bamboo.md")
 README = python_blocks(ROOT / "README.md")
 
+# pages whose blocks run here (the migration guide has its own test below)
+RUN_HERE = ("operations.md", "builder.md", "expressions.md")
+# pages whose blocks another test module runs
+RUN_ELSEWHERE = {
+    "hooks-and-events.md": "tests/events/test_hooks_and_events_docs.py",
+    "rollback.md": "tests/rollback/test_rollback_docs.py",
+}
+PAGE_BLOCKS = [
+    (page, index, block)
+    for page in RUN_HERE
+    for index, block in enumerate(python_blocks(ROOT / "docs" / page))
+]
+
 
 def test_the_migration_guide_has_the_three_seed_examples() -> None:
     assert len(MIGRATING) == 3
@@ -51,6 +67,25 @@ def test_the_migration_guide_has_the_three_seed_examples() -> None:
 @pytest.mark.parametrize("index", range(len(MIGRATING)))
 def test_every_python_block_of_the_migration_guide_runs(index: int) -> None:
     run_block(MIGRATING[index], f"migrating-from-bamboo.md[{index}]")
+
+
+@pytest.mark.parametrize(
+    ("page", "index", "block"), PAGE_BLOCKS, ids=[f"{page}[{index}]" for page, index, _ in PAGE_BLOCKS]
+)
+def test_every_python_block_of_the_other_pages_runs(page: str, index: int, block: str) -> None:
+    run_block(block, f"{page}[{index}]")
+
+
+def test_the_operations_guide_has_its_examples() -> None:
+    assert len(python_blocks(ROOT / "docs" / "operations.md")) == 5
+
+
+def test_every_page_with_python_blocks_has_a_runner() -> None:
+    covered = {"migrating-from-bamboo.md", *RUN_HERE, *RUN_ELSEWHERE}
+    pages = {path.name for path in (ROOT / "docs").glob("*.md") if python_blocks(path)}
+    assert pages - covered == set(), "add the page to RUN_HERE (or to RUN_ELSEWHERE with its runner)"
+    for page, runner in RUN_ELSEWHERE.items():
+        assert page in (ROOT / runner).read_text(encoding="utf-8"), f"{runner} does not run {page}"
 
 
 def test_the_readme_quickstart_runs() -> None:

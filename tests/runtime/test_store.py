@@ -138,3 +138,23 @@ def test_a_chain_of_activities_costs_a_bounded_number_of_sql_statements_per_node
     per_node = len(statements) / (n + 2)
     # the peer issues 16-18 statements per node; the budget keeps regressions visible
     assert per_node <= 12, f"{per_node:.1f} statements per node"
+
+
+def test_the_wal_file_is_reset_once_it_grows_past_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rattan.runtime.sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "WAL_RESET_BYTES", 64 * 1024)
+    path = tmp_path / "wal.db"
+    with rattan.Engine(f"sqlite:///{path}", sqlite_synchronous="NORMAL") as engine:
+        for _ in range(30):
+            start = EmptyStartEvent()
+            start.extend(ServiceActivity(component_code="example_component")).extend(EmptyEndEvent())
+            assert rattan.api.run_pipeline(engine, build_tree(start)).result
+        assert engine.wait_idle(20)
+        wal = Path(f"{path}-wal")
+        deadline = time.time() + 10
+        while wal.exists() and wal.stat().st_size > 64 * 1024 and time.time() < deadline:
+            time.sleep(0.05)
+        assert not wal.exists() or wal.stat().st_size <= 64 * 1024, wal.stat().st_size

@@ -124,6 +124,9 @@ def run_execute(core: EngineCore, prep: Prepared) -> ExecResult:
         if value is None:
             value = True
         ok = bool(value)
+        if ok and (problem := core.output_problems(service, data.outputs)) is not None:
+            data.outputs["ex_data"] = problem
+            value = ok = False
         if ok:
             core.hook(service, "post_execute", data, parent)
     except Exception as exc:
@@ -280,8 +283,10 @@ def recover_interrupted(step: Step, pid: int) -> Prepared | None:
             getattr(core.service_class(node.component_code, node.component_version), "__idempotent__", False)
         )
     if not idempotent:
-        step.fail_node(proc, state.copy(), state, INTERRUPTED, merge_outputs=False)
+        failed = state.copy()
+        step.fail_node(proc, failed, state, INTERRUPTED, merge_outputs=False)
         step.event("node_execute_fail", root_pipeline_id=proc.root_id, node_id=node.id)
+        policies.on_failure(step, info, failed, ["ExecutionInterrupted"])
         return None
     inputs = info.inputs
     if state.retry and (override := tx.get_override(node.id)) is not None:

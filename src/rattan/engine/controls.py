@@ -256,6 +256,7 @@ def skip_node(step: Step, node_id: str, loop_skip: bool = False) -> None:
     _require_failed(st)
     proc = _parked(step, node_id)
     step.event("pre_skip_node", node_id=node_id)
+    _expire_waits(step, node_id, cancel=True)  # a failed schedule's job is stopped too (SPEC D.4)
     step.hook(info.node, "pre_skip_node", save=False)
     step.archive_history(st)
     _set(step, st, states.FINISHED, skip=True, version=unique_id("v"), archived=step.now)

@@ -69,7 +69,7 @@ class EngineCore:
         # called inside the transaction of every Step.event: (step, event_type, data)
         self.tx_listeners: list[Callable[[Step, str, dict[str, Any]], None]] = []
         self.owner: object = self  # the Engine facade, the sender of signals
-        self.dispatcher = ThreadDispatcher(self, settings.workers, settings.timer_resolution)
+        self.dispatcher = ThreadDispatcher(self, settings.workers)
 
     # -- plans and run data (cached: both are immutable once a run is stored) ------------------
     def plan(self, root_id: str) -> RunPlan:
@@ -164,6 +164,16 @@ class EngineCore:
                 "hook %s of node %s raised:\n%s", name, getattr(service, "id", "?"), traceback.format_exc()
             )
 
+    def output_problems(self, service: Service, outputs: dict[str, Any]) -> str | None:
+        """With ``validate_io_schemas`` on: the ex_data text when outputs break ``outputs_format``."""
+        if not self.settings.validate_io_schemas:
+            return None
+        problems: list[str] = []
+        for item in service.outputs_format():
+            if item.key in outputs:
+                problems += item.validate(outputs[item.key])
+        return "outputs do not match outputs_format: " + "; ".join(problems) if problems else None
+
     def lazy_variable(self, code: str) -> Any:
         return self.registry.get_lazy_variable(code)
 
@@ -221,6 +231,8 @@ class EngineCore:
             self.dispatcher.callback(cid)
         for due, tid in fx.timers:
             self.dispatcher.timer(tid, due)
+        for call in fx.calls:
+            self.dispatcher.submit(call)
 
     def service_for(
         self, node_id: str, version: str | None = None

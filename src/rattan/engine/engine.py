@@ -276,8 +276,13 @@ class Engine:
     def get_children_states(self, node_id: str) -> dict[str, Any]:
         return reads.children_states(self._core, node_id)
 
-    def get_execution_data(self, node_id: str) -> dict[str, Any]:
-        return reads.execution_data(self._core, node_id)
+    def get_execution_data(self, node_id: str) -> ExecutionData:
+        """The node's execution data object (``.inputs``, ``.outputs``); NotFoundError if none."""
+        return self.get_exec_data(node_id)
+
+    def get_node_debug_info(self, node_id: str) -> dict[str, Any]:
+        """``{"node", "data", "state", "err"}`` for a node of a stored run (SPEC 7.5)."""
+        return reads.node_debug_info(self._core, node_id)
 
     def get_execution_data_inputs(self, node_id: str) -> dict[str, Any]:
         data = self._store.read(lambda tx: tx.get_exec_data(node_id))

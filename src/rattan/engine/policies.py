@@ -235,7 +235,7 @@ def _timer_event(step: Step, st: StateRecord, payload: dict[str, Any]) -> None:
         )
         action_cls(core.owner, root, node_id, version).do(d, parent)  # type: ignore[arg-type]
 
-    core.dispatcher.submit(run)
+    step.fx.calls.append(run)
 
 
 def _timeout(step: Step, node_id: str, action: str) -> None:
@@ -247,7 +247,7 @@ def _timeout(step: Step, node_id: str, action: str) -> None:
             log.error("node %s timed out but timeout action %r is not configured", node_id, action)
             return
         strategy = handler() if isinstance(handler, type) else handler
-        step.core.dispatcher.submit(lambda: strategy.deal_with_timeout_node(node_id))
+        step.fx.calls.append(lambda: strategy.deal_with_timeout_node(node_id))
         return
     step.event("node_timeout", node_id=node_id, action=action)
     controls.forced_fail_activity(step, node_id, TIMEOUT_EX_DATA, by_timeout=(action == "forced_fail"))

@@ -40,7 +40,12 @@ def run_pipeline(
     sub_ctx = _check_mapping("subprocess_context", subprocess_context)
     cycle_tolerate = bool(options.get("cycle_tolerate", False))
     # validation normalises the caller's dict in place (a quirk hosts rely on, SPEC 1.11)
-    validate_and_process_pipeline(pipeline, cycle_tolerate=cycle_tolerate, sink_types=core.sink_types())
+    validate_and_process_pipeline(
+        pipeline,
+        cycle_tolerate=cycle_tolerate,
+        sink_types=core.sink_types(),
+        max_nodes=core.settings.max_tree_nodes,
+    )
     start_node_id = options.get("start_node_id") or pipeline["start_event"]["id"]
     if start_node_id != pipeline["start_event"]["id"]:
         validate_pipeline_start_node(pipeline, start_node_id)

@@ -74,11 +74,20 @@ def children_states(core: EngineCore, node_id: str) -> dict[str, Any]:
     return core.store.read(read)
 
 
-def execution_data(core: EngineCore, node_id: str) -> dict[str, Any]:
-    data = core.store.read(lambda tx: tx.get_exec_data(node_id))
-    if data is None:
-        raise NotFoundError(f"node {node_id} has no execution data (not executed yet, or an unknown id)")
-    return {"inputs": data.inputs, "outputs": data.outputs}
+def node_debug_info(core: EngineCore, node_id: str) -> dict[str, Any]:
+    root = core.store.read(lambda tx: tx.root_of_node(node_id))
+    if root is None:
+        raise NotFoundError(f"node({node_id}) does not exist in any pipeline")
+    info = core.plan(root).info(node_id)
+    state, data = core.store.read(lambda tx: (tx.get_state(node_id), tx.get_exec_data(node_id)))
+    err: list[str] = []
+    if data is not None and "ex_data" in data.outputs:
+        err.append(str(data.outputs["ex_data"]))
+    try:
+        static = static_data(core, node_id)
+    except NotFoundError:
+        static = None
+    return {"node": info.node, "data": static, "state": state, "err": err}
 
 
 def _find_node(core: EngineCore, node_id: str) -> tuple[str, Any] | None:

@@ -113,5 +113,17 @@ class HistoryRecord:
 
 @dataclass(slots=True)
 class ExecutionData:
+    """A node's execution data (SPEC 7.6); ``data["inputs"]`` works too, like the API's dict."""
+
     inputs: dict[str, Any]
     outputs: dict[str, Any]
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        if key == "inputs":
+            return self.inputs
+        if key == "outputs":
+            return self.outputs
+        raise KeyError(key)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"inputs": self.inputs, "outputs": self.outputs}

@@ -116,6 +116,9 @@ def run_schedule(core: EngineCore, job: ScheduleJob) -> ScheduleResult:
         if value is None:
             value = True
         ok = bool(value)
+        if ok and (problem := core.output_problems(service, data.outputs)) is not None:
+            data.outputs["ex_data"] = problem
+            value = ok = False
         if ok:
             core.hook(service, "post_schedule", data, parent)
     except Exception as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,8 @@ class Effects:
     cancels: list[tuple[str, str]] = field(default_factory=list)  # (node id, version) whose job to cancel
     # node hooks: (node id, hook name, save data changes, callback id or None)
     hooks: list[tuple[str, str, bool, int | None]] = field(default_factory=list)
+    # user code to run on a worker after the commit (timer actions, custom timeout handlers)
+    calls: list[Callable[[], None]] = field(default_factory=list)
     # durable timers armed in this step: (due, timer id)
     timers: list[tuple[float, int]] = field(default_factory=list)
     # committed state writes, for post_set_state receivers

@@ -24,7 +24,8 @@ from rattan.runtime.schema import MIGRATIONS, SCHEMA_VERSION
 
 T = TypeVar("T")
 
-CHECKPOINT_SECONDS = 1.0
+CHECKPOINT_SECONDS = 0.5
+WAL_RESET_BYTES = 16 * 2**20
 MAX_GROUP = 256  # members per commit; bounds how long the first member waits
 
 
@@ -131,15 +132,21 @@ class SQLiteStore:
             raise
 
     def _checkpoints(self) -> None:
-        """Copy the WAL back into the database once a second. PASSIVE never blocks writers; with
-        autocheckpoint off, no worker pays for a checkpoint (and its fsync) inside its commit."""
+        """Copy the WAL back into the database once a second, off the workers' commit path.
+
+        PASSIVE never blocks writers, but it never rewinds the WAL either: under steady writes the
+        file would grow without bound. So once it passes WAL_RESET_BYTES a TRUNCATE checkpoint
+        (which waits briefly for the writer) resets it to zero.
+        """
         conn: sqlite3.Connection | None = None
+        wal = f"{self._uri}-wal"
         while not self._stop.wait(CHECKPOINT_SECONDS):
             try:
                 if conn is None:
                     conn = self._connect()
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error:
+                big = os.path.exists(wal) and os.path.getsize(wal) > WAL_RESET_BYTES
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)" if big else "PRAGMA wal_checkpoint(PASSIVE)")
+            except (sqlite3.Error, OSError):
                 pass
         if conn is not None:
             conn.close()

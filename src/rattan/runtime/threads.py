@@ -42,10 +42,9 @@ Item = tuple[str, Any]
 
 
 class ThreadDispatcher:
-    def __init__(self, core: EngineCore, workers: int, resolution: float) -> None:
+    def __init__(self, core: EngineCore, workers: int) -> None:
         self.core = core
         self.n_workers = max(1, workers)
-        self.resolution = resolution
         self.queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._busy_schedules: set[int] = set()

@@ -35,6 +35,7 @@ log = logging.getLogger("rattan.engine")
 T = TypeVar("T")
 Carry = ExecResult | ScheduleResult | None
 Work = tuple[int, Carry]  # a token to advance, with the result of its last user step if any
+PLAN_CACHE = 4096  # runs whose plan stays parsed in memory
 
 
 _SERVICE_LOGGER = logging.getLogger(SERVICE_LOGGER_NAME)
@@ -86,12 +87,22 @@ class EngineCore:
             with self._lock:
                 self._plans[root_id] = plan
                 self._root_data.setdefault(root_id, root_data)
+                self._trim()
         return plan
+
+    def _trim(self) -> None:
+        """Keep at most PLAN_CACHE runs in memory (oldest first out): a plan is rebuilt from the
+        stored tree when needed again, so a long-lived engine's memory does not grow per run."""
+        while len(self._plans) > PLAN_CACHE:
+            oldest = next(iter(self._plans))
+            self._plans.pop(oldest, None)
+            self._root_data.pop(oldest, None)
 
     def remember(self, root_id: str, plan: RunPlan, root_data: Any) -> None:
         with self._lock:
             self._plans[root_id] = plan
             self._root_data[root_id] = root_data
+            self._trim()
 
     def forget(self, root_id: str) -> None:
         """Drop the cached plan and data of a run that was deleted."""

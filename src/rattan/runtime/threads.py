@@ -3,12 +3,12 @@
 Dispatch messages are hints: every piece of work they name is also a row in the store (a ready
 process, a due schedule, an unapplied callback), so a lost message is found again on restart.
 
-A worker runs in rounds. It takes what is queued (up to ``BATCH``), advances all those tokens in
-ONE transaction (so a hundred parallel branches cost one commit, not a hundred), then runs the user
-code of the activities they entered, and carries those results into its next round, where they are
-recorded together with the moves that follow. If user code is slow, the rest of the round's
-activities go back to the queue so other workers run them: batching never makes one service wait
-behind another's long call.
+Workers take queued items one at a time and run their user code (an activity's execute, a poll, a
+callback step). What the engine must do next (advance a token, record a user step's result) goes
+to a shared batch, and one worker at a time, the round leader, advances the whole batch (up to
+``BATCH`` tokens) in ONE transaction: a hundred parallel branches cost one commit, not a hundred.
+The leader then queues the user code the tokens reached, for any worker to run. A slow service
+occupies one worker; the others keep leading rounds and running other services.
 
 Two workers may be handed the same token (a duplicate dispatch); that is safe: entering a node is
 a compare-and-set, and the second one finds the node already RUNNING and stops.
@@ -36,7 +36,6 @@ log = logging.getLogger("rattan.dispatch")
 
 BUSY_RETRY = 0.02  # seconds before a step meeting a busy schedule is tried again
 BATCH = 64  # queued items one worker takes into one round
-SLOW_USER_CODE = 0.05  # seconds of user code per round before the rest is handed to other workers
 
 Item = tuple[str, Any]
 
@@ -48,6 +47,8 @@ class ThreadDispatcher:
         self.queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._busy_schedules: set[int] = set()
+        self._pending: list[tuple[Work, int | None]] = []  # tokens waiting for the next round
+        self._leader = threading.Lock()
         self._timers: list[tuple[float, int, str, Any]] = []
         self._seq = itertools.count()
         self._timer_cv = threading.Condition(threading.Lock())
@@ -148,95 +149,90 @@ class ThreadDispatcher:
                 with self._timer_cv:
                     self._timer_cv.wait(min(max(wait, 0.001), 1.0))
 
-    def _take(self, block: bool) -> list[Item] | None:
-        """Up to BATCH queued items; None when told to stop."""
-        items: list[Item] = []
-        try:
-            first = self.queue.get(block=block)
-        except queue.Empty:
-            return items
-        if first is None:
-            return None
-        items.append(first)
-        while len(items) < BATCH:
-            try:
-                nxt = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if nxt is None:  # keep the stop signal for after this round
-                self.queue.put(None)
-                break
-            items.append(nxt)
-        return items
-
     def _work(self) -> None:
-        carried: list[Work] = []  # tokens whose user step ran in the previous round
         while True:
-            items = self._take(block=not carried)
-            if items is None:
-                if not carried:
-                    return
-                items = []
-                self.queue.put(None)
+            item = self.queue.get()
+            if item is None:
+                return
             try:
-                carried = self._round(carried, items)
+                self._handle(item)
             except Exception:
-                log.exception("worker round failed")
-                self._done(len(carried))
-                carried = []
-
-    def _round(self, carried: list[Work], items: list[Item]) -> list[Work]:
-        """One round: gather work, advance it in one transaction, run the entered activities."""
-        work: list[Work] = list(carried)
-        schedules: list[int] = []
-        for kind, ident in items:
-            if kind == "proc":
-                work.append((ident, None))
-            elif kind == "exec":
-                work.append((ident.pid, self._execute(ident)))
-            elif kind == "timer":
-                self.core.fire_timer(ident)
+                log.exception("worker failed on a %s item", item[0])
                 self._done()
-            elif kind == "call":
-                try:
-                    ident()
-                except Exception:
-                    log.exception("submitted call failed")
+            self._lead()
+
+    def _handle(self, item: Item) -> None:
+        """Run one queued item's user code (if any); engine work goes to the shared batch."""
+        kind, ident = item
+        if kind == "proc":
+            self._pend((ident, None))
+        elif kind == "exec":
+            self._pend((ident.pid, run_execute(self.core, ident)))
+        elif kind == "first_poll":
+            self._pend((ident.prepared.pid, run_schedule(self.core, ident)))
+        elif kind == "timer":
+            self.core.fire_timer(ident)
+            self._done()
+        elif kind == "call":
+            try:
+                ident()
+            finally:
+                self._done()
+        else:
+            entry = self._schedule_step(kind, ident)
+            if entry is None:
                 self._done()
             else:
-                entry = self._schedule_step(kind, ident)
-                if entry is None:
-                    self._done()
-                else:
-                    work.append(entry[0])
-                    schedules.append(entry[1])
-        if not work:
-            return []
+                self._pend(entry[0], entry[1])
+
+    def _pend(self, work: Work, schedule_id: int | None = None) -> None:
+        with self._lock:
+            self._pending.append((work, schedule_id))
+
+    def _lead(self) -> None:
+        """Become the round leader if nobody is: advance every pending token, BATCH at a time.
+
+        Only one worker runs engine rounds at a time (they would serialise on the writer anyway);
+        the others keep running user code, so one slow service never holds the engine up. A worker
+        that finds a leader at work leaves its tokens to it: the leader drains the batch before it
+        lets go, and looks again after letting go, so nothing is stranded.
+        """
+        while self._pending:
+            if not self._leader.acquire(blocking=False):
+                return
+            try:
+                while True:
+                    with self._lock:
+                        batch = self._pending[:BATCH]
+                        del self._pending[:BATCH]
+                    if not batch:
+                        break
+                    self._round(batch)
+            finally:
+                self._leader.release()
+
+    def _round(self, batch: list[tuple[Work, int | None]]) -> None:
+        """Advance a batch of tokens in one transaction; queue the user code they reach."""
+        schedules = [sid for _, sid in batch if sid is not None]
         try:
-            outcomes = self.core.advance_many(work)
+            outcomes = self.core.advance_many([work for work, _ in batch])
+        except Exception:
+            log.exception("engine round failed")
+            self._done(len(batch))
+            return
         finally:
             with self._lock:
                 self._busy_schedules.difference_update(schedules)
-        nxt: list[Work] = []
-        started = time.monotonic()
         finished = 0
         for _, outcome in outcomes:
+            # the chain goes on as a queued item: it stays in flight, counted once already
             if outcome is not None and outcome.poll is not None:
-                job = outcome.poll  # a first poll, due now: run it here
-                nxt.append((job.prepared.pid, run_schedule(self.core, job)))
-                continue
-            prepared = outcome.execute if outcome is not None else None
-            if prepared is None:
-                finished += 1
-            elif time.monotonic() - started > SLOW_USER_CODE:
-                self.queue.put(("exec", prepared))  # stays in flight: counted once already
+                self.queue.put(("first_poll", outcome.poll))
+            elif outcome is not None and outcome.execute is not None:
+                self.queue.put(("exec", outcome.execute))
             else:
-                nxt.append((prepared.pid, self._execute(prepared)))
+                finished += 1
         self._done(finished)
-        return nxt
-
-    def _execute(self, prepared: Prepared) -> Any:
-        return run_execute(self.core, prepared)
 
     def _schedule_step(self, kind: str, ident: int) -> tuple[Work, int] | None:
         """Run one poll (``ident`` = schedule id) or callback (``ident`` = callback id) step."""

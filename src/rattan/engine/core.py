@@ -69,6 +69,7 @@ class EngineCore:
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         # called inside the transaction of every Step.event: (step, event_type, data)
         self.tx_listeners: list[Callable[[Step, str, dict[str, Any]], None]] = []
+        self.leftover: list[Work] = []  # tokens the last advance_many left for the next round
         self.owner: object = self  # the Engine facade, the sender of signals
         self.dispatcher = ThreadDispatcher(self, settings.workers)
 
@@ -306,8 +307,11 @@ class EngineCore:
     def advance_many(self, work: list[Work]) -> list[tuple[int, Outcome | None]]:
         """Advance several tokens in ONE store transaction (one commit for the whole batch).
 
-        Each token runs in its own savepoint: an engine error in one is rolled back alone and then
-        recorded as that node's failure; the others commit. Effects apply after the commit.
+        If any token raises, the batch is redone with a savepoint per token: an engine error in one
+        is rolled back alone and recorded as that node's failure; the others commit. Effects apply
+        after the commit. When another thread is queued for the store (an API call, a
+        ``run_pipeline``), the batch stops early so that caller is not kept waiting for the whole
+        batch: the tokens not reached come back with a None outcome and ``self.leftover`` lists them.
         """
 
         Result = list[tuple[int, Outcome | None, Effects | None, Exception | None]]
@@ -316,7 +320,10 @@ class EngineCore:
             # no savepoint per token: if any token raises, the whole batch is redone carefully
             out: Result = []
             sink: list[tuple[str, dict[str, Any]]] = []
-            for pid, carry in work:
+            for index, (pid, carry) in enumerate(work):
+                if index and self.store.has_waiters():
+                    leftover.extend(work[index:])
+                    break
                 step = Step(self, tx, sink)
                 out.append((pid, advance(step, pid, carry), step.fx, None))
             if sink:
@@ -355,12 +362,15 @@ class EngineCore:
                 Step(self, tx)._write_log(sink)
             return out
 
+        leftover: list[Work] = []
         try:
             results = self.store.run(optimistic)
         except BackendUnavailableError:
             raise
         except Exception:
+            leftover.clear()
             results = self.store.run(careful)
+        self.leftover = leftover
         done: list[tuple[int, Outcome | None]] = []
         for pid, outcome, fx, exc in results:
             if fx is not None:

@@ -212,6 +212,10 @@ class SQLiteStore:
                 raise error
             return result  # type: ignore[no-any-return]
 
+    def has_waiters(self) -> bool:
+        """True when another thread is queued to use the store (read without a lock: a hint)."""
+        return self._queued > 0
+
     def _commit(self, gen: int) -> None:
         try:
             self._writer.execute("COMMIT")

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("rattan.dispatch")
 
 BUSY_RETRY = 0.02  # seconds before a step meeting a busy schedule is tried again
-BATCH = 64  # queued items one worker takes into one round
+BATCH = 64  # tokens per round, and queued items one worker takes before it leads a round
+SLOW_USER_CODE = 0.02  # seconds of user code after which a worker stops taking more items
 
 Item = tuple[str, Any]
 
@@ -154,12 +155,29 @@ class ThreadDispatcher:
             item = self.queue.get()
             if item is None:
                 return
-            try:
-                self._handle(item)
-            except Exception:
-                log.exception("worker failed on a %s item", item[0])
-                self._done()
+            self._safe_handle(item)
+            # take more while there is more and the user code so far was quick, so that the next
+            # round carries a batch; slow user code leaves the rest of the queue to other workers
+            deadline = time.monotonic() + SLOW_USER_CODE
+            for _ in range(BATCH - 1):
+                if time.monotonic() > deadline:
+                    break
+                try:
+                    nxt = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:  # the stop signal: keep it for after this round
+                    self.queue.put(None)
+                    break
+                self._safe_handle(nxt)
             self._lead()
+
+    def _safe_handle(self, item: Item) -> None:
+        try:
+            self._handle(item)
+        except Exception:
+            log.exception("worker failed on a %s item", item[0])
+            self._done()
 
     def _handle(self, item: Item) -> None:
         """Run one queued item's user code (if any); engine work goes to the shared batch."""
@@ -213,16 +231,20 @@ class ThreadDispatcher:
 
     def _round(self, batch: list[tuple[Work, int | None]]) -> None:
         """Advance a batch of tokens in one transaction; queue the user code they reach."""
-        schedules = [sid for _, sid in batch if sid is not None]
+        schedules = {id(work): sid for work, sid in batch if sid is not None}
         try:
             outcomes = self.core.advance_many([work for work, _ in batch])
+            leftover = self.core.leftover
         except Exception:
             log.exception("engine round failed")
             self._done(len(batch))
-            return
-        finally:
             with self._lock:
-                self._busy_schedules.difference_update(schedules)
+                self._busy_schedules.difference_update(schedules.values())
+            return
+        with self._lock:
+            # the round stopped early for another store user: the rest goes first next round
+            self._pending[:0] = [(work, schedules.pop(id(work), None)) for work in leftover]
+            self._busy_schedules.difference_update(schedules.values())
         finished = 0
         for _, outcome in outcomes:
             # the chain goes on as a queued item: it stays in flight, counted once already

@@ -108,7 +108,7 @@ def test_types() -> None:
     assert ExclusiveGateway().type() == "ExclusiveGateway"
     assert ConditionalParallelGateway().type() == "ConditionalParallelGateway"
     assert ConvergeGateway().type() == "ConvergeGateway"
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(TypeError):
         Element().type()
 
 

@@ -350,8 +350,8 @@ def test_data_input_and_params_example() -> None:
 
 def _shapes() -> ModuleType:
     path = BENCH_DIR / "shapes.py"
-    if not path.exists():
-        pytest.skip(f"{path} not available")
+    # shared/ lies beside the repository (CI clones it there): a missing file is a broken checkout
+    assert path.exists(), f"{path} not found: put the project's shared/ folder beside the repository"
     name = "rattan_bench_shapes_for_builder_tests"
     if name in sys.modules:
         return sys.modules[name]

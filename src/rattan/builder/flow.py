@@ -110,9 +110,11 @@ class Element:
         """Return the node type string written into the tree.
 
         Raises:
-            NotImplementedError: on the abstract base class.
+            TypeError: on ``Element`` itself, which is abstract: build with a node class.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not define a node type")
+        raise TypeError(
+            f"{type(self).__name__} is not a node class: use EmptyStartEvent, ServiceActivity, ..."
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Element):

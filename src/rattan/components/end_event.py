@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from typing import Any, ClassVar
 
-from rattan.components.registry import Registry, auto_register
+from rattan.components.registry import Registry, register_coded_subclass
 
 __all__ = ["ExecutableEndEvent"]
 
@@ -34,13 +34,7 @@ class ExecutableEndEvent(abc.ABC):
         cls, *, registry: Registry | None = None, register: bool = True, **kwargs: Any
     ) -> None:
         super().__init_subclass__(**kwargs)
-        code = getattr(cls, "code", None)
-        if code is None:
-            auto_register(cls, registry, False)
-            return
-        if not isinstance(code, str) or not code:
-            raise TypeError(f"end event {cls.__qualname__}: code must be a non-empty string")
-        auto_register(cls, registry, register)
+        register_coded_subclass(cls, "end event", registry, register)
 
     @abc.abstractmethod
     def execute(self, in_subprocess: bool, root_pipeline_id: str, current_pipeline_id: str) -> Any:

@@ -10,7 +10,7 @@ import abc
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from rattan.components.registry import Registry, auto_register
+from rattan.components.registry import Registry, register_coded_subclass
 
 __all__ = ["LazyVariable", "OriginalValue", "compute_lazy_value"]
 
@@ -77,13 +77,7 @@ class LazyVariable(abc.ABC):
         cls, *, registry: Registry | None = None, register: bool = True, **kwargs: Any
     ) -> None:
         super().__init_subclass__(**kwargs)
-        code = getattr(cls, "code", None)
-        if code is None:
-            auto_register(cls, registry, False)
-            return
-        if not isinstance(code, str) or not code:
-            raise TypeError(f"lazy variable {cls.__qualname__}: code must be a non-empty string")
-        auto_register(cls, registry, register)
+        register_coded_subclass(cls, "lazy variable", registry, register)
 
     @abc.abstractmethod
     def get_value(self) -> Any:

@@ -356,6 +356,18 @@ def collecting_into(target: Registry) -> Iterator[Registry]:
         _collecting.reset(token)
 
 
+def register_coded_subclass(cls: type, what: str, target: Registry | None, enabled: bool) -> None:
+    """``__init_subclass__`` of classes keyed by ``code`` (lazy variables, end events): an abstract
+    intermediate (no code) is not registered; a code must be a non-empty string."""
+    code = getattr(cls, "code", None)
+    if code is None:
+        auto_register(cls, target, False)
+        return
+    if not isinstance(code, str) or not code:
+        raise TypeError(f"{what} {cls.__qualname__}: code must be a non-empty string")
+    auto_register(cls, target, enabled)
+
+
 def auto_register(cls: type, target: Registry | None, enabled: bool) -> None:
     """Class-creation registration used by the base classes' ``__init_subclass__``."""
     type.__setattr__(cls, "_rattan_autoregister", enabled)

@@ -120,13 +120,7 @@ def run_execute(core: EngineCore, prep: Prepared) -> ExecResult:
     if signals.pre_service_execute.has_receivers():
         signals.pre_service_execute.send(sender=core.owner, service=service, data=data, parent_data=parent)
     try:
-        value = service.execute(data, parent)
-        if value is None:
-            value = True
-        ok = bool(value)
-        if ok and (problem := core.output_problems(service, data.outputs)) is not None:
-            data.outputs["ex_data"] = problem
-            value = ok = False
+        value, ok = core.judge(service, data, service.execute(data, parent))
         if ok:
             core.hook(service, "post_execute", data, parent)
     except Exception as exc:

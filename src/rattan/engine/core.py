@@ -176,6 +176,16 @@ class EngineCore:
                 "hook %s of node %s raised:\n%s", name, getattr(service, "id", "?"), traceback.format_exc()
             )
 
+    def judge(self, service: Service, data: DataObject, value: Any) -> tuple[Any, bool]:
+        """A user step's return value as (value, success): ``None`` means success, anything else
+        by truthiness (SPEC 5.3); outputs that break ``outputs_format`` fail when validation is on."""
+        if value is None:
+            value = True
+        if value and (problem := self.output_problems(service, data.outputs)) is not None:
+            data.outputs["ex_data"] = problem
+            return False, False
+        return value, bool(value)
+
     def output_problems(self, service: Service, outputs: dict[str, Any]) -> str | None:
         """With ``validate_io_schemas`` on: the ex_data text when outputs break ``outputs_format``."""
         if not self.settings.validate_io_schemas:

@@ -112,13 +112,7 @@ def run_schedule(core: EngineCore, job: ScheduleJob) -> ScheduleResult:
             sender=core.owner, service=service, data=data, parent_data=parent, callback_data=job.callback
         )
     try:
-        value = service.schedule(data, parent, callback_data)
-        if value is None:
-            value = True
-        ok = bool(value)
-        if ok and (problem := core.output_problems(service, data.outputs)) is not None:
-            data.outputs["ex_data"] = problem
-            value = ok = False
+        value, ok = core.judge(service, data, service.schedule(data, parent, callback_data))
         if ok:
             core.hook(service, "post_schedule", data, parent)
     except Exception as exc:

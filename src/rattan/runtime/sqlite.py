@@ -25,7 +25,7 @@ from rattan.runtime.schema import MIGRATIONS, SCHEMA_VERSION
 T = TypeVar("T")
 
 CHECKPOINT_SECONDS = 0.5
-WAL_RESET_BYTES = 16 * 2**20
+WAL_RESET_BYTES = 64 * 2**20
 MAX_GROUP = 256  # members per commit; bounds how long the first member waits
 
 

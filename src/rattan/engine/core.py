@@ -69,7 +69,6 @@ class EngineCore:
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         # called inside the transaction of every Step.event: (step, event_type, data)
         self.tx_listeners: list[Callable[[Step, str, dict[str, Any]], None]] = []
-        self.leftover: list[Work] = []  # tokens the last advance_many left for the next round
         self.owner: object = self  # the Engine facade, the sender of signals
         self.dispatcher = ThreadDispatcher(self, settings.workers)
 
@@ -314,14 +313,14 @@ class EngineCore:
             log.exception("cancel() of node %s raised", node_id)
 
     # -- work ------------------------------------------------------------------------------------
-    def advance_many(self, work: list[Work]) -> list[tuple[int, Outcome | None]]:
+    def advance_many(self, work: list[Work]) -> tuple[list[tuple[int, Outcome | None]], list[Work]]:
         """Advance several tokens in ONE store transaction (one commit for the whole batch).
 
         If any token raises, the batch is redone with a savepoint per token: an engine error in one
         is rolled back alone and recorded as that node's failure; the others commit. Effects apply
         after the commit. When another thread is queued for the store (an API call, a
         ``run_pipeline``), the batch stops early so that caller is not kept waiting for the whole
-        batch: the tokens not reached come back with a None outcome and ``self.leftover`` lists them.
+        batch: the tokens it did not reach are returned second, for the next round.
         """
 
         Result = list[tuple[int, Outcome | None, Effects | None, Exception | None]]
@@ -380,7 +379,6 @@ class EngineCore:
         except Exception:
             leftover.clear()
             results = self.store.run(careful)
-        self.leftover = leftover
         done: list[tuple[int, Outcome | None]] = []
         for pid, outcome, fx, exc in results:
             if fx is not None:
@@ -388,13 +386,13 @@ class EngineCore:
             if exc is not None:
                 self._engine_error(pid, exc)
             done.append((pid, outcome))
-        return done
+        return done, leftover
 
     def run_process(self, pid: int, outcome: Outcome | None = None, carry: Carry = None) -> None:
         """Advance one token to its next wait, synchronously (used by tests and recovery)."""
         while True:
             if outcome is None:
-                outcome = self.advance_many([(pid, carry)])[0][1]
+                outcome = self.advance_many([(pid, carry)])[0][0][1]
                 if outcome is None:
                     return
             if outcome.poll is not None:

@@ -233,8 +233,7 @@ class ThreadDispatcher:
         """Advance a batch of tokens in one transaction; queue the user code they reach."""
         schedules = {id(work): sid for work, sid in batch if sid is not None}
         try:
-            outcomes = self.core.advance_many([work for work, _ in batch])
-            leftover = self.core.leftover
+            outcomes, leftover = self.core.advance_many([work for work, _ in batch])
         except Exception:
             log.exception("engine round failed")
             self._done(len(batch))

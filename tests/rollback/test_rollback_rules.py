@@ -7,7 +7,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from rollback_helpers import Recorder, act, define_components, run, sequence, snapshot, wait_idle, wait_state
+from rollback_helpers import (
+    Recorder,
+    act,
+    define_components,
+    run,
+    sequence,
+    snapshot,
+    wait_for,
+    wait_idle,
+    wait_state,
+)
 
 import rattan
 from rattan import api
@@ -198,6 +208,8 @@ def test_reservation_rules(engine: rattan.Engine, rec: Recorder) -> None:
     gate = rec.rollback_gates["wait:W"] = threading.Event()
     root = run(engine, build_tree(start))
     wait_state(engine, w.id, "RUNNING")
+    # W's execute result is recorded (its token sleeps between polls) before anything is compared
+    wait_for(lambda: [p.status for p in engine.get_pipeline_debug_info(root)["processes"]] == ["sleep"])
     try:
         # the start must be RUNNING (A finished), the target FINISHED (B never ran)
         refused(

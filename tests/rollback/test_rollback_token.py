@@ -235,8 +235,14 @@ def test_a_rollback_interrupted_by_a_stop_resumes_when_the_engine_restarts(
     gate = rec.rollback_gates["B"] = threading.Event()
     assert rollback(first, root, ids["C"], ids["A"]).result
     wait_for(lambda: rec.of("rollback"))
+    old_threads = list(first.core.dispatcher._threads)
     first.close(timeout=0.2)  # the walk is stuck in B's rollback(): the engine stops under it
     gate.set()
+    # a stopped process runs nothing more: let the old engine's stuck worker end (its writes fail
+    # on the closed store) before the new engine starts, as after a real stop
+    for thread in old_threads:
+        thread.join(10)
+    assert not any(t.is_alive() for t in old_threads)
     second = rattan.Engine(path, components=reg, pipeline_enable_rollback=True)
     try:
         wait_state(second, root, "FINISHED")

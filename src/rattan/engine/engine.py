@@ -110,9 +110,12 @@ class Engine:
         return self._core
 
     def start(self) -> None:
-        """Start the workers and resume everything the store says is unfinished."""
-        self._core.dispatcher.start()
+        """Resume everything the store says is unfinished, then start the workers.
+
+        Recovery reads the store before any worker runs: a token this engine enters afterwards
+        must never be mistaken for one a crash interrupted."""
         self.recover()
+        self._core.dispatcher.start()
         if self.settings.retention_seconds is not None:
             threading.Thread(target=self._retention_loop, name="rattan-retention", daemon=True).start()
 

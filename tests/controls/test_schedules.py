@@ -267,3 +267,21 @@ def test_callback_accepts_any_json_value(engine: rattan.Engine, lab: Lab) -> Non
     ok(api.callback(engine, a.id, version, "finish"))
     wait_finished(engine, root)
     assert outputs(engine, a.id)["received"] == [*values, "finish"]
+
+
+@pytest.mark.timeout(60)
+def test_revoke_refuses_a_stored_callback_not_yet_applied(engine: rattan.Engine, lab: Lab) -> None:
+    a = act("c_cb")
+    tree, _start, _end = chain(a)
+    root = run(engine, tree)
+    version = wait_schedule(engine, a.id)
+    # a callback stored but not yet applied (as if the engine had stopped before dispatching it)
+    cid = engine.core.unit(lambda step: step.tx.insert_callback(a.id, version, {"late": True}, None))
+    ok(api.revoke_pipeline(engine, root))
+    wait_idle(engine)
+    with engine.core.store.raw() as conn:
+        applied = conn.execute("SELECT applied FROM callbacks WHERE id=?", (cid,)).fetchone()[0]
+    # refused (2): a restart will not dispatch it again, and the service never saw it
+    assert applied == 2
+    assert engine.get_schedule_with_node_and_version(a.id, version).expired is True
+    assert lab.of("schedule", a.id) == []

@@ -10,6 +10,7 @@ from rattan import states
 from rattan.components.service import ScheduleType
 from rattan.engine import policies
 from rattan.engine.loops import reset_outputs
+from rattan.engine.schedule import expire
 from rattan.engine.step import P_DONE, P_FAILED, P_READY, P_SLEEP, P_SUSPENDED, Step
 from rattan.errors import InvalidOperationError, NotFoundError
 from rattan.ids import unique_id
@@ -79,9 +80,7 @@ def _wake(step: Step, proc: ProcessRecord, current: str | None = None) -> None:
 def _expire_waits(step: Step, node_id: str, cancel: bool) -> None:
     """Expire a node's pending polls and callbacks; optionally ask its Service to cancel."""
     for sched in step.tx.live_schedules_of(node_id):
-        sched.expired = True
-        sched.due = None
-        step.tx.save_schedule(sched)
+        expire(step, sched)
         if cancel:
             step.fx.cancels.append((node_id, sched.version))
 

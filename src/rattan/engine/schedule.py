@@ -90,11 +90,18 @@ def load_job(core: EngineCore, tx: Tx, sid: int, callback_id: int | None) -> Sch
 
 def expire_schedule(step: Step, sid: int) -> None:
     sched = step.tx.get_schedule(sid)
-    if sched is not None and not sched.finished:
+    if sched is not None:
+        expire(step, sched)
+
+
+def expire(step: Step, sched: ScheduleRecord) -> None:
+    """No more polls or callbacks for this schedule: stored callbacks not yet applied are refused
+    (so a restart does not dispatch them again)."""
+    if not sched.finished:
         sched.expired = True
         sched.due = None
-        step.tx.save_schedule(sched)
-    for cid in step.tx.pending_callbacks_of(sched.node_id, sched.version) if sched else []:
+        _save(step.tx, sched)
+    for cid in step.tx.pending_callbacks_of(sched.node_id, sched.version):
         step.tx.mark_callback(cid, 2)
 
 
@@ -195,9 +202,7 @@ def apply_schedule(
     node: Any = info.node
     if ok and not res.finished and root_revoked(step, proc):
         # revoked while this step ran: no further poll or callback, and the job is cancelled
-        sched.expired = True
-        sched.due = None
-        _save(tx, sched)
+        expire(step, sched)
         proc.status = P_DONE
         step.save_process(proc)
         step.fx.cancels.append((prep.node_id, prep.version))

@@ -14,7 +14,7 @@ from rattan import signals
 from rattan.components import BUILTIN_REGISTRY, DataObject, Registry, Service
 from rattan.components.service import SERVICE_LOGGER_NAME, ServiceLoggerAdapter
 from rattan.engine import policies
-from rattan.engine.activity import ExecResult, run_execute
+from rattan.engine.activity import ExecResult
 from rattan.engine.advance import Outcome, advance, fail_engine_error
 from rattan.engine.jobs import Prepared
 from rattan.engine.plan import RunPlan, build_plan
@@ -387,21 +387,6 @@ class EngineCore:
                 self._engine_error(pid, exc)
             done.append((pid, outcome))
         return done, leftover
-
-    def run_process(self, pid: int, outcome: Outcome | None = None, carry: Carry = None) -> None:
-        """Advance one token to its next wait, synchronously (used by tests and recovery)."""
-        while True:
-            if outcome is None:
-                outcome = self.advance_many([(pid, carry)])[0][0][1]
-                if outcome is None:
-                    return
-            if outcome.poll is not None:
-                pid, carry = outcome.poll.prepared.pid, run_schedule(self, outcome.poll)
-            elif outcome.execute is not None:
-                pid, carry = outcome.execute.pid, run_execute(self, outcome.execute)
-            else:
-                return
-            outcome = None
 
     def schedule_job(self, sid: int, callback_id: int | None = None) -> Work | None:
         """Run one poll or callback step's user code; return the work item that records it."""

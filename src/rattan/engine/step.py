@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rattan import states
-from rattan.engine.records import ExecutionData, ProcessRecord, StateRecord
+from rattan.engine.records import ProcessRecord, StateRecord
 from rattan.ids import unique_id
 from rattan.runtime.queries import dumps
 from rattan.signals import EVENT_SCHEMA_VERSION, EVENTS_PER_ROW, post_set_state
@@ -181,10 +181,6 @@ class Step:
 
 def prev_is_current(old: StateRecord, new: StateRecord) -> bool:
     return old.version == new.version
-
-
-def empty_exec() -> ExecutionData:
-    return ExecutionData({}, {})
 
 
 def root_revoked(step: Step, proc: ProcessRecord) -> bool:

@@ -169,9 +169,6 @@ class Tx:
     def reset_inner_loops(self, root_id: str, parent_id: str) -> None:
         self.c.execute("UPDATE states SET inner_loop=0 WHERE root_id=? AND parent_id=?", (root_id, parent_id))
 
-    def delete_states(self, ids: Iterable[str]) -> None:
-        self.c.executemany("DELETE FROM states WHERE node_id=?", [(i,) for i in ids])
-
     # -- execution data, static data overrides, logs -------------------------------------------
     def get_exec_data(self, node_id: str) -> ExecutionData | None:
         row = self.c.execute("SELECT inputs, outputs FROM exec_data WHERE node_id=?", (node_id,)).fetchone()
@@ -260,9 +257,6 @@ class Tx:
             "WHERE id=?",
             (p.current, p.destination, dumps(p.stack), p.status, p.pending, p.executing, p.id),
         )
-
-    def set_process_status(self, pid: int, status: str) -> None:
-        self.c.execute("UPDATE processes SET status=? WHERE id=?", (status, pid))
 
     def processes_at(self, node_id: str) -> list[ProcessRecord]:
         """Live tokens whose current node is ``node_id`` (found through the node's run)."""
@@ -408,12 +402,6 @@ class Tx:
 
     def delete_timer(self, tid: int) -> None:
         self.c.execute("DELETE FROM timers WHERE id=?", (tid,))
-
-    def delete_timers_of(self, node_id: str, kind: str | None = None) -> None:
-        if kind is None:
-            self.c.execute("DELETE FROM timers WHERE node_id=?", (node_id,))
-        else:
-            self.c.execute("DELETE FROM timers WHERE node_id=? AND kind=?", (node_id, kind))
 
     def all_timers(self) -> list[tuple[int, float]]:
         return [(r[0], r[1]) for r in self.c.execute("SELECT id, due FROM timers")]

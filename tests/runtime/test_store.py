@@ -145,7 +145,8 @@ def test_the_wal_file_is_reset_once_it_grows_past_the_limit(
 ) -> None:
     import rattan.runtime.sqlite as sqlite_store
 
-    monkeypatch.setattr(sqlite_store, "WAL_RESET_BYTES", 64 * 1024)
+    monkeypatch.setattr(sqlite_store, "WAL_LIMIT_BYTES", 64 * 1024)
+    monkeypatch.setattr(sqlite_store, "WAL_RESTART_BYTES", 32 * 1024)
     path = tmp_path / "wal.db"
     with rattan.Engine(f"sqlite:///{path}", sqlite_synchronous="NORMAL") as engine:
         for _ in range(30):

@@ -17,7 +17,7 @@ import orjson
 from rattan import signals, states
 from rattan.components.service import ScheduleType
 from rattan.engine import policies
-from rattan.engine.inputs import HydrateError, resolve_inputs
+from rattan.engine.inputs import HydrateError, resolve_inputs, static_references
 from rattan.engine.jobs import Prepared, service_logs
 from rattan.engine.loops import loop_config, next_after_pass, record_pass
 from rattan.engine.nodes import write_outputs
@@ -54,13 +54,16 @@ def enter_activity(
     tx = step.tx
     core = step.core
     inputs = info.inputs
+    refs = None
     if entered.retry and (override := tx.get_override(node.id)) is not None:
         inputs = {k: (bool(v["need_render"]), v["value"]) for k, v in override.items()}
+    else:
+        refs = static_references(info)
     root_data = core.root_data(tx, proc.root_id)
     try:
         rendered = resolve_inputs(
             core, tx, info.pipeline_id, node.id, inputs, info.output_map,
-            entered.loop, entered.inner_loop, root_data,
+            entered.loop, entered.inner_loop, root_data, refs,
         )  # fmt: skip
     except HydrateError as exc:
         step.write_state(entered, old)

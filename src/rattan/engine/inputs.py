@@ -13,10 +13,13 @@ from rattan.expr import ContextEntry, hydrate, references, render_value
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
-    from rattan.engine.plan import StaticInputs
+    from rattan.engine.plan import NodeInfo, StaticInputs
     from rattan.runtime.queries import Tx
 
 log = logging.getLogger("rattan.engine")
+
+# stored type number -> enum member (a dict lookup; calling the enum per row costs far more)
+_TYPES = {int(t): t for t in ContextValueType}
 
 
 class HydrateError(RattanError):
@@ -29,6 +32,13 @@ def input_references(inputs: StaticInputs) -> set[str]:
         if need:
             refs |= references(value)
     return refs
+
+
+def static_references(info: NodeInfo) -> frozenset[str]:
+    """The context keys a node's static inputs read: parsed once per plan, not once per pass."""
+    if info.refs is None:
+        info.refs = frozenset(input_references(info.inputs))
+    return info.refs
 
 
 class Renderer:
@@ -70,7 +80,7 @@ class Renderer:
         )
 
     def load(self, ctx: dict[str, tuple[int, Any, str | None]], keys: Iterable[str]) -> None:
-        entries = {k: ContextEntry(ContextValueType(t), v, c) for k, (t, v, c) in ctx.items()}
+        entries = {k: ContextEntry(_TYPES[t], v, c) for k, (t, v, c) in ctx.items()}
         settings = self.core.settings
         self.names.update(
             hydrate(
@@ -95,8 +105,10 @@ def resolve_inputs(
     loop: int,
     inner_loop: int,
     root_data: Any,
+    refs: Iterable[str] | None = None,
 ) -> dict[str, Any]:
-    """Return the node's execution inputs, or raise HydrateError (SPEC 4.6)."""
+    """Return the node's execution inputs, or raise HydrateError (SPEC 4.6). ``refs``: the context
+    keys ``inputs`` read, when the caller knows them (static_references)."""
     offset = core.settings.rerun_index_offset
     system = {"_loop": loop + offset, "_inner_loop": inner_loop + offset}
     # a node that exports its own loop counter sees the current value through the context
@@ -107,7 +119,8 @@ def resolve_inputs(
     ]
     if loop_rows:
         tx.upsert_context(loop_rows)
-    refs = input_references(inputs)
+    if refs is None:
+        refs = input_references(inputs)
     renderer = Renderer(core, root_data, inner_loop, node_id)
     if refs:
         try:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from rattan import states
 from rattan.context import ContextValueType
-from rattan.engine.inputs import HydrateError, Renderer, resolve_inputs
+from rattan.engine.inputs import HydrateError, Renderer, resolve_inputs, static_references
 from rattan.engine.step import P_DONE, P_READY, P_WAITING, Step
 from rattan.errors import ExpressionError
 from rattan.expr import BoolRuleParseError, evaluate_condition, references
@@ -276,6 +276,7 @@ def _subprocess(
         params = resolve_inputs(
             step.core, tx, info.pipeline_id, node.id, info.inputs, info.output_map,
             entered.loop, entered.inner_loop, step.core.root_data(tx, proc.root_id),
+            static_references(info),
         )  # fmt: skip
     except HydrateError as exc:
         step.fail_node(proc, entered, old, f"context hydrate failed({exc}), check node log for details.")

@@ -35,6 +35,8 @@ class NodeInfo:
     pipeline_id: str
     inputs: StaticInputs = field(default_factory=dict)
     output_map: dict[str, str] = field(default_factory=dict)
+    # the context keys ``inputs`` read, found on first use (inputs.static_references)
+    refs: frozenset[str] | None = None
 
     @property
     def kind(self) -> NodeType:

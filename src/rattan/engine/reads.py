@@ -147,9 +147,12 @@ def expand_event_rows(rows: list[tuple[Any, ...]], after: int = 0) -> list[dict[
     + index, so they increase and work as a cursor."""
     out: list[dict[str, Any]] = []
     for row_id, root_id, blob, schema, created in rows:
-        for index, (event_type, node_id, data) in enumerate(loads(blob)):
+        for index, entry in enumerate(loads(blob)):
             event_id = row_id * EVENTS_PER_ROW + index
             if event_id > after:
+                event_type, node_id = entry[0], entry[1]
+                # a two-item entry is a node event whose payload was its root and node id only
+                data = entry[2] if len(entry) > 2 else {"root_pipeline_id": root_id, "node_id": node_id}
                 out.append(
                     {"id": event_id, "root_id": root_id, "node_id": node_id, "event_type": event_type,
                      "data": data, "schema_version": schema, "created_time": to_datetime(created)}

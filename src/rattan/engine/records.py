@@ -68,6 +68,9 @@ class ProcessRecord:
     status: str
     pending: int = 0
     executing: str | None = None
+    # the status as read from the store: a save that keeps it leaves the (root_id, status) index
+    # entry alone, one page fewer in the commit
+    stored_status: str | None = None
 
     @property
     def top_pipeline_id(self) -> str:

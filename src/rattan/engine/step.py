@@ -86,7 +86,13 @@ class Step:
         events in order (a node pass emits several; one row keeps the log off the hot path)."""
         by_root: dict[str, list[list[Any]]] = {}
         for event_type, data in self._log if entries is None else entries:
-            by_root.setdefault(self._root_of(data), []).append([event_type, data.get("node_id"), data])
+            node_id = data.get("node_id")
+            if len(data) == 2 and node_id is not None and (root := data.get("root_pipeline_id")):
+                # most node events carry nothing but their root and node: the row's root and the
+                # entry's node id say it all (expand_event_rows rebuilds the payload)
+                by_root.setdefault(root, []).append([event_type, node_id])
+            else:
+                by_root.setdefault(self._root_of(data), []).append([event_type, node_id, data])
         if entries is None:
             self._log.clear()
         rows = []
@@ -96,7 +102,8 @@ class Step:
                 try:
                     blob = dumps(chunk)
                 except (TypeError, ValueError):
-                    blob = dumps([[t, n, {k: repr(v) for k, v in d.items()}] for t, n, d in chunk])
+                    blob = dumps([[e[0], e[1], {k: repr(v) for k, v in e[2].items()}] if len(e) > 2 else e
+                                  for e in chunk])  # fmt: skip
                 rows.append((root, chunk[0][1], chunk[0][0], blob, EVENT_SCHEMA_VERSION, self.now))
         self.tx.add_events(rows)
 

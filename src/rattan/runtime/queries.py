@@ -39,6 +39,9 @@ _STATE_COLS = (
     "created, started, archived"
 )
 _PROC_COLS = "id, root_id, parent_id, current, destination, stack, status, pending, executing"
+_STATES_BY_1 = f"SELECT {_STATE_COLS} FROM states WHERE node_id=?"
+_STATES_BY_2 = f"SELECT {_STATE_COLS} FROM states WHERE node_id IN (?,?)"
+_PROC_BY_ID = f"SELECT {_PROC_COLS} FROM processes WHERE id=?"
 _SCHED_COLS = "id, node_id, version, type, process_id, times, finished, expired, due"
 
 
@@ -50,7 +53,9 @@ def _state(row: Any) -> StateRecord:
 
 
 def _proc(row: Any) -> ProcessRecord:
-    return ProcessRecord(row[0], row[1], row[2], row[3], row[4], loads(row[5]), row[6], row[7], row[8])
+    return ProcessRecord(
+        row[0], row[1], row[2], row[3], row[4], loads(row[5]), row[6], row[7], row[8], row[6]
+    )
 
 
 def _sched(row: Any) -> ScheduleRecord:
@@ -110,7 +115,7 @@ class Tx:
 
     # -- states --------------------------------------------------------------------------------
     def get_state(self, node_id: str) -> StateRecord | None:
-        row = self.c.execute(f"SELECT {_STATE_COLS} FROM states WHERE node_id=?", (node_id,)).fetchone()
+        row = self.c.execute(_STATES_BY_1, (node_id,)).fetchone()
         return None if row is None else _state(row)
 
     def states_of_root(self, root_id: str) -> list[StateRecord]:
@@ -126,8 +131,11 @@ class Tx:
         return [s for s in self.states_of_root(parent.root_id or parent_id) if s.parent_id == parent_id]
 
     def states_by_ids(self, ids: Iterable[str]) -> list[StateRecord]:
+        batch = ids if isinstance(ids, list) else list(ids)
+        if len(batch) <= 2:  # the hot path: a node and its root (statements cached by text)
+            sql = _STATES_BY_1 if len(batch) == 1 else _STATES_BY_2
+            return [_state(r) for r in self.c.execute(sql, batch)] if batch else []
         out: list[StateRecord] = []
-        batch = list(ids)
         for i in range(0, len(batch), 500):
             chunk = batch[i : i + 500]
             marks = ",".join("?" * len(chunk))
@@ -248,15 +256,23 @@ class Tx:
         return int(cur.lastrowid)
 
     def get_process(self, pid: int) -> ProcessRecord | None:
-        row = self.c.execute(f"SELECT {_PROC_COLS} FROM processes WHERE id=?", (pid,)).fetchone()
+        row = self.c.execute(_PROC_BY_ID, (pid,)).fetchone()
         return None if row is None else _proc(row)
 
     def save_process(self, p: ProcessRecord) -> None:
+        if p.status == p.stored_status:
+            # status unchanged: not naming it keeps SQLite from rewriting its index entry
+            self.c.execute(
+                "UPDATE processes SET current=?, destination=?, stack=?, pending=?, executing=? WHERE id=?",
+                (p.current, p.destination, dumps(p.stack), p.pending, p.executing, p.id),
+            )
+            return
         self.c.execute(
             "UPDATE processes SET current=?, destination=?, stack=?, status=?, pending=?, executing=? "
             "WHERE id=?",
             (p.current, p.destination, dumps(p.stack), p.status, p.pending, p.executing, p.id),
         )
+        p.stored_status = p.status
 
     def processes_at(self, node_id: str) -> list[ProcessRecord]:
         """Live tokens whose current node is ``node_id`` (found through the node's run)."""

@@ -151,8 +151,12 @@ class ThreadDispatcher:
                     self._timer_cv.wait(min(max(wait, 0.001), 1.0))
 
     def _work(self) -> None:
+        kept: Item | None = None
         while True:
-            item = self.queue.get()
+            # the item this worker's own round reached comes first: a chain of activities stays on
+            # one thread instead of waking another one (and passing the GIL) for every node
+            item = kept if kept is not None else self.queue.get()
+            kept = None
             if item is None:
                 return
             self._safe_handle(item)
@@ -170,7 +174,7 @@ class ThreadDispatcher:
                     self.queue.put(None)
                     break
                 self._safe_handle(nxt)
-            self._lead()
+            kept = self._lead()
 
     def _safe_handle(self, item: Item) -> None:
         try:
@@ -207,17 +211,21 @@ class ThreadDispatcher:
         with self._lock:
             self._pending.append((work, schedule_id))
 
-    def _lead(self) -> None:
+    def _lead(self) -> Item | None:
         """Become the round leader if nobody is: advance every pending token, BATCH at a time.
 
         Only one worker runs engine rounds at a time (they would serialise on the writer anyway);
         the others keep running user code, so one slow service never holds the engine up. A worker
         that finds a leader at work leaves its tokens to it: the leader drains the batch before it
         lets go, and looks again after letting go, so nothing is stranded.
+
+        Returns one item of user code the last round reached, which the caller runs itself; the
+        others go to the shared queue.
         """
+        kept: Item | None = None
         while self._pending:
             if not self._leader.acquire(blocking=False):
-                return
+                return kept
             try:
                 while True:
                     with self._lock:
@@ -225,12 +233,16 @@ class ThreadDispatcher:
                         del self._pending[:BATCH]
                     if not batch:
                         break
-                    self._round(batch)
+                    if kept is not None:  # another round first: let any worker have it
+                        self.queue.put(kept)
+                    kept = self._round(batch)
             finally:
                 self._leader.release()
+        return kept
 
-    def _round(self, batch: list[tuple[Work, int | None]]) -> None:
-        """Advance a batch of tokens in one transaction; queue the user code they reach."""
+    def _round(self, batch: list[tuple[Work, int | None]]) -> Item | None:
+        """Advance a batch of tokens in one transaction; queue the user code they reach but the
+        first, which is returned for the leader to run."""
         schedules = {id(work): sid for work, sid in batch if sid is not None}
         try:
             outcomes, leftover = self.core.advance_many([work for work, _ in batch])
@@ -239,21 +251,29 @@ class ThreadDispatcher:
             self._done(len(batch))
             with self._lock:
                 self._busy_schedules.difference_update(schedules.values())
-            return
+            return None
         with self._lock:
             # the round stopped early for another store user: the rest goes first next round
             self._pending[:0] = [(work, schedules.pop(id(work), None)) for work in leftover]
             self._busy_schedules.difference_update(schedules.values())
         finished = 0
+        kept: Item | None = None
         for _, outcome in outcomes:
-            # the chain goes on as a queued item: it stays in flight, counted once already
+            # the chain goes on as an item: it stays in flight, counted once already
+            item: Item
             if outcome is not None and outcome.poll is not None:
-                self.queue.put(("first_poll", outcome.poll))
+                item = ("first_poll", outcome.poll)
             elif outcome is not None and outcome.execute is not None:
-                self.queue.put(("exec", outcome.execute))
+                item = ("exec", outcome.execute)
             else:
                 finished += 1
+                continue
+            if kept is None:
+                kept = item
+            else:
+                self.queue.put(item)
         self._done(finished)
+        return kept
 
     def _schedule_step(self, kind: str, ident: int) -> tuple[Work, int] | None:
         """Run one poll (``ident`` = schedule id) or callback (``ident`` = callback id) step."""

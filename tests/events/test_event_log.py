@@ -309,3 +309,40 @@ def test_a_killed_consumer_process_catches_up_exactly_once(
     assert len({s["id"] for s in seen}) == len(seen)
     assert {e["root_id"] for e in every if e["event_type"] == "pipeline_finish"} == set(roots)
     assert int((tmp_path / "cursor").read_text()) == every[-1]["id"]
+
+
+def test_plain_node_events_are_stored_compactly_and_read_back_whole(engine: rattan.Engine) -> None:
+    root, n, _ = _run_one(engine)
+    wait_state(engine, root, "FINISHED")
+    wait_idle(engine)
+    with engine.core.store.raw() as conn:
+        blobs = [json.loads(r[0]) for r in conn.execute("SELECT data FROM events WHERE root_id=?", (root,))]
+    entries = [e for blob in blobs for e in blob]
+    # a payload of nothing but {root_pipeline_id, node_id} is stored as [type, node_id] ...
+    assert ["node_enter", n["a"].id] in entries
+    assert ["post_execute", n["a"].id] in entries
+    # ... any other payload whole
+    finish = [e for e in entries if e[0] == "pipeline_finish"]
+    assert finish == [["pipeline_finish", n["end"].id, {"pipeline_id": root, "root_pipeline_id": root,
+                                                         "node_id": n["end"].id}]]  # fmt: skip
+    by_type = {(e["event_type"], e["node_id"]): e["data"] for e in engine.events(root)}
+    assert by_type[("node_enter", n["a"].id)] == {"root_pipeline_id": root, "node_id": n["a"].id}
+    assert by_type[("post_execute", n["a"].id)] == {"root_pipeline_id": root, "node_id": n["a"].id}
+
+
+def test_rows_written_with_full_payloads_still_read(engine: rattan.Engine) -> None:
+    # rows from before the compact form hold [type, node_id, payload] for every event
+    with engine.core.store.raw() as conn:
+        conn.execute(
+            "INSERT INTO events(root_id, node_id, event_type, data, schema, created) VALUES (?,?,?,?,?,?)",
+            ("pold", "nold", "node_enter",
+             json.dumps([["node_enter", "nold", {"root_pipeline_id": "pold", "node_id": "nold"}],
+                         ["node_finish", "nold", {"root_pipeline_id": "pold", "node_id": "nold"}]]).encode(),
+             1, 1.0),
+        )  # fmt: skip
+    events = engine.events("pold")
+    assert [(e["event_type"], e["node_id"], e["data"]) for e in events] == [
+        ("node_enter", "nold", {"root_pipeline_id": "pold", "node_id": "nold"}),
+        ("node_finish", "nold", {"root_pipeline_id": "pold", "node_id": "nold"}),
+    ]
+    assert events[0]["id"] + 1 == events[1]["id"]

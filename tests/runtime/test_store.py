@@ -159,3 +159,109 @@ def test_the_wal_file_is_reset_once_it_grows_past_the_limit(
         while wal.exists() and wal.stat().st_size > 64 * 1024 and time.time() < deadline:
             time.sleep(0.05)
         assert not wal.exists() or wal.stat().st_size <= 64 * 1024, wal.stat().st_size
+
+
+def test_a_process_saved_with_its_status_unchanged_leaves_the_status_column_alone(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "p.db"))
+    statements: list[str] = []
+    try:
+        pid = store.run(lambda tx: tx.insert_process("r1", None, "n1", None, ["r1"], "ready"))
+        proc = store.read(lambda tx: tx.get_process(pid))
+        assert proc is not None and proc.stored_status == "ready"
+        store._writer.set_trace_callback(statements.append)
+        proc.current = "n2"
+        store.run(lambda tx: tx.save_process(proc))
+        stack = b'["r1"]'.hex()
+        assert [s for s in statements if s.startswith("UPDATE")] == [
+            f"UPDATE processes SET current='n2', destination=NULL, stack=x'{stack}', "
+            f"pending=0, executing=NULL WHERE id={pid}"
+        ]
+        statements.clear()
+        proc.status = "sleep"
+        store.run(lambda tx: tx.save_process(proc))
+        assert any("status='sleep'" in s for s in statements if s.startswith("UPDATE"))
+        assert proc.stored_status == "sleep"
+        store._writer.set_trace_callback(None)
+        again = store.read(lambda tx: tx.get_process(pid))
+        assert again is not None
+        got = (again.current, again.status, again.stack, again.stored_status)
+        assert got == ("n2", "sleep", ["r1"], "sleep")
+        # the (root_id, status) index still finds it under its new status
+        assert [p.id for p in store.read(lambda tx: tx.processes_of_root("r1", ["sleep"]))] == [pid]
+        assert store.read(lambda tx: tx.processes_of_root("r1", ["ready"])) == []
+    finally:
+        store._writer.set_trace_callback(None)
+        store.close()
+
+
+def _wal_resets(wal: Path) -> int:
+    """The WAL header's checkpoint sequence number: it goes up each time the WAL is rewound."""
+    with wal.open("rb") as f:
+        header = f.read(16)
+    return int.from_bytes(header[12:16], "big") if len(header) == 16 else -1
+
+
+def test_under_steady_writes_the_wal_is_rewound_at_its_size_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rattan.runtime.sqlite as sqlite_store
+
+    # never quiet: only the size rule rewinds the WAL (PASSIVE checkpoints could not rewind it)
+    monkeypatch.setattr(sqlite_store, "QUIET_SECONDS", 60.0)
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_SECONDS", 0.01)
+    monkeypatch.setattr(sqlite_store, "WAL_RESTART_BYTES", 256 * 1024)
+    path = tmp_path / "steady.db"
+    wal = Path(f"{path}-wal")
+    store = SQLiteStore(str(path), "NORMAL")
+    try:
+        i = 0
+        deadline = time.time() + 20
+        store.run(lambda tx: tx.set_plain("steady", "${k}", 0))
+        first = _wal_resets(wal)
+        while time.time() < deadline and (i < 2000 or _wal_resets(wal) < first + 3):
+            store.run(lambda tx, i=i: tx.set_plain("steady", f"${{k{i % 500}}}", "x" * 300 + str(i)))
+            i += 1
+        assert _wal_resets(wal) >= first + 3, "the WAL was not rewound while writes went on"
+        ctx = store.read(lambda tx: tx.load_context("steady"))
+        assert len(ctx) == min(i, 500) + 1
+        assert ctx[f"${{k{(i - 1) % 500}}}"][1] == "x" * 300 + str(i - 1)
+    finally:
+        store.close()
+
+
+def test_a_quiet_store_is_checkpointed_and_its_wal_written_again_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rattan.runtime.sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "QUIET_SECONDS", 0.05)
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_SECONDS", 0.02)
+    path = tmp_path / "burst.db"
+    wal = Path(f"{path}-wal")
+    store = SQLiteStore(str(path), "NORMAL")
+
+    def burst(tag: str) -> None:
+        for i in range(200):
+            store.run(lambda tx, i=i: tx.set_plain(tag, f"${{k{i}}}", "x" * 200))
+
+    def wait_checkpointed(before: int) -> None:
+        # the checkpoint copies the burst into the database file
+        deadline = time.time() + 10
+        while path.stat().st_size <= before and time.time() < deadline:
+            time.sleep(0.02)
+        assert path.stat().st_size > before, "no checkpoint after the store went quiet"
+
+    try:
+        db0 = path.stat().st_size
+        burst("a")
+        first = wal.stat().st_size
+        wait_checkpointed(db0)
+        db1 = path.stat().st_size
+        burst("b")
+        wait_checkpointed(db1)
+        burst("c")
+        # the same amount of work again reuses the file instead of appending to it
+        assert wal.stat().st_size <= first * 1.2, (first, wal.stat().st_size)
+        assert sorted(store.read(lambda tx: tx.load_context("c"))) == sorted(f"${{k{i}}}" for i in range(200))
+    finally:
+        store.close()

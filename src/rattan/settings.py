@@ -48,6 +48,7 @@ class Settings:
     # embedded runtime
     workers: int = 4
     sqlite_synchronous: str = "FULL"  # FULL survives power loss; NORMAL survives a process crash
+    sqlite_page_size: int = 2048  # bytes per page of a NEW store file (docs/engine.md)
     max_tree_nodes: int = 100_000  # larger trees are refused by validation
     # retention: archive and delete runs finished longer ago than this (None: keep forever)
     retention_seconds: float | None = None

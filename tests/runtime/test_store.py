@@ -265,3 +265,36 @@ def test_a_quiet_store_is_checkpointed_and_its_wal_written_again_in_place(
         assert sorted(store.read(lambda tx: tx.load_context("c"))) == sorted(f"${{k{i}}}" for i in range(200))
     finally:
         store.close()
+
+
+def _page_size(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+
+def test_a_new_store_gets_the_configured_page_size_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    with rattan.Engine(f"sqlite:///{tmp_path / 'default.db'}") as engine:
+        assert engine.settings.sqlite_page_size == 2048
+    assert _page_size(tmp_path / "default.db") == 2048
+    with rattan.Engine(f"sqlite:///{tmp_path / 'big.db'}", sqlite_page_size=8192):
+        pass
+    assert _page_size(tmp_path / "big.db") == 8192
+    # reopened with another setting: the file keeps the size it was made with, and its data
+    start = EmptyStartEvent()
+    start.extend(ServiceActivity(component_code="example_component")).extend(EmptyEndEvent())
+    tree = build_tree(start)
+    with rattan.Engine(f"sqlite:///{tmp_path / 'big.db'}", sqlite_page_size=1024) as engine:
+        assert rattan.api.run_pipeline(engine, tree).result
+        deadline = time.time() + 20
+        while not engine.is_finished(tree["id"]) and time.time() < deadline:
+            time.sleep(0.01)
+        assert engine.is_finished(tree["id"])
+    assert _page_size(tmp_path / "big.db") == 8192
+
+
+@pytest.mark.parametrize("bad", [0, 1000, 4095, 131072, "2048", None])
+def test_a_bad_page_size_is_refused_before_anything_is_written(tmp_path: Path, bad: object) -> None:
+    path = tmp_path / "bad.db"
+    with pytest.raises(ValueError, match="sqlite_page_size must be a power of two from 512 to 65536"):
+        rattan.Engine(f"sqlite:///{path}", sqlite_page_size=bad)
+    assert not path.exists()

@@ -71,7 +71,9 @@ class Engine:
         if load_entry_points:
             registry.load_entry_points()
         self.store_url = parse_store_url(store)
-        self._store = SQLiteStore(self.store_url, self.settings.sqlite_synchronous)
+        self._store = SQLiteStore(
+            self.store_url, self.settings.sqlite_synchronous, page_size=self.settings.sqlite_page_size
+        )
         self._core = EngineCore(self._store, self.settings, registry)
         self._core.owner = self
         if self.settings.enable_pipeline_event_signals:

@@ -29,6 +29,12 @@ CHECKPOINT_SECONDS = 0.1  # how often the checkpointer looks
 QUIET_SECONDS = 0.2  # no commit for this long: quiet enough to checkpoint
 WAL_RESTART_BYTES = 32 * 2**20  # past this, rewind the WAL even while commits go on
 WAL_LIMIT_BYTES = 64 * 2**20  # a rewound WAL longer than this is truncated to it
+# Smaller pages than SQLite's 4096 make each commit write fewer WAL bytes: a node's commit touches
+# about ten B-tree pages (states, their indexes, the token, the event row...), each mostly unchanged.
+# Measured on a 1,000-activity chain (one commit per node): 8-15% more nodes/s at 2048 than at 4096,
+# no loss on the batched shapes; 1024 gained no more. Existing stores keep their page size.
+DEFAULT_PAGE_SIZE = 2048
+_PAGE_SIZES = frozenset(2**n for n in range(9, 17))
 MAX_GROUP = 256  # members per commit; bounds how long the first member waits
 
 
@@ -50,9 +56,12 @@ def parse_store_url(store: str | None) -> str:
 class SQLiteStore:
     """Durable store over one SQLite database file."""
 
-    def __init__(self, path: str, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str, synchronous: str = "FULL", page_size: int = DEFAULT_PAGE_SIZE) -> None:
         if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
             raise ValueError(f"sqlite_synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+        if not isinstance(page_size, int) or page_size not in _PAGE_SIZES:
+            raise ValueError(f"sqlite_page_size must be a power of two from 512 to 65536, not {page_size!r}")
+        self._page_size = page_size
         self.memory = path == ":memory:"
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         if self.memory:
@@ -94,6 +103,8 @@ class SQLiteStore:
             cached_statements=512,
             timeout=30.0,
         )
+        # only a store with no tables yet takes the page size (afterwards SQLite ignores it)
+        conn.execute(f"PRAGMA page_size={self._page_size}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA wal_autocheckpoint=0")

@@ -139,8 +139,7 @@ def _end(
     if sub is not None:
         outputs["_loop"] = sub.loop + offset
         outputs["_inner_loop"] = sub.inner_loop + offset
-        prev = tx.get_exec_data(sub_id)
-        tx.put_exec_data(sub_id, dumps(prev.inputs if prev else {}), dumps(outputs))
+        tx.put_exec_outputs(sub_id, dumps(outputs))
         new = sub.copy()
         new.name = states.FINISHED
         new.archived = step.now

@@ -69,6 +69,15 @@ def segment_names(body: str) -> frozenset[str]:
         return frozenset()
 
 
+@functools.lru_cache(maxsize=4096)
+def _string_references(text: str) -> frozenset[str]:
+    # the same input strings come back with every run of a template pipeline
+    found: set[str] = set()
+    for segment in set(SEGMENT.findall(text)):
+        found.update("${" + name + "}" for name in segment_names(segment[2:-1]))
+    return frozenset(found)
+
+
 def references(value: Any) -> set[str]:
     """Return the context keys read by every segment in ``value``.
 
@@ -83,8 +92,8 @@ def references(value: Any) -> set[str]:
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            for segment in set(SEGMENT.findall(item)):
-                found.update("${" + name + "}" for name in segment_names(segment[2:-1]))
+            if "${" in item:
+                found |= _string_references(item)
         elif isinstance(item, list | tuple):
             stack.extend(item)
         elif isinstance(item, dict):

@@ -190,6 +190,14 @@ class Tx:
             (node_id, inputs, outputs),
         )
 
+    def put_exec_outputs(self, node_id: str, outputs: bytes) -> None:
+        """Replace a node's stored outputs, keeping its inputs (empty when it has none yet)."""
+        cur = self.c.execute("UPDATE exec_data SET outputs=? WHERE node_id=?", (outputs, node_id))
+        if cur.rowcount == 0:
+            self.c.execute(
+                "INSERT INTO exec_data(node_id, inputs, outputs) VALUES (?,?,?)", (node_id, b"{}", outputs)
+            )
+
     def get_override(self, node_id: str) -> dict[str, Any] | None:
         row = self.c.execute("SELECT inputs FROM data_override WHERE node_id=?", (node_id,)).fetchone()
         return None if row is None else loads(row[0])

@@ -162,8 +162,7 @@ def record_schedule(step: Step, proc: ProcessRecord, res: ScheduleResult) -> boo
     job = res.job
     if job.callback is not None:
         tx.mark_callback(job.callback.id, 1)
-    sched = tx.get_schedule(job.schedule.id)
-    state = tx.get_state(job.prepared.node_id)
+    sched, state = tx.schedule_and_state(job.schedule.id)
     if sched is None or sched.finished or sched.expired:
         return False
     if state is None or state.version != sched.version or state.name != states.RUNNING:

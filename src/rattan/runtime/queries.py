@@ -43,6 +43,14 @@ _STATES_BY_1 = f"SELECT {_STATE_COLS} FROM states WHERE node_id=?"
 _STATES_BY_2 = f"SELECT {_STATE_COLS} FROM states WHERE node_id IN (?,?)"
 _PROC_BY_ID = f"SELECT {_PROC_COLS} FROM processes WHERE id=?"
 _SCHED_COLS = "id, node_id, version, type, process_id, times, finished, expired, due"
+_SCHED_COUNT = _SCHED_COLS.count(",") + 1
+_SCHED_AND_STATE = (
+    "SELECT "
+    + ", ".join(f"s.{c.strip()}" for c in _SCHED_COLS.split(","))
+    + ", "
+    + ", ".join(f"st.{c.strip()}" for c in _STATE_COLS.split(","))
+    + " FROM schedules s LEFT JOIN states st ON st.node_id = s.node_id WHERE s.id=?"
+)
 
 
 def _state(row: Any) -> StateRecord:
@@ -341,6 +349,14 @@ class Tx:
     def get_schedule(self, sid: int) -> ScheduleRecord | None:
         row = self.c.execute(f"SELECT {_SCHED_COLS} FROM schedules WHERE id=?", (sid,)).fetchone()
         return None if row is None else _sched(row)
+
+    def schedule_and_state(self, sid: int) -> tuple[ScheduleRecord | None, StateRecord | None]:
+        """A schedule and its node's state in one statement (recording a poll or callback)."""
+        row = self.c.execute(_SCHED_AND_STATE, (sid,)).fetchone()
+        if row is None:
+            return None, None
+        n = _SCHED_COUNT
+        return _sched(row[:n]), (None if row[n] is None else _state(row[n:]))
 
     def get_schedule_by(self, node_id: str, version: str) -> ScheduleRecord | None:
         row = self.c.execute(

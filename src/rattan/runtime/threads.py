@@ -7,8 +7,10 @@ Workers take queued items one at a time and run their user code (an activity's e
 callback step). What the engine must do next (advance a token, record a user step's result) goes
 to a shared batch, and one worker at a time, the round leader, advances the whole batch (up to
 ``BATCH`` tokens) in ONE transaction: a hundred parallel branches cost one commit, not a hundred.
-The leader then queues the user code the tokens reached, for any worker to run. A slow service
-occupies one worker; the others keep leading rounds and running other services.
+The leader then runs the first piece of user code the tokens reached itself and queues the rest
+for any worker: a chain of activities stays on one thread instead of handing the interpreter lock
+to another thread for every node. A slow service occupies one worker; the others keep leading
+rounds and running other services.
 
 Two workers may be handed the same token (a duplicate dispatch); that is safe: entering a node is
 a compare-and-set, and the second one finds the node already RUNNING and stops.

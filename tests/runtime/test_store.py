@@ -298,3 +298,36 @@ def test_a_bad_page_size_is_refused_before_anything_is_written(tmp_path: Path, b
     with pytest.raises(ValueError, match="sqlite_page_size must be a power of two from 512 to 65536"):
         rattan.Engine(f"sqlite:///{path}", sqlite_page_size=bad)
     assert not path.exists()
+
+
+def test_a_reader_holding_a_snapshot_delays_commits_by_the_checkpoint_wait_at_most(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rattan.runtime.sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "QUIET_SECONDS", 0.0)  # checkpoint at every look
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_SECONDS", 0.02)
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_WAIT_MS", 200)
+    path = tmp_path / "reader.db"
+    store = SQLiteStore(str(path), "NORMAL")
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        store.run(lambda tx: tx.set_plain("r", "${k}", 0))
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM context").fetchone()[0] == 1  # snapshot held
+        slowest = 0.0
+        end = time.time() + 1.5
+        i = 0
+        while time.time() < end:
+            t0 = time.perf_counter()
+            store.run(lambda tx, i=i: tx.set_plain("r", f"${{k{i % 50}}}", i))
+            slowest = max(slowest, time.perf_counter() - t0)
+            i += 1
+        assert slowest < 1.0, f"a commit waited {slowest:.2f} s behind a checkpoint"
+        # the reader still sees its snapshot; the writes are all there for everyone else
+        assert reader.execute("SELECT count(*) FROM context").fetchone()[0] == 1
+        reader.execute("COMMIT")
+        assert len(store.read(lambda tx: tx.load_context("r"))) == 51  # ${k} and ${k0}..${k49}
+    finally:
+        reader.close()
+        store.close()

@@ -29,6 +29,7 @@ CHECKPOINT_SECONDS = 0.1  # how often the checkpointer looks
 QUIET_SECONDS = 0.2  # no commit for this long: quiet enough to checkpoint
 WAL_RESTART_BYTES = 32 * 2**20  # past this, rewind the WAL even while commits go on
 WAL_LIMIT_BYTES = 64 * 2**20  # a rewound WAL longer than this is truncated to it
+CHECKPOINT_WAIT_MS = 2000  # how long a checkpoint waits for the writer or for readers
 # Smaller pages than SQLite's 4096 make each commit write fewer WAL bytes: a node's commit touches
 # about ten B-tree pages (states, their indexes, the token, the event row...), each mostly unchanged.
 # Measured on a 1,000-activity chain (one commit per node): 8-15% more nodes/s at 2048 than at 4096,
@@ -175,6 +176,9 @@ class SQLiteStore:
                     continue
                 if conn is None:
                     conn = self._connect()
+                    # a RESTART holds the write lock while it waits for readers to move on: a
+                    # slow reader may delay the workers this long at most (then it tries later)
+                    conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
                 # a WAL left long by a big transaction (or a long busy spell) is cut back to zero
                 big = size > WAL_LIMIT_BYTES
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)" if big else "PRAGMA wal_checkpoint(RESTART)")

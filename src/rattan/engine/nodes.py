@@ -185,17 +185,18 @@ def evaluate_gateway(step: Step, proc: ProcessRecord, info: NodeInfo, entered: S
     exclusive = info.kind == NodeType.ExclusiveGateway
     strategy = _strategy(step, node) if exclusive else 1
     hits: list[str] = []
-    data_text = json.dumps(r.names, default=str, ensure_ascii=False)
     for cond in node.conditions:
         rendered = r.render(cond.evaluate)
         try:
             ok = fn(rendered, r.names, extra_info=dict(node.extra_info))
         except BoolRuleParseError:
-            raise HydrateError(f"evaluate[{cond.evaluate}] fail with data[{data_text}]") from None
+            raise HydrateError(f"evaluate[{cond.evaluate}] fail with data[{_data_text(r.names)}]") from None
         except Exception as exc:
             shown = rendered if exclusive else cond.evaluate
             msg = exc.reason if isinstance(exc, ExpressionError) else str(exc)
-            raise HydrateError(f"evaluate[{shown}] fail with data[{data_text}] message: {msg}") from None
+            raise HydrateError(
+                f"evaluate[{shown}] fail with data[{_data_text(r.names)}] message: {msg}"
+            ) from None
         if ok:
             hits.append(cond.flow_id)
             if strategy == 2:
@@ -207,6 +208,11 @@ def evaluate_gateway(step: Step, proc: ProcessRecord, info: NodeInfo, entered: S
     if exclusive and len(hits) > 1:
         raise HydrateError(f"multiple conditions meet: {hits!r}")
     return hits
+
+
+def _data_text(names: dict[str, Any]) -> str:
+    """The context a failing condition saw, for its ex_data (built only when one fails)."""
+    return json.dumps(names, default=str, ensure_ascii=False)
 
 
 def _strategy(step: Step, node: GatewayNode) -> int:

@@ -331,3 +331,21 @@ def test_a_reader_holding_a_snapshot_delays_commits_by_the_checkpoint_wait_at_mo
     finally:
         reader.close()
         store.close()
+
+
+def test_closing_an_engine_drops_its_cached_plans(tmp_path: Path) -> None:
+    start = EmptyStartEvent()
+    start.extend(ServiceActivity(component_code="example_component")).extend(EmptyEndEvent())
+    tree = build_tree(start)
+    engine = rattan.Engine(f"sqlite:///{tmp_path / 'c.db'}")
+    assert rattan.api.run_pipeline(engine, tree).result
+    deadline = time.time() + 20
+    while not engine.is_finished(tree["id"]) and time.time() < deadline:
+        time.sleep(0.01)
+    assert engine.is_finished(tree["id"])
+    assert tree["id"] in engine.core._plans
+    engine.close()
+    assert engine.core._plans == {} and engine.core._root_data == {}
+    # the stored run is intact for the next engine on the file
+    with rattan.Engine(f"sqlite:///{tmp_path / 'c.db'}") as again:
+        assert again.get_pipeline_states(tree["id"])[tree["id"]]["state"] == "FINISHED"

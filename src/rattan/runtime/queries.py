@@ -42,6 +42,8 @@ _PROC_COLS = "id, root_id, parent_id, current, destination, stack, status, pendi
 _STATES_BY_1 = f"SELECT {_STATE_COLS} FROM states WHERE node_id=?"
 _STATES_BY_2 = f"SELECT {_STATE_COLS} FROM states WHERE node_id IN (?,?)"
 _PROC_BY_ID = f"SELECT {_PROC_COLS} FROM processes WHERE id=?"
+_SAVE_PROC = "UPDATE processes SET current=?, destination=?, stack=?, pending=?, executing=? WHERE id=?"
+_SAVE_PROC_STATUS = _SAVE_PROC.replace(" WHERE", ", status=? WHERE")
 _SCHED_COLS = "id, node_id, version, type, process_id, times, finished, expired, due"
 _SCHED_COUNT = _SCHED_COLS.count(",") + 1
 _SCHED_AND_STATE = (
@@ -276,18 +278,12 @@ class Tx:
         return None if row is None else _proc(row)
 
     def save_process(self, p: ProcessRecord) -> None:
+        row = (p.current, p.destination, dumps(p.stack), p.pending, p.executing)
         if p.status == p.stored_status:
             # status unchanged: not naming it keeps SQLite from rewriting its index entry
-            self.c.execute(
-                "UPDATE processes SET current=?, destination=?, stack=?, pending=?, executing=? WHERE id=?",
-                (p.current, p.destination, dumps(p.stack), p.pending, p.executing, p.id),
-            )
+            self.c.execute(_SAVE_PROC, (*row, p.id))
             return
-        self.c.execute(
-            "UPDATE processes SET current=?, destination=?, stack=?, status=?, pending=?, executing=? "
-            "WHERE id=?",
-            (p.current, p.destination, dumps(p.stack), p.status, p.pending, p.executing, p.id),
-        )
+        self.c.execute(_SAVE_PROC_STATUS, (*row, p.status, p.id))
         p.stored_status = p.status
 
     def processes_at(self, node_id: str) -> list[ProcessRecord]:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from rattan.errors import BackendUnavailableError
 from rattan.runtime.queries import Tx
 from rattan.runtime.schema import MIGRATIONS, SCHEMA_VERSION
+from rattan.settings import DEFAULT_PAGE_SIZE
 
 T = TypeVar("T")
 
@@ -30,11 +31,6 @@ QUIET_SECONDS = 0.2  # no commit for this long: quiet enough to checkpoint
 WAL_RESTART_BYTES = 32 * 2**20  # past this, rewind the WAL even while commits go on
 WAL_LIMIT_BYTES = 64 * 2**20  # a rewound WAL longer than this is truncated to it
 CHECKPOINT_WAIT_MS = 2000  # how long a checkpoint waits for the writer or for readers
-# Smaller pages than SQLite's 4096 make each commit write fewer WAL bytes: a node's commit touches
-# about ten B-tree pages (states, their indexes, the token, the event row...), each mostly unchanged.
-# Measured on a 1,000-activity chain (one commit per node): 8-15% more nodes/s at 2048 than at 4096,
-# no loss on the batched shapes; 1024 gained no more. Existing stores keep their page size.
-DEFAULT_PAGE_SIZE = 2048
 _PAGE_SIZES = frozenset(2**n for n in range(9, 17))
 MAX_GROUP = 256  # members per commit; bounds how long the first member waits
 

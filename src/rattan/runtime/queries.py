@@ -39,8 +39,12 @@ _STATE_COLS = (
     "created, started, archived"
 )
 _PROC_COLS = "id, root_id, parent_id, current, destination, stack, status, pending, executing"
+# the hot path reads a node with its root, its enclosing subprocesses and the node after it:
+# the text of each short form is built once (the driver caches statements by their text)
+_STATES_BY = [""] + [
+    f"SELECT {_STATE_COLS} FROM states WHERE node_id IN ({','.join('?' * n)})" for n in range(1, 9)
+]
 _STATES_BY_1 = f"SELECT {_STATE_COLS} FROM states WHERE node_id=?"
-_STATES_BY_2 = f"SELECT {_STATE_COLS} FROM states WHERE node_id IN (?,?)"
 _PROC_BY_ID = f"SELECT {_PROC_COLS} FROM processes WHERE id=?"
 _SAVE_PROC = "UPDATE processes SET current=?, destination=?, stack=?, pending=?, executing=? WHERE id=?"
 _SAVE_PROC_STATUS = _SAVE_PROC.replace(" WHERE", ", status=? WHERE")
@@ -142,9 +146,8 @@ class Tx:
 
     def states_by_ids(self, ids: Iterable[str]) -> list[StateRecord]:
         batch = ids if isinstance(ids, list) else list(ids)
-        if len(batch) <= 2:  # the hot path: a node and its root (statements cached by text)
-            sql = _STATES_BY_1 if len(batch) == 1 else _STATES_BY_2
-            return [_state(r) for r in self.c.execute(sql, batch)] if batch else []
+        if len(batch) < len(_STATES_BY):
+            return [_state(r) for r in self.c.execute(_STATES_BY[len(batch)], batch)] if batch else []
         out: list[StateRecord] = []
         for i in range(0, len(batch), 500):
             chunk = batch[i : i + 500]

@@ -116,6 +116,7 @@ def delete_run(core: EngineCore, step: Step, root_id: str) -> None:
     c.execute(f"DELETE FROM context WHERE pipeline_id IN ({_marks(pipelines)})", pipelines)
     for table in ("states", "processes", "events"):
         c.execute(f"DELETE FROM {table} WHERE root_id=?", (root_id,))
+    step.tx.forget_processes()  # deleted here, not through save_process
     c.execute("DELETE FROM runs WHERE root_id=?", (root_id,))
 
 

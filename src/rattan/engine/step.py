@@ -163,7 +163,9 @@ class Step:
         if self.ahead is not None and self.ahead[0] == new.node_id:
             self.ahead = None
 
-    def stack_states(self, stack: list[str], node_id: str) -> tuple[list[StateRecord | None], StateRecord | None]:
+    def stack_states(
+        self, stack: list[str], node_id: str
+    ) -> tuple[list[StateRecord | None], StateRecord | None]:
         """The states of the pipelines on ``stack`` and of ``node_id``, reading only what this
         step does not know yet (one statement at most)."""
         known = self.pipelines

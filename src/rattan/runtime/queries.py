@@ -78,13 +78,29 @@ def _sched(row: Any) -> ScheduleRecord:
     )
 
 
+# a process row as the writer last wrote it: _PROC_COLS, with the stack as a tuple
+ProcRow = tuple[int, str, int | None, str, str | None, tuple[str, ...], str, int, str | None]
+
+
 class Tx:
-    """Typed access to the store over one connection (a write transaction or a reader)."""
+    """Typed access to the store over one connection (a write transaction or a reader).
 
-    __slots__ = ("c",)
+    ``procs`` (the writer only) caches process rows as this connection wrote or read them: a token
+    is read at the start of every step that moves it, and its row was written by the step before.
+    The store clears the cache whenever it cannot vouch for it (a rollback, a commit by another
+    connection); every write to ``processes`` goes through the methods below, which keep it.
+    """
 
-    def __init__(self, conn: Any) -> None:
+    __slots__ = ("c", "procs")
+
+    def __init__(self, conn: Any, procs: dict[int, ProcRow] | None = None) -> None:
         self.c = conn
+        self.procs = procs
+
+    def forget_processes(self) -> None:
+        """Drop cached process rows (after a rollback, or a write that bypassed these methods)."""
+        if self.procs is not None:
+            self.procs.clear()
 
     # -- runs ----------------------------------------------------------------------------------
     def insert_run(self, root_id: str, tree: bytes, root_data: Any, options: Any) -> None:
@@ -274,20 +290,42 @@ class Tx:
             "VALUES (?,?,?,?,?,?)",
             (root_id, parent_id, current, destination, dumps(stack), status),
         )
-        return int(cur.lastrowid)
+        pid = int(cur.lastrowid)
+        if self.procs is not None:
+            self.procs[pid] = (pid, root_id, parent_id, current, destination, tuple(stack), status, 0, None)
+        return pid
 
     def get_process(self, pid: int) -> ProcessRecord | None:
+        procs = self.procs
+        if procs is not None and (cached := procs.get(pid)) is not None:
+            return ProcessRecord(
+                pid, cached[1], cached[2], cached[3], cached[4], list(cached[5]), cached[6], cached[7],
+                cached[8], cached[6],
+            )  # fmt: skip
         row = self.c.execute(_PROC_BY_ID, (pid,)).fetchone()
-        return None if row is None else _proc(row)
+        if row is None:
+            return None
+        p = _proc(row)
+        if procs is not None:
+            procs[pid] = (pid, p.root_id, p.parent_id, p.current, p.destination, tuple(p.stack), p.status,
+                          p.pending, p.executing)  # fmt: skip
+        return p
 
     def save_process(self, p: ProcessRecord) -> None:
         row = (p.current, p.destination, dumps(p.stack), p.pending, p.executing)
         if p.status == p.stored_status:
             # status unchanged: not naming it keeps SQLite from rewriting its index entry
-            self.c.execute(_SAVE_PROC, (*row, p.id))
-            return
-        self.c.execute(_SAVE_PROC_STATUS, (*row, p.status, p.id))
-        p.stored_status = p.status
+            cur = self.c.execute(_SAVE_PROC, (*row, p.id))
+        else:
+            cur = self.c.execute(_SAVE_PROC_STATUS, (*row, p.status, p.id))
+            p.stored_status = p.status
+        procs = self.procs
+        if procs is not None:
+            if cur.rowcount == 1:
+                procs[p.id] = (p.id, p.root_id, p.parent_id, p.current, p.destination, tuple(p.stack),
+                               p.status, p.pending, p.executing)  # fmt: skip
+            else:  # the row is gone (its run was deleted): nothing to keep
+                procs.pop(p.id, None)
 
     def processes_at(self, node_id: str) -> list[ProcessRecord]:
         """Live tokens whose current node is ``node_id`` (found through the node's run)."""
@@ -317,6 +355,8 @@ class Tx:
     def decrement_pending(self, pid: int) -> int:
         self.c.execute("UPDATE processes SET pending=pending-1 WHERE id=?", (pid,))
         row = self.c.execute("SELECT pending FROM processes WHERE id=?", (pid,)).fetchone()
+        if self.procs is not None:
+            self.procs.pop(pid, None)
         return int(row[0])
 
     # -- schedules and callbacks ---------------------------------------------------------------

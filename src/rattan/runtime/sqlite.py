@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from rattan.errors import BackendUnavailableError
-from rattan.runtime.queries import Tx
+from rattan.runtime.queries import ProcRow, Tx
 from rattan.runtime.schema import MIGRATIONS, SCHEMA_VERSION
 from rattan.settings import DEFAULT_PAGE_SIZE
 
@@ -86,6 +86,10 @@ class SQLiteStore:
         self._last_commit = 0.0  # time.monotonic() of the last commit (read by the checkpointer)
         self._failed: dict[int, BaseException] = {}
         self._closed = False
+        # process rows as the writer last wrote them (see Tx), valid while no other connection
+        # commits: PRAGMA data_version, read as each transaction begins, says when one did
+        self._procs: dict[int, ProcRow] = {}
+        self._data_version = -1
         # WAL checkpoints run on their own thread, not inside a worker's COMMIT (see _checkpoints)
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoints, name="rattan-checkpoint", daemon=True)
@@ -203,8 +207,12 @@ class SQLiteStore:
             if not self._open_gen:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
                 except sqlite3.Error as exc:
                     raise BackendUnavailableError(f"cannot start a store transaction: {exc}") from exc
+                if version != self._data_version:  # another connection wrote: trust nothing cached
+                    self._procs.clear()
+                    self._data_version = version
                 self._open_gen = self._next_gen
                 self._next_gen += 1
                 self._members = 0
@@ -217,11 +225,12 @@ class SQLiteStore:
             error: BaseException | None = None
             result: Any = None
             try:
-                result = fn(Tx(conn))
+                result = fn(Tx(conn, self._procs))
                 if not alone:
                     conn.execute("RELEASE unit")
             except BaseException as exc:
                 error = exc
+                self._procs.clear()  # rolled back below: the cache may hold what never happened
                 try:
                     if alone:
                         conn.execute("ROLLBACK")
@@ -253,6 +262,7 @@ class SQLiteStore:
         try:
             self._writer.execute("COMMIT")
         except sqlite3.Error as exc:
+            self._procs.clear()
             try:
                 self._writer.execute("ROLLBACK")
             except sqlite3.Error:

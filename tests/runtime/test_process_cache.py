@@ -1,0 +1,135 @@
+"""The writer's cache of process rows: a step reads its token without a statement, and the cache
+never shows what is not in the store (another connection's commit, a rollback, a deletion)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rattan.runtime.queries import Tx
+from rattan.runtime.sqlite import SQLiteStore
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Boom(Exception):
+    pass
+
+
+def _statements(store: SQLiteStore) -> list[str]:
+    seen: list[str] = []
+    store._writer.set_trace_callback(seen.append)
+    return seen
+
+
+def test_a_token_written_by_the_writer_is_read_back_without_a_statement(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "c.db"))
+    try:
+        pid = store.run(lambda tx: tx.insert_process("r1", None, "n1", None, ["r1"], "ready"))
+        seen = _statements(store)
+        proc = store.run(lambda tx: tx.get_process(pid))
+        assert proc is not None
+        assert (proc.id, proc.root_id, proc.current, proc.stack, proc.status, proc.stored_status) == (
+            pid, "r1", "n1", ["r1"], "ready", "ready",
+        )  # fmt: skip
+        assert not [s for s in seen if "FROM processes" in s]
+        # the record handed out is the caller's own: changing it does not change the cache
+        proc.stack.append("sub")
+        proc.current = "elsewhere"
+        again = store.run(lambda tx: tx.get_process(pid))
+        assert again is not None and (again.current, again.stack) == ("n1", ["r1"])
+        # a save is what the next read sees
+        proc.status = "sleep"
+        store.run(lambda tx: tx.save_process(proc))
+        saved = store.run(lambda tx: tx.get_process(pid))
+        assert saved is not None
+        assert (saved.current, saved.stack, saved.status, saved.stored_status) == (
+            "elsewhere", ["r1", "sub"], "sleep", "sleep",
+        )  # fmt: skip
+        committed = store.read(lambda tx: tx.get_process(pid))
+        assert committed is not None and (committed.current, committed.status) == ("elsewhere", "sleep")
+    finally:
+        store._writer.set_trace_callback(None)
+        store.close()
+
+
+def test_a_commit_by_another_connection_is_seen_by_the_next_transaction(tmp_path: Path) -> None:
+    path = str(tmp_path / "c.db")
+    store = SQLiteStore(path)
+    other = SQLiteStore(path)
+    try:
+        pid = store.run(lambda tx: tx.insert_process("r1", None, "n1", None, ["r1"], "ready"))
+        assert store.run(lambda tx: tx.get_process(pid)) is not None  # cached now
+
+        def move(tx: Tx) -> None:
+            proc = tx.get_process(pid)
+            assert proc is not None
+            proc.current, proc.status = "n9", "failed"
+            tx.save_process(proc)
+
+        other.run(move)
+        proc = store.run(lambda tx: tx.get_process(pid))
+        assert proc is not None and (proc.current, proc.status) == ("n9", "failed")
+    finally:
+        other.close()
+        store.close()
+
+
+def test_a_rolled_back_save_is_not_remembered(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "c.db"))
+    try:
+        pid = store.run(lambda tx: tx.insert_process("r1", None, "n1", None, ["r1"], "ready"))
+
+        def save_then_fail(tx: Tx) -> None:
+            proc = tx.get_process(pid)
+            assert proc is not None
+            proc.current, proc.status = "n2", "done"
+            tx.save_process(proc)
+            raise Boom
+
+        with pytest.raises(Boom):
+            store.run(save_then_fail)
+        proc = store.run(lambda tx: tx.get_process(pid))
+        assert proc is not None and (proc.current, proc.status) == ("n1", "ready")
+        # an insert that was rolled back is not remembered either
+        with pytest.raises(Boom):
+            store.run(lambda tx: (tx.insert_process("r1", None, "x", None, ["r1"], "ready"), _raise())[1])
+        assert store.run(lambda tx: tx.get_process(pid + 1)) is None
+    finally:
+        store.close()
+
+
+def _raise() -> None:
+    raise Boom
+
+
+def test_pending_counts_and_deleted_rows_are_read_from_the_store(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "c.db"))
+    try:
+
+        def fork(tx: Tx) -> int:
+            pid = tx.insert_process("r1", None, "pg", None, ["r1"], "waiting")
+            proc = tx.get_process(pid)
+            assert proc is not None
+            proc.pending = 2
+            tx.save_process(proc)
+            return pid
+
+        pid = store.run(fork)
+        assert store.run(lambda tx: tx.decrement_pending(pid)) == 1
+        proc = store.run(lambda tx: tx.get_process(pid))
+        assert proc is not None and proc.pending == 1
+
+        def delete(tx: Tx) -> None:
+            tx.c.execute("DELETE FROM processes WHERE root_id='r1'")
+            tx.forget_processes()
+
+        store.run(delete)
+        assert store.run(lambda tx: tx.get_process(pid)) is None
+        # saving a token whose row is gone writes nothing and remembers nothing
+        proc.current = "n3"
+        store.run(lambda tx: tx.save_process(proc))
+        assert store.run(lambda tx: tx.get_process(pid)) is None
+    finally:
+        store.close()

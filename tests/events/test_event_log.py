@@ -346,3 +346,25 @@ def test_rows_written_with_full_payloads_still_read(engine: rattan.Engine) -> No
         ("node_finish", "nold", {"root_pipeline_id": "pold", "node_id": "nold"}),
     ]
     assert events[0]["id"] + 1 == events[1]["id"]
+
+
+def test_archiving_the_newest_runs_leaves_one_empty_placeholder_and_no_visible_event(
+    engine: rattan.Engine,
+) -> None:
+    # the placeholder keeps the id high-water mark; it is not an event and never piles up
+    for _ in range(2):
+        root, _, _ = _run_one(engine)
+        wait_state(engine, root, "FINISHED")
+        wait_idle(engine)
+        top = engine.events()[-1]["id"]
+        assert engine.archive(0) == [root]
+        assert engine.events() == []
+        with engine.core.store.raw() as conn:
+            rows = conn.execute("SELECT root_id, event_type, data FROM events").fetchall()
+        assert rows == [("", "", b"[]")]
+    third, _, _ = _run_one(engine)
+    wait_state(engine, third, "FINISHED")
+    wait_idle(engine)
+    events = engine.events()
+    assert events[0]["id"] > top
+    assert {e["root_id"] for e in events} == {third}

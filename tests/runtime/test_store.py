@@ -55,6 +55,38 @@ def test_a_version_1_store_is_migrated_step_by_step_and_keeps_its_data(tmp_path:
     assert {"events", "timers"} <= tables(path)
 
 
+def test_a_version_3_event_log_loses_autoincrement_but_keeps_its_ids_and_high_water(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    with sqlite3.connect(path) as conn:
+        for version in (1, 2, 3):
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+        conn.execute("INSERT INTO rattan_meta(key, value) VALUES ('schema_version', '3')")
+        for root in ("r1", "r2", "r3"):
+            conn.execute(
+                "INSERT INTO events(root_id, node_id, event_type, data, schema, created) "
+                "VALUES (?, 'n', 'node_finish', x'5b5d', 1, 1.0)",
+                (root,),
+            )
+        conn.execute("DELETE FROM events WHERE root_id='r3'")  # the newest row went: high-water 3
+    store = SQLiteStore(str(path))
+    try:
+        assert store.schema_version() == SCHEMA_VERSION == 4
+        with store.raw() as conn:
+            sql = conn.execute("SELECT sql FROM sqlite_master WHERE name='events'").fetchone()[0]
+            assert "AUTOINCREMENT" not in sql
+            assert conn.execute("SELECT id, root_id FROM events ORDER BY id").fetchall() == [
+                (1, "r1"), (2, "r2"), (3, ""),
+            ]  # fmt: skip
+            indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name='events'")}
+            assert "events_root" in indexes
+        store.run(lambda tx: tx.add_events([("r4", "n", "node_finish", b"[]", 1, 2.0)]))
+        rows = store.read(lambda tx: tx.get_event_rows("r4", 0, 10))
+        assert [r[0] for r in rows] == [4]
+    finally:
+        store.close()
+
+
 def test_a_store_from_a_newer_rattan_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     with sqlite3.connect(path) as conn:

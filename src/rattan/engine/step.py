@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rattan import states
@@ -27,23 +26,39 @@ P_WAITING = "waiting"  # a parent waiting for its forked children
 P_DONE = "done"
 
 
-@dataclass
 class Effects:
-    """What to do once the unit of work has committed."""
+    """What to do once the unit of work has committed.
 
-    dispatch: list[int] = field(default_factory=list)
-    polls: list[tuple[float, int]] = field(default_factory=list)
-    callbacks: list[int] = field(default_factory=list)
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    cancels: list[tuple[str, str]] = field(default_factory=list)  # (node id, version) whose job to cancel
-    # node hooks: (node id, hook name, save data changes, callback id or None)
-    hooks: list[tuple[str, str, bool, int | None]] = field(default_factory=list)
-    # user code to run on a worker after the commit (timer actions, custom timeout handlers)
-    calls: list[Callable[[], None]] = field(default_factory=list)
-    # durable timers armed in this step: (due, timer id)
-    timers: list[tuple[float, int]] = field(default_factory=list)
-    # committed state writes, for post_set_state receivers
-    state_changes: list[dict[str, Any]] = field(default_factory=list)
+    A plain class with slots: one is made per token per round, and a dataclass with nine
+    ``default_factory`` fields costs several times as much to create.
+    """
+
+    __slots__ = (
+        "callbacks",
+        "calls",
+        "cancels",
+        "dispatch",
+        "events",
+        "hooks",
+        "polls",
+        "state_changes",
+        "timers",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.dispatch: list[int] = []
+        self.polls: list[tuple[float, int]] = []
+        self.callbacks: list[int] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.cancels: list[tuple[str, str]] = []  # (node id, version) whose job to cancel
+        # node hooks: (node id, hook name, save data changes, callback id or None)
+        self.hooks: list[tuple[str, str, bool, int | None]] = []
+        # user code to run on a worker after the commit (timer actions, custom timeout handlers)
+        self.calls: list[Callable[[], None]] = []
+        # durable timers armed in this step: (due, timer id)
+        self.timers: list[tuple[float, int]] = []
+        # committed state writes, for post_set_state receivers
+        self.state_changes: list[dict[str, Any]] = []
 
 
 class Step:

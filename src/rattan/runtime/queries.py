@@ -24,6 +24,7 @@ from rattan.engine.records import (
     StateRecord,
 )
 from rattan.errors import StateVersionNotMatchError
+from rattan.signals import EVENT_SCHEMA_VERSION
 
 _JSON_OPTS = orjson.OPT_NON_STR_KEYS
 
@@ -492,6 +493,23 @@ class Tx:
             "INSERT INTO events(root_id, node_id, event_type, data, schema, created) VALUES (?,?,?,?,?,?)",
             rows,
         )
+
+    def delete_events(self, root_id: str) -> None:
+        """Delete a run's event rows. Event ids are a cursor and must never be handed out twice,
+        and a new row takes the largest id + 1: when the newest row goes, an empty placeholder
+        row keeps its id (older placeholders are dropped then)."""
+        top = self.c.execute("SELECT max(id) FROM events").fetchone()[0]
+        self.c.execute("DELETE FROM events WHERE root_id=?", (root_id,))
+        if top is None:
+            return
+        left = self.c.execute("SELECT max(id) FROM events").fetchone()[0]
+        if left is None or left < top:
+            self.c.execute("DELETE FROM events WHERE root_id=''")
+            self.c.execute(
+                "INSERT INTO events(id, root_id, node_id, event_type, data, schema, created) "
+                "VALUES (?, '', NULL, '', x'5b5d', ?, ?)",
+                (top, EVENT_SCHEMA_VERSION, time.time()),
+            )
 
     def get_event_rows(self, root_id: str | None, after_row: int, limit: int) -> list[tuple[Any, ...]]:
         sql = "SELECT id, root_id, data, schema, created FROM events WHERE id >= ? "

@@ -9,7 +9,7 @@ Times are stored as REAL seconds since the epoch (UTC); JSON columns hold orjson
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -100,5 +100,22 @@ MIGRATIONS: dict[int, list[str]] = {
             mode TEXT NOT NULL, process_id INTEGER NOT NULL, walk BLOB NOT NULL, clean BLOB NOT NULL,
             skip BLOB NOT NULL, status TEXT NOT NULL, retry_node TEXT, retry_data BLOB,
             created REAL NOT NULL)""",
+    ],
+    # the event log without AUTOINCREMENT: its sqlite_sequence row was one more page written by
+    # every commit. Ids still never go back: the old high-water mark is kept as an empty
+    # placeholder row, and deleting a run keeps one too when it removes the newest row
+    # (retention.delete_run).
+    4: [
+        """CREATE TABLE events_v4 (
+            id INTEGER PRIMARY KEY, root_id TEXT NOT NULL, node_id TEXT,
+            event_type TEXT NOT NULL, data BLOB NOT NULL, schema INTEGER NOT NULL,
+            created REAL NOT NULL)""",
+        "INSERT INTO events_v4 SELECT id, root_id, node_id, event_type, data, schema, created FROM events",
+        """INSERT INTO events_v4(id, root_id, node_id, event_type, data, schema, created)
+            SELECT seq, '', NULL, '', x'5b5d', 1, 0 FROM sqlite_sequence
+            WHERE name='events' AND seq > (SELECT coalesce(max(id), 0) FROM events)""",
+        "DROP TABLE events",
+        "ALTER TABLE events_v4 RENAME TO events",
+        "CREATE INDEX events_root ON events(root_id, id)",
     ],
 }

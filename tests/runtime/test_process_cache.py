@@ -133,3 +133,32 @@ def test_pending_counts_and_deleted_rows_are_read_from_the_store(tmp_path: Path)
         assert store.run(lambda tx: tx.get_process(pid)) is None
     finally:
         store.close()
+
+
+def test_finished_tokens_are_not_kept_and_the_cache_is_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rattan.runtime.sqlite as sqlite_store
+
+    store = SQLiteStore(str(tmp_path / "c.db"))
+    try:
+
+        def finish(tx: Tx) -> int:
+            pid = tx.insert_process("r1", None, "end", None, ["r1"], "ready")
+            proc = tx.get_process(pid)
+            assert proc is not None
+            proc.status = "done"
+            tx.save_process(proc)
+            return pid
+
+        done = store.run(finish)
+        assert done not in store._procs
+        monkeypatch.setattr(sqlite_store, "PROC_CACHE_LIMIT", 3)
+        pids = [
+            store.run(lambda tx: tx.insert_process("r1", None, "n", None, ["r1"], "ready")) for _ in range(5)
+        ]
+        assert len(store._procs) <= 4  # cleared as a transaction began over the limit
+        proc = store.run(lambda tx: tx.get_process(pids[0]))
+        assert proc is not None and proc.current == "n"
+    finally:
+        store.close()

@@ -307,7 +307,7 @@ class Tx:
         if row is None:
             return None
         p = _proc(row)
-        if procs is not None:
+        if procs is not None and p.status != "done":
             procs[pid] = (pid, p.root_id, p.parent_id, p.current, p.destination, tuple(p.stack), p.status,
                           p.pending, p.executing)  # fmt: skip
         return p
@@ -322,10 +322,10 @@ class Tx:
             p.stored_status = p.status
         procs = self.procs
         if procs is not None:
-            if cur.rowcount == 1:
+            if cur.rowcount == 1 and p.status != "done":
                 procs[p.id] = (p.id, p.root_id, p.parent_id, p.current, p.destination, tuple(p.stack),
                                p.status, p.pending, p.executing)  # fmt: skip
-            else:  # the row is gone (its run was deleted): nothing to keep
+            else:  # a finished token is not read again, or its row is gone (its run was deleted)
                 procs.pop(p.id, None)
 
     def processes_at(self, node_id: str) -> list[ProcessRecord]:

@@ -27,6 +27,7 @@ from rattan.settings import DEFAULT_PAGE_SIZE
 T = TypeVar("T")
 
 CHECKPOINT_SECONDS = 0.1  # how often the checkpointer looks
+PROC_CACHE_LIMIT = 100_000  # process rows the writer keeps at most (finished ones are dropped)
 QUIET_SECONDS = 0.2  # no commit for this long: quiet enough to checkpoint
 WAL_RESTART_BYTES = 32 * 2**20  # past this, rewind the WAL even while commits go on
 WAL_LIMIT_BYTES = 64 * 2**20  # a rewound WAL longer than this is truncated to it
@@ -210,7 +211,9 @@ class SQLiteStore:
                     version = conn.execute("PRAGMA data_version").fetchone()[0]
                 except sqlite3.Error as exc:
                     raise BackendUnavailableError(f"cannot start a store transaction: {exc}") from exc
-                if version != self._data_version:  # another connection wrote: trust nothing cached
+                if version != self._data_version or len(self._procs) > PROC_CACHE_LIMIT:
+                    # another connection wrote: trust nothing cached (or, rarely, too many live
+                    # tokens to keep: start again from what the next steps read)
                     self._procs.clear()
                     self._data_version = version
                 self._open_gen = self._next_gen

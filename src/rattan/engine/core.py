@@ -359,7 +359,7 @@ class EngineCore:
                     outcome = advance(step, pid, carry)
                 except Exception as exc:
                     tx.c.execute("ROLLBACK TO item")
-                    tx.forget_processes()
+                    tx.forget()
                     mine = []
                     step = Step(self, tx, mine)  # the failed step's effects were rolled back with it
                     if carry is not None:
@@ -368,7 +368,7 @@ class EngineCore:
                             advance(step, pid, carry, record_only=True)
                         except Exception:
                             tx.c.execute("ROLLBACK TO item")
-                            tx.forget_processes()
+                            tx.forget()
                             mine = []
                             step = Step(self, tx, mine)
                     tx.c.execute("RELEASE item")

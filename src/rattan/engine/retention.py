@@ -116,7 +116,7 @@ def delete_run(core: EngineCore, step: Step, root_id: str) -> None:
     c.execute(f"DELETE FROM context WHERE pipeline_id IN ({_marks(pipelines)})", pipelines)
     for table in ("states", "processes"):
         c.execute(f"DELETE FROM {table} WHERE root_id=?", (root_id,))
-    step.tx.forget_processes()  # deleted here, not through save_process
+    step.tx.forget()  # deleted here, not through the Tx methods that keep the cache
     step.tx.delete_events(root_id)
     c.execute("DELETE FROM runs WHERE root_id=?", (root_id,))
 

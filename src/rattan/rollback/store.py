@@ -177,3 +177,4 @@ def clean_nodes(tx: Tx, node_ids: list[str]) -> None:
     rows = [(n,) for n in node_ids]
     for table in ("states", "schedules", "logs", "histories", "exec_data", "callbacks", "data_override"):
         tx.c.executemany(f"DELETE FROM {table} WHERE node_id=?", rows)
+    tx.forget()  # states deleted here, not through the Tx methods that keep the writer's cache

@@ -81,27 +81,55 @@ def _sched(row: Any) -> ScheduleRecord:
 
 # a process row as the writer last wrote it: _PROC_COLS, with the stack as a tuple
 ProcRow = tuple[int, str, int | None, str, str | None, tuple[str, ...], str, int, str | None]
+# a state row as the writer last wrote or read it: _STATE_COLS; None: the node has no state
+StateRow = tuple[str, str, str, str, str, int, int, int, bool, bool, float, float | None, float | None]
+
+
+class WriterCache:
+    """Rows as the writer connection last wrote or read them, so a step reads its token and the
+    states its previous step wrote without a statement. The store clears it whenever it cannot
+    vouch for it (a rollback, a commit by another connection, a bulk write); every other write
+    to ``processes`` and ``states`` goes through Tx methods, which keep it current. Code that
+    writes those tables with its own SQL (retention, rollback cleaning) calls ``Tx.forget()``;
+    tests/runtime/test_writer_cache.py holds the list of such places."""
+
+    __slots__ = ("procs", "states")
+
+    def __init__(self) -> None:
+        self.procs: dict[int, ProcRow] = {}
+        self.states: dict[str, StateRow | None] = {}
+
+    def clear(self) -> None:
+        self.procs.clear()
+        self.states.clear()
+
+    def size(self) -> int:
+        return len(self.procs) + len(self.states)
+
+
+def _state_row(s: StateRecord) -> StateRow:
+    return (s.node_id, s.root_id, s.parent_id, s.name, s.version, s.loop, s.inner_loop, s.retry,
+            s.skip, s.error_ignored, s.created, s.started, s.archived)  # fmt: skip
 
 
 class Tx:
     """Typed access to the store over one connection (a write transaction or a reader).
 
-    ``procs`` (the writer only) caches process rows as this connection wrote or read them: a token
-    is read at the start of every step that moves it, and its row was written by the step before.
-    The store clears the cache whenever it cannot vouch for it (a rollback, a commit by another
-    connection); every write to ``processes`` goes through the methods below, which keep it.
+    ``cache`` (the writer only) keeps process and state rows between transactions (WriterCache).
     """
 
-    __slots__ = ("c", "procs")
+    __slots__ = ("c", "cache", "procs", "states")
 
-    def __init__(self, conn: Any, procs: dict[int, ProcRow] | None = None) -> None:
+    def __init__(self, conn: Any, cache: WriterCache | None = None) -> None:
         self.c = conn
-        self.procs = procs
+        self.cache = cache
+        self.procs = cache.procs if cache is not None else None
+        self.states = cache.states if cache is not None else None
 
-    def forget_processes(self) -> None:
-        """Drop cached process rows (after a rollback, or a write that bypassed these methods)."""
-        if self.procs is not None:
-            self.procs.clear()
+    def forget(self) -> None:
+        """Drop cached rows (after a rollback, or a write that bypassed these methods)."""
+        if self.cache is not None:
+            self.cache.clear()
 
     # -- runs ----------------------------------------------------------------------------------
     def insert_run(self, root_id: str, tree: bytes, root_data: Any, options: Any) -> None:
@@ -146,7 +174,13 @@ class Tx:
 
     # -- states --------------------------------------------------------------------------------
     def get_state(self, node_id: str) -> StateRecord | None:
+        states = self.states
+        if states is not None and node_id in states:
+            cached = states[node_id]
+            return None if cached is None else _state(cached)
         row = self.c.execute(_STATES_BY_1, (node_id,)).fetchone()
+        if states is not None:
+            states[node_id] = row
         return None if row is None else _state(row)
 
     def states_of_root(self, root_id: str) -> list[StateRecord]:
@@ -163,19 +197,45 @@ class Tx:
 
     def states_by_ids(self, ids: Iterable[str]) -> list[StateRecord]:
         batch = ids if isinstance(ids, list) else list(ids)
+        states = self.states
+        if states is not None:
+            out: list[StateRecord] = []
+            missing: list[str] = []
+            for node_id in batch:
+                if node_id in states:
+                    cached = states[node_id]
+                    if cached is not None:
+                        out.append(_state(cached))
+                else:
+                    missing.append(node_id)
+            if missing:
+                rows = {r[0]: r for r in self._state_rows(missing)}
+                for node_id in missing:
+                    row = states[node_id] = rows.get(node_id)
+                    if row is not None:
+                        out.append(_state(row))
+            return out
+        return [_state(r) for r in self._state_rows(batch)]
+
+    def _state_rows(self, batch: list[str]) -> list[Any]:
         if len(batch) < len(_STATES_BY):
-            return [_state(r) for r in self.c.execute(_STATES_BY[len(batch)], batch)] if batch else []
-        out: list[StateRecord] = []
+            return self.c.execute(_STATES_BY[len(batch)], batch).fetchall() if batch else []
+        out: list[Any] = []
         for i in range(0, len(batch), 500):
             chunk = batch[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            out += [
-                _state(r)
-                for r in self.c.execute(f"SELECT {_STATE_COLS} FROM states WHERE node_id IN ({marks})", chunk)
-            ]
+            out += self.c.execute(f"SELECT {_STATE_COLS} FROM states WHERE node_id IN ({marks})", chunk)
         return out
 
+    def known_absent(self, node_ids: Iterable[str]) -> None:
+        """Remember that these nodes have no state yet (a run just stored): their first entry
+        then needs no read."""
+        if self.states is not None:
+            self.states.update(dict.fromkeys(node_ids))
+
     def state_names(self, ids: list[str]) -> dict[str, str]:
+        if self.states is not None:
+            return {s.node_id: s.name for s in self.states_by_ids(ids)}
         if len(ids) == 1:
             row = self.c.execute("SELECT name FROM states WHERE node_id=?", (ids[0],)).fetchone()
             return {} if row is None else {ids[0]: row[0]}
@@ -190,6 +250,8 @@ class Tx:
             (s.node_id, s.root_id, s.parent_id, s.name, s.version, s.loop, s.inner_loop, s.retry,
              int(s.skip), int(s.error_ignored), s.created, s.started, s.archived),
         )  # fmt: skip
+        if self.states is not None:
+            self.states[s.node_id] = _state_row(s)
 
     def cas_state(self, s: StateRecord, expect_name: str, expect_version: str) -> None:
         """Write ``s`` only if the row still has ``expect_name`` and ``expect_version``."""
@@ -200,12 +262,18 @@ class Tx:
              int(s.error_ignored), s.started, s.archived, s.node_id, expect_name, expect_version),
         )  # fmt: skip
         if cur.rowcount != 1:
+            if self.states is not None:  # whatever the row holds, it is not what was cached
+                self.states.pop(s.node_id, None)
             raise StateVersionNotMatchError(
                 f"node {s.node_id}: state changed concurrently (expected {expect_name}/{expect_version})"
             )
+        if self.states is not None:
+            self.states[s.node_id] = _state_row(s)
 
     def reset_inner_loops(self, root_id: str, parent_id: str) -> None:
         self.c.execute("UPDATE states SET inner_loop=0 WHERE root_id=? AND parent_id=?", (root_id, parent_id))
+        if self.states is not None:  # a bulk write: cached rows of that run may be stale now
+            self.states.clear()
 
     # -- execution data, static data overrides, logs -------------------------------------------
     def get_exec_data(self, node_id: str) -> ExecutionData | None:

@@ -20,14 +20,14 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from rattan.errors import BackendUnavailableError
-from rattan.runtime.queries import ProcRow, Tx
+from rattan.runtime.queries import Tx, WriterCache
 from rattan.runtime.schema import MIGRATIONS, SCHEMA_VERSION
 from rattan.settings import DEFAULT_PAGE_SIZE
 
 T = TypeVar("T")
 
 CHECKPOINT_SECONDS = 0.1  # how often the checkpointer looks
-PROC_CACHE_LIMIT = 100_000  # process rows the writer keeps at most (finished ones are dropped)
+CACHE_LIMIT = 200_000  # process and state rows the writer keeps at most (see WriterCache)
 QUIET_SECONDS = 0.2  # no commit for this long: quiet enough to checkpoint
 WAL_RESTART_BYTES = 32 * 2**20  # past this, rewind the WAL even while commits go on
 WAL_LIMIT_BYTES = 64 * 2**20  # a rewound WAL longer than this is truncated to it
@@ -87,9 +87,9 @@ class SQLiteStore:
         self._last_commit = 0.0  # time.monotonic() of the last commit (read by the checkpointer)
         self._failed: dict[int, BaseException] = {}
         self._closed = False
-        # process rows as the writer last wrote them (see Tx), valid while no other connection
-        # commits: PRAGMA data_version, read as each transaction begins, says when one did
-        self._procs: dict[int, ProcRow] = {}
+        # rows as the writer last wrote or read them (see WriterCache), valid while no other
+        # connection commits: PRAGMA data_version, read as each transaction begins, says when
+        self._cache = WriterCache()
         self._data_version = -1
         # WAL checkpoints run on their own thread, not inside a worker's COMMIT (see _checkpoints)
         self._stop = threading.Event()
@@ -211,10 +211,10 @@ class SQLiteStore:
                     version = conn.execute("PRAGMA data_version").fetchone()[0]
                 except sqlite3.Error as exc:
                     raise BackendUnavailableError(f"cannot start a store transaction: {exc}") from exc
-                if version != self._data_version or len(self._procs) > PROC_CACHE_LIMIT:
-                    # another connection wrote: trust nothing cached (or, rarely, too many live
-                    # tokens to keep: start again from what the next steps read)
-                    self._procs.clear()
+                if version != self._data_version or self._cache.size() > CACHE_LIMIT:
+                    # another connection wrote: trust nothing cached (or the cache is full: start
+                    # again from what the next steps read)
+                    self._cache.clear()
                     self._data_version = version
                 self._open_gen = self._next_gen
                 self._next_gen += 1
@@ -228,12 +228,12 @@ class SQLiteStore:
             error: BaseException | None = None
             result: Any = None
             try:
-                result = fn(Tx(conn, self._procs))
+                result = fn(Tx(conn, self._cache))
                 if not alone:
                     conn.execute("RELEASE unit")
             except BaseException as exc:
                 error = exc
-                self._procs.clear()  # rolled back below: the cache may hold what never happened
+                self._cache.clear()  # rolled back below: the cache may hold what never happened
                 try:
                     if alone:
                         conn.execute("ROLLBACK")
@@ -265,7 +265,7 @@ class SQLiteStore:
         try:
             self._writer.execute("COMMIT")
         except sqlite3.Error as exc:
-            self._procs.clear()
+            self._cache.clear()
             try:
                 self._writer.execute("ROLLBACK")
             except sqlite3.Error:

@@ -1,12 +1,17 @@
-"""The writer's cache of process rows: a step reads its token without a statement, and the cache
-never shows what is not in the store (another connection's commit, a rollback, a deletion)."""
+"""The writer's cache of process and state rows: a step reads its token and the states its previous
+step wrote without a statement, and the cache never shows what is not in the store (another
+connection's commit, a rollback, a deletion, a bulk write)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+import rattan
+from rattan.engine.records import StateRecord
+from rattan.errors import StateVersionNotMatchError
 from rattan.runtime.queries import Tx
 from rattan.runtime.sqlite import SQLiteStore
 
@@ -123,7 +128,7 @@ def test_pending_counts_and_deleted_rows_are_read_from_the_store(tmp_path: Path)
 
         def delete(tx: Tx) -> None:
             tx.c.execute("DELETE FROM processes WHERE root_id='r1'")
-            tx.forget_processes()
+            tx.forget()
 
         store.run(delete)
         assert store.run(lambda tx: tx.get_process(pid)) is None
@@ -152,13 +157,89 @@ def test_finished_tokens_are_not_kept_and_the_cache_is_bounded(
             return pid
 
         done = store.run(finish)
-        assert done not in store._procs
-        monkeypatch.setattr(sqlite_store, "PROC_CACHE_LIMIT", 3)
+        assert done not in store._cache.procs
+        monkeypatch.setattr(sqlite_store, "CACHE_LIMIT", 3)
         pids = [
             store.run(lambda tx: tx.insert_process("r1", None, "n", None, ["r1"], "ready")) for _ in range(5)
         ]
-        assert len(store._procs) <= 4  # cleared as a transaction began over the limit
+        assert store._cache.size() <= 4  # cleared as a transaction began over the limit
         proc = store.run(lambda tx: tx.get_process(pids[0]))
         assert proc is not None and proc.current == "n"
     finally:
         store.close()
+
+
+def _record(node_id: str, name: str = "RUNNING", version: str = "v1") -> StateRecord:
+    return StateRecord(node_id, "r1", "r1", name, version, 1, 1, 0, False, False, 1.0, 1.0, None)
+
+
+def test_states_written_or_known_absent_are_read_back_without_a_statement(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    try:
+        store.run(lambda tx: tx.known_absent(["a", "b"]))
+        store.run(lambda tx: tx.insert_state(_record("a")))
+        seen = _statements(store)
+        found = store.run(lambda tx: tx.states_by_ids(["a", "b"]))
+        assert [(s.node_id, s.name, s.version) for s in found] == [("a", "RUNNING", "v1")]
+        assert store.run(lambda tx: tx.get_state("b")) is None
+        assert store.run(lambda tx: tx.state_names(["a", "b"])) == {"a": "RUNNING"}
+        assert not [s for s in seen if "FROM states" in s]
+        # the record handed out is the caller's own
+        mine = store.run(lambda tx: tx.get_state("a"))
+        assert mine is not None
+        mine.name = "FAILED"
+        again = store.run(lambda tx: tx.get_state("a"))
+        assert again is not None and again.name == "RUNNING"
+        # a compare-and-set is what the next read sees; a lost one is read from the store again
+        done = _record("a", "FINISHED")
+        store.run(lambda tx: tx.cas_state(done, "RUNNING", "v1"))
+        got = store.run(lambda tx: tx.get_state("a"))
+        assert got is not None and got.name == "FINISHED"
+        with pytest.raises(StateVersionNotMatchError):
+            store.run(lambda tx: tx.cas_state(_record("a", "FAILED"), "RUNNING", "v1"))
+        got = store.run(lambda tx: tx.get_state("a"))
+        committed = store.read(lambda tx: tx.get_state("a"))
+        assert got is not None and committed is not None and got.name == committed.name == "FINISHED"
+    finally:
+        store._writer.set_trace_callback(None)
+        store.close()
+
+
+def test_state_rows_follow_rollbacks_bulk_writes_and_other_connections(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    store = SQLiteStore(path)
+    other = SQLiteStore(path)
+    try:
+        store.run(lambda tx: tx.insert_state(_record("a")))
+
+        def finish_then_fail(tx: Tx) -> None:
+            tx.cas_state(_record("a", "FINISHED"), "RUNNING", "v1")
+            raise Boom
+
+        with pytest.raises(Boom):
+            store.run(finish_then_fail)
+        st = store.run(lambda tx: tx.get_state("a"))
+        assert st is not None and st.name == "RUNNING"
+        store.run(lambda tx: tx.reset_inner_loops("r1", "r1"))
+        st = store.run(lambda tx: tx.get_state("a"))
+        assert st is not None and st.inner_loop == 0
+        other.run(lambda tx: tx.cas_state(_record("a", "FAILED"), "RUNNING", "v1"))
+        st = store.run(lambda tx: tx.get_state("a"))
+        assert st is not None and st.name == "FAILED"
+    finally:
+        other.close()
+        store.close()
+
+
+def test_every_write_to_processes_or_states_outside_the_tx_methods_forgets_the_cache() -> None:
+    # own SQL that changes these tables must call Tx.forget(), or the writer's cache goes stale
+    src = Path(rattan.__file__).parent
+    writes = re.compile(r"(DELETE FROM|UPDATE|INSERT INTO) \{?(states|processes|table)\b")
+    places = {}
+    for path in sorted(src.rglob("*.py")):
+        if path.name == "queries.py":
+            continue
+        text = path.read_text()
+        if writes.search(text):
+            places[path.relative_to(src).as_posix()] = "forget()" in text
+    assert places == {"engine/retention.py": True, "rollback/store.py": True}

@@ -220,9 +220,17 @@ def test_state_rows_follow_rollbacks_bulk_writes_and_other_connections(tmp_path:
             store.run(finish_then_fail)
         st = store.run(lambda tx: tx.get_state("a"))
         assert st is not None and st.name == "RUNNING"
+        elsewhere = _record("b")
+        elsewhere.parent_id = "sub"
+        store.run(lambda tx: tx.insert_state(elsewhere))
         store.run(lambda tx: tx.reset_inner_loops("r1", "r1"))
+        seen = _statements(store)
+        st = store.run(lambda tx: tx.get_state("b"))  # not a child of r1: still cached
+        assert st is not None and st.inner_loop == 1
+        assert not [s for s in seen if "FROM states" in s]
         st = store.run(lambda tx: tx.get_state("a"))
         assert st is not None and st.inner_loop == 0
+        store._writer.set_trace_callback(None)
         other.run(lambda tx: tx.cas_state(_record("a", "FAILED"), "RUNNING", "v1"))
         st = store.run(lambda tx: tx.get_state("a"))
         assert st is not None and st.name == "FAILED"

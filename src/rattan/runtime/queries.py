@@ -271,9 +271,13 @@ class Tx:
             self.states[s.node_id] = _state_row(s)
 
     def reset_inner_loops(self, root_id: str, parent_id: str) -> None:
-        self.c.execute("UPDATE states SET inner_loop=0 WHERE root_id=? AND parent_id=?", (root_id, parent_id))
-        if self.states is not None:  # a bulk write: cached rows of that run may be stale now
-            self.states.clear()
+        changed = self.c.execute(
+            "UPDATE states SET inner_loop=0 WHERE root_id=? AND parent_id=? RETURNING node_id",
+            (root_id, parent_id),
+        ).fetchall()
+        if self.states is not None:  # the rows changed here are read from the store next time
+            for (node_id,) in changed:
+                self.states.pop(node_id, None)
 
     # -- execution data, static data overrides, logs -------------------------------------------
     def get_exec_data(self, node_id: str) -> ExecutionData | None:

@@ -242,7 +242,7 @@ def test_state_rows_follow_rollbacks_bulk_writes_and_other_connections(tmp_path:
 def test_every_write_to_processes_or_states_outside_the_tx_methods_forgets_the_cache() -> None:
     # own SQL that changes these tables must call Tx.forget(), or the writer's cache goes stale
     src = Path(rattan.__file__).parent
-    writes = re.compile(r"(DELETE FROM|UPDATE|INSERT INTO) \{?(states|processes|table)\b")
+    writes = re.compile(r"(DELETE FROM|UPDATE|INSERT INTO) \{?(states|processes|schedules|context|table)\b")
     places = {}
     for path in sorted(src.rglob("*.py")):
         if path.name == "queries.py":
@@ -251,3 +251,60 @@ def test_every_write_to_processes_or_states_outside_the_tx_methods_forgets_the_c
         if writes.search(text):
             places[path.relative_to(src).as_posix()] = "forget()" in text
     assert places == {"engine/retention.py": True, "rollback/store.py": True}
+
+
+def test_live_schedules_and_pipeline_contexts_are_read_back_without_a_statement(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    try:
+        store.run(lambda tx: tx.insert_state(_record("a")))
+        sid = store.run(lambda tx: tx.insert_schedule("a", "v1", 1, 7, 5.0))
+        store.run(lambda tx: tx.fresh_context(["p1"]))
+        store.run(lambda tx: tx.upsert_context([("p1", "${x}", 1, {"n": 1}, None)]))
+        seen = _statements(store)
+        sched, state = store.run(lambda tx: tx.schedule_and_state(sid))
+        assert sched is not None and state is not None
+        assert (sched.id, sched.node_id, sched.version, sched.process_id, sched.times, sched.due) == (
+            sid, "a", "v1", 7, 0, 5.0,
+        )  # fmt: skip
+        assert state.version == "v1"
+        ctx = store.run(lambda tx: tx.load_context("p1"))
+        assert ctx == {"${x}": (1, {"n": 1}, None)}
+        assert store.run(lambda tx: tx.context_keys("p1")) == {"${x}"}
+        assert [s for s in seen if s.startswith("SELECT")] == []
+        # values handed out are the caller's own
+        ctx["${x}"][1]["n"] = 99
+        assert store.run(lambda tx: tx.load_context("p1"))["${x}"][1] == {"n": 1}
+        # writes are what the next read sees, and match the store
+        sched.times, sched.due = 1, 9.0
+        store.run(lambda tx: tx.save_schedule(sched))
+        store.run(lambda tx: tx.update_context_existing("p1", "${x}", 1, "two", None))
+        store.run(lambda tx: tx.update_context_existing("p1", "${absent}", 1, "no", None))
+        for read in (store.run, store.read):
+            again = read(lambda tx: tx.get_schedule(sid))
+            assert again is not None and (again.times, again.due) == (1, 9.0)
+            assert read(lambda tx: tx.load_context("p1")) == {"${x}": (1, "two", None)}
+        # a finished schedule is dropped from the cache and read from the store
+        sched.finished, sched.due = True, None
+        store.run(lambda tx: tx.save_schedule(sched))
+        assert sid not in store._cache.schedules
+        done = store.run(lambda tx: tx.get_schedule(sid))
+        assert done is not None and done.finished
+    finally:
+        store._writer.set_trace_callback(None)
+        store.close()
+
+
+def test_a_pipeline_context_not_known_to_be_fresh_is_read_from_the_store_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    store = SQLiteStore(path)
+    other = SQLiteStore(path)
+    try:
+        other.run(lambda tx: tx.upsert_context([("p1", "${a}", 1, "from other", None)]))
+        # an upsert into a pipeline whose rows are not all known does not make a partial cache
+        store.run(lambda tx: tx.upsert_context([("p1", "${b}", 1, "mine", None)]))
+        assert store.run(lambda tx: tx.load_context("p1")) == {
+            "${a}": (1, "from other", None), "${b}": (1, "mine", None),
+        }  # fmt: skip
+    finally:
+        other.close()
+        store.close()

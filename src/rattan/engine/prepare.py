@@ -91,6 +91,7 @@ def run_pipeline(
         tx.insert_state(step.new_state(spec.id, spec.id, "", states.RUNNING))
         tx.index_nodes(spec.id, node_ids)
         tx.known_absent(node_ids[1:])  # no node has a state yet: entering one needs no read
+        tx.fresh_context(plan.pipelines)  # no pipeline of the run has context rows yet
         rows = [
             (pid, key, t, v, c) for pid, ctx in plan.initial_context.items() for key, (t, v, c) in ctx.items()
         ]

@@ -85,26 +85,38 @@ ProcRow = tuple[int, str, int | None, str, str | None, tuple[str, ...], str, int
 StateRow = tuple[str, str, str, str, str, int, int, int, bool, bool, float, float | None, float | None]
 
 
+# a schedule row: _SCHED_COLS
+SchedRow = tuple[int, str, str, int, int, int, bool, bool, float | None]
+# one pipeline's context rows: key -> (type, serialised value, code)
+ContextRows = dict[str, tuple[int, bytes, str | None]]
+
+
 class WriterCache:
-    """Rows as the writer connection last wrote or read them, so a step reads its token and the
-    states its previous step wrote without a statement. The store clears it whenever it cannot
+    """Rows as the writer connection last wrote or read them (tokens, states, live schedules and
+    pipeline contexts), so a step reads what its previous step wrote without a statement. The
+    store clears it whenever it cannot
     vouch for it (a rollback, a commit by another connection, a bulk write); every other write
     to ``processes`` and ``states`` goes through Tx methods, which keep it current. Code that
-    writes those tables with its own SQL (retention, rollback cleaning) calls ``Tx.forget()``;
+    writes those tables (or schedules, context) with its own SQL (retention, rollback cleaning)
+    calls ``Tx.forget()``;
     tests/runtime/test_writer_cache.py holds the list of such places."""
 
-    __slots__ = ("procs", "states")
+    __slots__ = ("context", "procs", "schedules", "states")
 
     def __init__(self) -> None:
         self.procs: dict[int, ProcRow] = {}
         self.states: dict[str, StateRow | None] = {}
+        self.schedules: dict[int, SchedRow] = {}
+        self.context: dict[str, ContextRows] = {}  # complete: every row of the pipeline
 
     def clear(self) -> None:
         self.procs.clear()
         self.states.clear()
+        self.schedules.clear()
+        self.context.clear()
 
     def size(self) -> int:
-        return len(self.procs) + len(self.states)
+        return len(self.procs) + len(self.states) + len(self.schedules) + len(self.context)
 
 
 def _state_row(s: StateRecord) -> StateRow:
@@ -324,31 +336,59 @@ class Tx:
         return [r[0] for r in rows]
 
     # -- context -------------------------------------------------------------------------------
+    def _context_rows(self, pipeline_id: str) -> ContextRows:
+        cache = self.cache
+        if cache is not None and (rows := cache.context.get(pipeline_id)) is not None:
+            return rows
+        rows = {
+            r[0]: (r[1], r[2], r[3])
+            for r in self.c.execute(
+                "SELECT key, type, value, code FROM context WHERE pipeline_id=?", (pipeline_id,)
+            )
+        }
+        if cache is not None:
+            cache.context[pipeline_id] = rows
+        return rows
+
     def load_context(self, pipeline_id: str) -> dict[str, tuple[int, Any, str | None]]:
-        rows = self.c.execute(
-            "SELECT key, type, value, code FROM context WHERE pipeline_id=?", (pipeline_id,)
-        )
-        return {r[0]: (r[1], loads(r[2]), r[3]) for r in rows}
+        # values are deserialised per call: callers own what they get
+        return {k: (t, loads(v), c) for k, (t, v, c) in self._context_rows(pipeline_id).items()}
 
     def context_keys(self, pipeline_id: str) -> set[str]:
-        return {r[0] for r in self.c.execute("SELECT key FROM context WHERE pipeline_id=?", (pipeline_id,))}
+        return set(self._context_rows(pipeline_id))
+
+    def fresh_context(self, pipeline_ids: Iterable[str]) -> None:
+        """Remember that these pipelines have no context rows yet (a run just stored)."""
+        if self.cache is not None:
+            for pipeline_id in pipeline_ids:
+                self.cache.context[pipeline_id] = {}
 
     def upsert_context(self, rows: Sequence[tuple[str, str, int, Any, str | None]]) -> None:
         """Rows of (pipeline_id, key, type, value, code)."""
+        data = [(p, k, int(t), dumps(v), c) for p, k, t, v, c in rows]
         self.c.executemany(
             "INSERT INTO context(pipeline_id, key, type, value, code) VALUES (?,?,?,?,?) "
             "ON CONFLICT(pipeline_id, key) DO UPDATE SET type=excluded.type, value=excluded.value, "
             "code=excluded.code",
-            [(p, k, int(t), dumps(v), c) for p, k, t, v, c in rows],
+            data,
         )
+        if self.cache is not None:
+            context = self.cache.context
+            for p, k, t, v, c in data:
+                if (cached := context.get(p)) is not None:
+                    cached[k] = (t, v, c)
 
     def update_context_existing(
         self, pipeline_id: str, key: str, type_: int, value: Any, code: str | None
     ) -> None:
+        blob = dumps(value)
         self.c.execute(
             "UPDATE context SET type=?, value=?, code=? WHERE pipeline_id=? AND key=?",
-            (int(type_), dumps(value), code, pipeline_id, key),
+            (int(type_), blob, code, pipeline_id, key),
         )
+        cached = self.cache.context.get(pipeline_id) if self.cache is not None else None
+        if cached is not None and key in cached:  # UPDATE changes only a row that exists
+            cached[key] = (int(type_), blob, code)
 
     def set_plain(self, pipeline_id: str, key: str, value: Any) -> None:
         self.upsert_context([(pipeline_id, key, ContextValueType.PLAIN, value, None)])
@@ -450,20 +490,44 @@ class Tx:
             ),
         )
         s.id = int(cur.lastrowid)
+        self._keep_schedule(s)
 
     def insert_schedule(self, node_id: str, version: str, type_: int, pid: int, due: float | None) -> int:
         cur = self.c.execute(
             "INSERT INTO schedules(node_id, version, type, process_id, due) VALUES (?,?,?,?,?)",
             (node_id, version, type_, pid, due),
         )
-        return int(cur.lastrowid)
+        sid = int(cur.lastrowid)
+        if self.cache is not None:
+            self.cache.schedules[sid] = (sid, node_id, version, type_, pid, 0, False, False, due)
+        return sid
+
+    def _keep_schedule(self, s: ScheduleRecord) -> None:
+        """Cache a schedule as written; a finished or expired one is not read again."""
+        if self.cache is None:
+            return
+        if s.finished or s.expired:
+            self.cache.schedules.pop(s.id, None)
+        else:
+            self.cache.schedules[s.id] = (
+                s.id, s.node_id, s.version, int(s.type), s.process_id, s.times, s.finished, s.expired, s.due,
+            )  # fmt: skip
 
     def get_schedule(self, sid: int) -> ScheduleRecord | None:
+        if self.cache is not None and (cached := self.cache.schedules.get(sid)) is not None:
+            return _sched(cached)
         row = self.c.execute(f"SELECT {_SCHED_COLS} FROM schedules WHERE id=?", (sid,)).fetchone()
         return None if row is None else _sched(row)
 
     def schedule_and_state(self, sid: int) -> tuple[ScheduleRecord | None, StateRecord | None]:
-        """A schedule and its node's state in one statement (recording a poll or callback)."""
+        """A schedule and its node's state, in one statement unless both are cached (recording a
+        poll or callback)."""
+        cache = self.cache
+        if cache is not None and (cached := cache.schedules.get(sid)) is not None:
+            node_id = cached[1]
+            if node_id in cache.states:
+                state = cache.states[node_id]
+                return _sched(cached), (None if state is None else _state(state))
         row = self.c.execute(_SCHED_AND_STATE, (sid,)).fetchone()
         if row is None:
             return None, None
@@ -481,6 +545,7 @@ class Tx:
             "UPDATE schedules SET times=?, finished=?, expired=?, due=? WHERE id=?",
             (s.times, int(s.finished), int(s.expired), s.due, s.id),
         )
+        self._keep_schedule(s)
 
     def due_schedules(self) -> list[ScheduleRecord]:
         rows = self.c.execute(

@@ -245,8 +245,8 @@ def test_every_write_to_processes_or_states_outside_the_tx_methods_forgets_the_c
     writes = re.compile(r"(DELETE FROM|UPDATE|INSERT INTO) \{?(states|processes|schedules|context|table)\b")
     places = {}
     for path in sorted(src.rglob("*.py")):
-        if path.name == "queries.py":
-            continue
+        if path.parent.name == "runtime" and path.name in {"queries.py", "queries_jobs.py", "rows.py"}:
+            continue  # the Tx methods themselves
         text = path.read_text()
         if writes.search(text):
             places[path.relative_to(src).as_posix()] = "forget()" in text

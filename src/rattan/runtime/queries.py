@@ -2,7 +2,9 @@
 
 Every state write is a compare-and-set on (version, state name): a stale writer changes no row and
 gets ``StateVersionNotMatchError``. The statements are plain SQL shared by SQLite and PostgreSQL
-(``?`` placeholders are translated by the PostgreSQL store).
+(``?`` placeholders are translated by the PostgreSQL store). This module holds the queries on runs,
+states, execution data, context and tokens; ``queries_jobs`` those on schedules, callbacks, timers,
+events and histories; ``rows`` the row formats and the writer's cache.
 """
 
 from __future__ import annotations
@@ -11,120 +13,34 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import orjson
-
-from rattan.components.service import ScheduleType
 from rattan.context import ContextValueType
-from rattan.engine.records import (
-    CallbackRecord,
-    ExecutionData,
-    HistoryRecord,
-    ProcessRecord,
-    ScheduleRecord,
-    StateRecord,
-)
+from rattan.engine.records import ExecutionData, ProcessRecord, StateRecord
 from rattan.errors import StateVersionNotMatchError
-from rattan.signals import EVENT_SCHEMA_VERSION
-
-_JSON_OPTS = orjson.OPT_NON_STR_KEYS
-
-
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, option=_JSON_OPTS)
-
-
-loads = orjson.loads
-
-_STATE_COLS = (
-    "node_id, root_id, parent_id, name, version, loop, inner_loop, retry, skip, error_ignored, "
-    "created, started, archived"
-)
-_PROC_COLS = "id, root_id, parent_id, current, destination, stack, status, pending, executing"
-# the hot path reads a node with its root, its enclosing subprocesses and the node after it:
-# the text of each short form is built once (the driver caches statements by their text)
-_STATES_BY = [""] + [
-    f"SELECT {_STATE_COLS} FROM states WHERE node_id IN ({','.join('?' * n)})" for n in range(1, 9)
-]
-_STATES_BY_1 = f"SELECT {_STATE_COLS} FROM states WHERE node_id=?"
-_PROC_BY_ID = f"SELECT {_PROC_COLS} FROM processes WHERE id=?"
-_SAVE_PROC = "UPDATE processes SET current=?, destination=?, stack=?, pending=?, executing=? WHERE id=?"
-_SAVE_PROC_STATUS = _SAVE_PROC.replace(" WHERE", ", status=? WHERE")
-_SCHED_COLS = "id, node_id, version, type, process_id, times, finished, expired, due"
-_SCHED_COUNT = _SCHED_COLS.count(",") + 1
-_SCHED_AND_STATE = (
-    "SELECT "
-    + ", ".join(f"s.{c.strip()}" for c in _SCHED_COLS.split(","))
-    + ", "
-    + ", ".join(f"st.{c.strip()}" for c in _STATE_COLS.split(","))
-    + " FROM schedules s LEFT JOIN states st ON st.node_id = s.node_id WHERE s.id=?"
+from rattan.runtime.queries_jobs import JobQueries
+from rattan.runtime.rows import (
+    PROC_BY_ID,
+    PROC_COLS,
+    SAVE_PROC,
+    SAVE_PROC_STATUS,
+    STATE_COLS,
+    STATES_BY,
+    STATES_BY_1,
+    ContextRows,
+    ProcRow,
+    SchedRow,
+    StateRow,
+    WriterCache,
+    dumps,
+    loads,
+    proc_record,
+    state_record,
+    state_row,
 )
 
-
-def _state(row: Any) -> StateRecord:
-    return StateRecord(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
-        bool(row[8]), bool(row[9]), row[10], row[11], row[12],
-    )  # fmt: skip
+__all__ = ["ContextRows", "ProcRow", "SchedRow", "StateRow", "Tx", "WriterCache", "dumps", "loads"]
 
 
-def _proc(row: Any) -> ProcessRecord:
-    return ProcessRecord(
-        row[0], row[1], row[2], row[3], row[4], loads(row[5]), row[6], row[7], row[8], row[6]
-    )
-
-
-def _sched(row: Any) -> ScheduleRecord:
-    return ScheduleRecord(
-        row[0], row[1], row[2], ScheduleType(row[3]), row[4], row[5], bool(row[6]), bool(row[7]), row[8]
-    )
-
-
-# a process row as the writer last wrote it: _PROC_COLS, with the stack as a tuple
-ProcRow = tuple[int, str, int | None, str, str | None, tuple[str, ...], str, int, str | None]
-# a state row as the writer last wrote or read it: _STATE_COLS; None: the node has no state
-StateRow = tuple[str, str, str, str, str, int, int, int, bool, bool, float, float | None, float | None]
-
-
-# a schedule row: _SCHED_COLS
-SchedRow = tuple[int, str, str, int, int, int, bool, bool, float | None]
-# one pipeline's context rows: key -> (type, serialised value, code)
-ContextRows = dict[str, tuple[int, bytes, str | None]]
-
-
-class WriterCache:
-    """Rows as the writer connection last wrote or read them (tokens, states, live schedules and
-    pipeline contexts), so a step reads what its previous step wrote without a statement. The
-    store clears it whenever it cannot
-    vouch for it (a rollback, a commit by another connection, a bulk write); every other write
-    to ``processes`` and ``states`` goes through Tx methods, which keep it current. Code that
-    writes those tables (or schedules, context) with its own SQL (retention, rollback cleaning)
-    calls ``Tx.forget()``;
-    tests/runtime/test_writer_cache.py holds the list of such places."""
-
-    __slots__ = ("context", "procs", "schedules", "states")
-
-    def __init__(self) -> None:
-        self.procs: dict[int, ProcRow] = {}
-        self.states: dict[str, StateRow | None] = {}
-        self.schedules: dict[int, SchedRow] = {}
-        self.context: dict[str, ContextRows] = {}  # complete: every row of the pipeline
-
-    def clear(self) -> None:
-        self.procs.clear()
-        self.states.clear()
-        self.schedules.clear()
-        self.context.clear()
-
-    def size(self) -> int:
-        return len(self.procs) + len(self.states) + len(self.schedules) + len(self.context)
-
-
-def _state_row(s: StateRecord) -> StateRow:
-    return (s.node_id, s.root_id, s.parent_id, s.name, s.version, s.loop, s.inner_loop, s.retry,
-            s.skip, s.error_ignored, s.created, s.started, s.archived)  # fmt: skip
-
-
-class Tx:
+class Tx(JobQueries):
     """Typed access to the store over one connection (a write transaction or a reader).
 
     ``cache`` (the writer only) keeps process and state rows between transactions (WriterCache).
@@ -189,17 +105,15 @@ class Tx:
         states = self.states
         if states is not None and node_id in states:
             cached = states[node_id]
-            return None if cached is None else _state(cached)
-        row = self.c.execute(_STATES_BY_1, (node_id,)).fetchone()
+            return None if cached is None else state_record(cached)
+        row = self.c.execute(STATES_BY_1, (node_id,)).fetchone()
         if states is not None:
             states[node_id] = row
-        return None if row is None else _state(row)
+        return None if row is None else state_record(row)
 
     def states_of_root(self, root_id: str) -> list[StateRecord]:
-        rows = self.c.execute(
-            f"SELECT {_STATE_COLS} FROM states WHERE root_id=? ORDER BY created", (root_id,)
-        )
-        return [_state(r) for r in rows]
+        rows = self.c.execute(f"SELECT {STATE_COLS} FROM states WHERE root_id=? ORDER BY created", (root_id,))
+        return [state_record(r) for r in rows]
 
     def states_of_parent(self, parent_id: str) -> list[StateRecord]:
         parent = self.get_state(parent_id)
@@ -217,7 +131,7 @@ class Tx:
                 if node_id in states:
                     cached = states[node_id]
                     if cached is not None:
-                        out.append(_state(cached))
+                        out.append(state_record(cached))
                 else:
                     missing.append(node_id)
             if missing:
@@ -225,18 +139,18 @@ class Tx:
                 for node_id in missing:
                     row = states[node_id] = rows.get(node_id)
                     if row is not None:
-                        out.append(_state(row))
+                        out.append(state_record(row))
             return out
-        return [_state(r) for r in self._state_rows(batch)]
+        return [state_record(r) for r in self._state_rows(batch)]
 
     def _state_rows(self, batch: list[str]) -> list[Any]:
-        if len(batch) < len(_STATES_BY):
-            return self.c.execute(_STATES_BY[len(batch)], batch).fetchall() if batch else []
+        if len(batch) < len(STATES_BY):
+            return self.c.execute(STATES_BY[len(batch)], batch).fetchall() if batch else []
         out: list[Any] = []
         for i in range(0, len(batch), 500):
             chunk = batch[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            out += self.c.execute(f"SELECT {_STATE_COLS} FROM states WHERE node_id IN ({marks})", chunk)
+            out += self.c.execute(f"SELECT {STATE_COLS} FROM states WHERE node_id IN ({marks})", chunk)
         return out
 
     def known_absent(self, node_ids: Iterable[str]) -> None:
@@ -258,12 +172,12 @@ class Tx:
 
     def insert_state(self, s: StateRecord) -> None:
         self.c.execute(
-            f"INSERT INTO states({_STATE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO states({STATE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (s.node_id, s.root_id, s.parent_id, s.name, s.version, s.loop, s.inner_loop, s.retry,
              int(s.skip), int(s.error_ignored), s.created, s.started, s.archived),
         )  # fmt: skip
         if self.states is not None:
-            self.states[s.node_id] = _state_row(s)
+            self.states[s.node_id] = state_row(s)
 
     def cas_state(self, s: StateRecord, expect_name: str, expect_version: str) -> None:
         """Write ``s`` only if the row still has ``expect_name`` and ``expect_version``."""
@@ -280,7 +194,7 @@ class Tx:
                 f"node {s.node_id}: state changed concurrently (expected {expect_name}/{expect_version})"
             )
         if self.states is not None:
-            self.states[s.node_id] = _state_row(s)
+            self.states[s.node_id] = state_row(s)
 
     def reset_inner_loops(self, root_id: str, parent_id: str) -> None:
         changed = self.c.execute(
@@ -415,10 +329,10 @@ class Tx:
                 pid, cached[1], cached[2], cached[3], cached[4], list(cached[5]), cached[6], cached[7],
                 cached[8], cached[6],
             )  # fmt: skip
-        row = self.c.execute(_PROC_BY_ID, (pid,)).fetchone()
+        row = self.c.execute(PROC_BY_ID, (pid,)).fetchone()
         if row is None:
             return None
-        p = _proc(row)
+        p = proc_record(row)
         if procs is not None and p.status != "done":
             procs[pid] = (pid, p.root_id, p.parent_id, p.current, p.destination, tuple(p.stack), p.status,
                           p.pending, p.executing)  # fmt: skip
@@ -428,9 +342,9 @@ class Tx:
         row = (p.current, p.destination, dumps(p.stack), p.pending, p.executing)
         if p.status == p.stored_status:
             # status unchanged: not naming it keeps SQLite from rewriting its index entry
-            cur = self.c.execute(_SAVE_PROC, (*row, p.id))
+            cur = self.c.execute(SAVE_PROC, (*row, p.id))
         else:
-            cur = self.c.execute(_SAVE_PROC_STATUS, (*row, p.status, p.id))
+            cur = self.c.execute(SAVE_PROC_STATUS, (*row, p.status, p.id))
             p.stored_status = p.status
         procs = self.procs
         if procs is not None:
@@ -450,20 +364,20 @@ class Tx:
     def processes_of_root(self, root_id: str, statuses: Iterable[str] | None = None) -> list[ProcessRecord]:
         if statuses is None:
             rows = self.c.execute(
-                f"SELECT {_PROC_COLS} FROM processes WHERE root_id=? ORDER BY id", (root_id,)
+                f"SELECT {PROC_COLS} FROM processes WHERE root_id=? ORDER BY id", (root_id,)
             )
         else:
             st = list(statuses)
             marks = ",".join("?" * len(st))
             rows = self.c.execute(
-                f"SELECT {_PROC_COLS} FROM processes WHERE root_id=? AND status IN ({marks}) ORDER BY id",
+                f"SELECT {PROC_COLS} FROM processes WHERE root_id=? AND status IN ({marks}) ORDER BY id",
                 (root_id, *st),
             )
-        return [_proc(r) for r in rows]
+        return [proc_record(r) for r in rows]
 
     def processes_with_status(self, status: str) -> list[ProcessRecord]:
-        rows = self.c.execute(f"SELECT {_PROC_COLS} FROM processes WHERE status=? ORDER BY id", (status,))
-        return [_proc(r) for r in rows]
+        rows = self.c.execute(f"SELECT {PROC_COLS} FROM processes WHERE status=? ORDER BY id", (status,))
+        return [proc_record(r) for r in rows]
 
     def decrement_pending(self, pid: int) -> int:
         self.c.execute("UPDATE processes SET pending=pending-1 WHERE id=?", (pid,))
@@ -471,208 +385,3 @@ class Tx:
         if self.procs is not None:
             self.procs.pop(pid, None)
         return int(row[0])
-
-    # -- schedules and callbacks ---------------------------------------------------------------
-    def insert_schedule_record(self, s: ScheduleRecord) -> None:
-        """Insert a schedule with its fields already computed; sets ``s.id``."""
-        cur = self.c.execute(
-            "INSERT INTO schedules(node_id, version, type, process_id, times, finished, expired, due) "
-            "VALUES (?,?,?,?,?,?,?,?)",
-            (
-                s.node_id,
-                s.version,
-                int(s.type),
-                s.process_id,
-                s.times,
-                int(s.finished),
-                int(s.expired),
-                s.due,
-            ),
-        )
-        s.id = int(cur.lastrowid)
-        self._keep_schedule(s)
-
-    def insert_schedule(self, node_id: str, version: str, type_: int, pid: int, due: float | None) -> int:
-        cur = self.c.execute(
-            "INSERT INTO schedules(node_id, version, type, process_id, due) VALUES (?,?,?,?,?)",
-            (node_id, version, type_, pid, due),
-        )
-        sid = int(cur.lastrowid)
-        if self.cache is not None:
-            self.cache.schedules[sid] = (sid, node_id, version, type_, pid, 0, False, False, due)
-        return sid
-
-    def _keep_schedule(self, s: ScheduleRecord) -> None:
-        """Cache a schedule as written; a finished or expired one is not read again."""
-        if self.cache is None:
-            return
-        if s.finished or s.expired:
-            self.cache.schedules.pop(s.id, None)
-        else:
-            self.cache.schedules[s.id] = (
-                s.id, s.node_id, s.version, int(s.type), s.process_id, s.times, s.finished, s.expired, s.due,
-            )  # fmt: skip
-
-    def get_schedule(self, sid: int) -> ScheduleRecord | None:
-        if self.cache is not None and (cached := self.cache.schedules.get(sid)) is not None:
-            return _sched(cached)
-        row = self.c.execute(f"SELECT {_SCHED_COLS} FROM schedules WHERE id=?", (sid,)).fetchone()
-        return None if row is None else _sched(row)
-
-    def schedule_and_state(self, sid: int) -> tuple[ScheduleRecord | None, StateRecord | None]:
-        """A schedule and its node's state, in one statement unless both are cached (recording a
-        poll or callback)."""
-        cache = self.cache
-        if cache is not None and (cached := cache.schedules.get(sid)) is not None:
-            node_id = cached[1]
-            if node_id in cache.states:
-                state = cache.states[node_id]
-                return _sched(cached), (None if state is None else _state(state))
-        row = self.c.execute(_SCHED_AND_STATE, (sid,)).fetchone()
-        if row is None:
-            return None, None
-        n = _SCHED_COUNT
-        return _sched(row[:n]), (None if row[n] is None else _state(row[n:]))
-
-    def get_schedule_by(self, node_id: str, version: str) -> ScheduleRecord | None:
-        row = self.c.execute(
-            f"SELECT {_SCHED_COLS} FROM schedules WHERE node_id=? AND version=?", (node_id, version)
-        ).fetchone()
-        return None if row is None else _sched(row)
-
-    def save_schedule(self, s: ScheduleRecord) -> None:
-        self.c.execute(
-            "UPDATE schedules SET times=?, finished=?, expired=?, due=? WHERE id=?",
-            (s.times, int(s.finished), int(s.expired), s.due, s.id),
-        )
-        self._keep_schedule(s)
-
-    def due_schedules(self) -> list[ScheduleRecord]:
-        rows = self.c.execute(
-            f"SELECT {_SCHED_COLS} FROM schedules WHERE due IS NOT NULL AND finished=0 AND expired=0"
-        )
-        return [_sched(r) for r in rows]
-
-    def live_schedules_of(self, node_id: str) -> list[ScheduleRecord]:
-        rows = self.c.execute(
-            f"SELECT {_SCHED_COLS} FROM schedules WHERE node_id=? AND finished=0 AND expired=0", (node_id,)
-        )
-        return [_sched(r) for r in rows]
-
-    def insert_callback(self, node_id: str, version: str, data: Any, idem_key: str | None) -> int:
-        cur = self.c.execute(
-            "INSERT INTO callbacks(node_id, version, data, idem_key, created) VALUES (?,?,?,?,?)",
-            (node_id, version, dumps(data), idem_key, time.time()),
-        )
-        return int(cur.lastrowid)
-
-    def find_callback_key(self, node_id: str, idem_key: str) -> int | None:
-        row = self.c.execute(
-            "SELECT id FROM callbacks WHERE node_id=? AND idem_key=?", (node_id, idem_key)
-        ).fetchone()
-        return None if row is None else int(row[0])
-
-    def get_callback(self, cid: int) -> CallbackRecord | None:
-        row = self.c.execute(
-            "SELECT id, node_id, version, data, idem_key, applied FROM callbacks WHERE id=?", (cid,)
-        ).fetchone()
-        return (
-            None
-            if row is None
-            else CallbackRecord(row[0], row[1], row[2], loads(row[3]), row[4], bool(row[5]))
-        )
-
-    def pending_callbacks(self) -> list[int]:
-        return [r[0] for r in self.c.execute("SELECT id FROM callbacks WHERE applied=0 ORDER BY id")]
-
-    def first_pending_callback(self, node_id: str, version: str) -> int | None:
-        row = self.c.execute(
-            "SELECT id FROM callbacks WHERE node_id=? AND version=? AND applied=0 ORDER BY id LIMIT 1",
-            (node_id, version),
-        ).fetchone()
-        return None if row is None else int(row[0])
-
-    def pending_callbacks_of(self, node_id: str, version: str) -> list[int]:
-        rows = self.c.execute(
-            "SELECT id FROM callbacks WHERE node_id=? AND version=? AND applied=0 ORDER BY id",
-            (node_id, version),
-        )
-        return [r[0] for r in rows]
-
-    def mark_callback(self, cid: int, applied: int) -> None:
-        """applied: 1 = applied, 2 = refused (stale or node no longer waiting)."""
-        self.c.execute("UPDATE callbacks SET applied=? WHERE id=?", (applied, cid))
-
-    # -- timers --------------------------------------------------------------------------------
-    def insert_timer(self, kind: str, node_id: str, version: str, due: float, payload: Any) -> int:
-        cur = self.c.execute(
-            "INSERT INTO timers(kind, node_id, version, due, payload) VALUES (?,?,?,?,?)",
-            (kind, node_id, version, due, dumps(payload)),
-        )
-        return int(cur.lastrowid)
-
-    def get_timer(self, tid: int) -> tuple[str, str, str, float, Any] | None:
-        row = self.c.execute(
-            "SELECT kind, node_id, version, due, payload FROM timers WHERE id=?", (tid,)
-        ).fetchone()
-        return None if row is None else (row[0], row[1], row[2], row[3], loads(row[4]))
-
-    def delete_timer(self, tid: int) -> None:
-        self.c.execute("DELETE FROM timers WHERE id=?", (tid,))
-
-    def all_timers(self) -> list[tuple[int, float]]:
-        return [(r[0], r[1]) for r in self.c.execute("SELECT id, due FROM timers")]
-
-    # -- event log -----------------------------------------------------------------------------
-    def add_events(self, rows: list[tuple[str, str | None, str, bytes, int, float]]) -> None:
-        """Rows of (root_id, first node_id, first type, [[type, node_id, data], ...], schema, created)."""
-        self.c.executemany(
-            "INSERT INTO events(root_id, node_id, event_type, data, schema, created) VALUES (?,?,?,?,?,?)",
-            rows,
-        )
-
-    def delete_events(self, root_id: str) -> None:
-        """Delete a run's event rows. Event ids are a cursor and must never be handed out twice,
-        and a new row takes the largest id + 1: when the newest row goes, an empty placeholder
-        row keeps its id (older placeholders are dropped then)."""
-        top = self.c.execute("SELECT max(id) FROM events").fetchone()[0]
-        self.c.execute("DELETE FROM events WHERE root_id=?", (root_id,))
-        if top is None:
-            return
-        left = self.c.execute("SELECT max(id) FROM events").fetchone()[0]
-        if left is None or left < top:
-            self.c.execute("DELETE FROM events WHERE root_id=''")
-            self.c.execute(
-                "INSERT INTO events(id, root_id, node_id, event_type, data, schema, created) "
-                "VALUES (?, '', NULL, '', x'5b5d', ?, ?)",
-                (top, EVENT_SCHEMA_VERSION, time.time()),
-            )
-
-    def get_event_rows(self, root_id: str | None, after_row: int, limit: int) -> list[tuple[Any, ...]]:
-        sql = "SELECT id, root_id, data, schema, created FROM events WHERE id >= ? "
-        if root_id is None:
-            return list(self.c.execute(sql + "ORDER BY id LIMIT ?", (after_row, limit)))
-        return list(self.c.execute(sql + "AND root_id=? ORDER BY id LIMIT ?", (after_row, root_id, limit)))
-
-    # -- histories -----------------------------------------------------------------------------
-    def add_history(self, s: StateRecord, data: ExecutionData | None) -> None:
-        self.c.execute(
-            "INSERT INTO histories(node_id, loop, retry, skip, version, started, archived, inputs, outputs) "
-            "VALUES (?,?,?,?,?,?,?,?,?)",
-            (s.node_id, s.loop, s.retry, int(s.skip), s.version, s.started, s.archived,
-             dumps(data.inputs if data else {}), dumps(data.outputs if data else {})),
-        )  # fmt: skip
-
-    def get_histories(self, node_id: str, loop: int = -1) -> list[HistoryRecord]:
-        sql = (
-            "SELECT id, node_id, loop, retry, skip, version, started, archived, inputs, outputs "
-            "FROM histories "
-        )
-        if loop == -1:
-            rows = self.c.execute(sql + "WHERE node_id=? ORDER BY id", (node_id,))
-        else:
-            rows = self.c.execute(sql + "WHERE node_id=? AND loop=? ORDER BY id", (node_id, loop))
-        return [
-            HistoryRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], loads(r[8]), loads(r[9]))
-            for r in rows
-        ]

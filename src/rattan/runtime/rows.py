@@ -1,0 +1,108 @@
+"""Rows of the store: column lists, fixed statements, row <-> record conversion, and the writer's
+cache of the rows it wrote last (``WriterCache``). Shared by the ``Tx`` query modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from rattan.components.service import ScheduleType
+from rattan.engine.records import ProcessRecord, ScheduleRecord, StateRecord
+
+JSON_OPTS = orjson.OPT_NON_STR_KEYS
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=JSON_OPTS)
+
+
+loads = orjson.loads
+
+STATE_COLS = (
+    "node_id, root_id, parent_id, name, version, loop, inner_loop, retry, skip, error_ignored, "
+    "created, started, archived"
+)
+PROC_COLS = "id, root_id, parent_id, current, destination, stack, status, pending, executing"
+# the hot path reads a node with its root, its enclosing subprocesses and the node after it:
+# the text of each short form is built once (the driver caches statements by their text)
+STATES_BY = [""] + [
+    f"SELECT {STATE_COLS} FROM states WHERE node_id IN ({','.join('?' * n)})" for n in range(1, 9)
+]
+STATES_BY_1 = f"SELECT {STATE_COLS} FROM states WHERE node_id=?"
+PROC_BY_ID = f"SELECT {PROC_COLS} FROM processes WHERE id=?"
+SAVE_PROC = "UPDATE processes SET current=?, destination=?, stack=?, pending=?, executing=? WHERE id=?"
+SAVE_PROC_STATUS = SAVE_PROC.replace(" WHERE", ", status=? WHERE")
+SCHED_COLS = "id, node_id, version, type, process_id, times, finished, expired, due"
+SCHED_COUNT = SCHED_COLS.count(",") + 1
+SCHED_AND_STATE = (
+    "SELECT "
+    + ", ".join(f"s.{c.strip()}" for c in SCHED_COLS.split(","))
+    + ", "
+    + ", ".join(f"st.{c.strip()}" for c in STATE_COLS.split(","))
+    + " FROM schedules s LEFT JOIN states st ON st.node_id = s.node_id WHERE s.id=?"
+)
+
+
+def state_record(row: Any) -> StateRecord:
+    return StateRecord(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+        bool(row[8]), bool(row[9]), row[10], row[11], row[12],
+    )  # fmt: skip
+
+
+def proc_record(row: Any) -> ProcessRecord:
+    return ProcessRecord(
+        row[0], row[1], row[2], row[3], row[4], loads(row[5]), row[6], row[7], row[8], row[6]
+    )
+
+
+def sched_record(row: Any) -> ScheduleRecord:
+    return ScheduleRecord(
+        row[0], row[1], row[2], ScheduleType(row[3]), row[4], row[5], bool(row[6]), bool(row[7]), row[8]
+    )
+
+
+# a process row as the writer last wrote it: PROC_COLS, with the stack as a tuple
+ProcRow = tuple[int, str, int | None, str, str | None, tuple[str, ...], str, int, str | None]
+# a state row as the writer last wrote or read it: STATE_COLS; None: the node has no state
+StateRow = tuple[str, str, str, str, str, int, int, int, bool, bool, float, float | None, float | None]
+
+
+# a schedule row: SCHED_COLS
+SchedRow = tuple[int, str, str, int, int, int, bool, bool, float | None]
+# one pipeline's context rows: key -> (type, serialised value, code)
+ContextRows = dict[str, tuple[int, bytes, str | None]]
+
+
+class WriterCache:
+    """Rows as the writer connection last wrote or read them (tokens, states, live schedules and
+    pipeline contexts), so a step reads what its previous step wrote without a statement. The
+    store clears it whenever it cannot
+    vouch for it (a rollback, a commit by another connection, a bulk write); every other write
+    to ``processes`` and ``states`` goes through Tx methods, which keep it current. Code that
+    writes those tables (or schedules, context) with its own SQL (retention, rollback cleaning)
+    calls ``Tx.forget()``;
+    tests/runtime/test_writer_cache.py holds the list of such places."""
+
+    __slots__ = ("context", "procs", "schedules", "states")
+
+    def __init__(self) -> None:
+        self.procs: dict[int, ProcRow] = {}
+        self.states: dict[str, StateRow | None] = {}
+        self.schedules: dict[int, SchedRow] = {}
+        self.context: dict[str, ContextRows] = {}  # complete: every row of the pipeline
+
+    def clear(self) -> None:
+        self.procs.clear()
+        self.states.clear()
+        self.schedules.clear()
+        self.context.clear()
+
+    def size(self) -> int:
+        return len(self.procs) + len(self.states) + len(self.schedules) + len(self.context)
+
+
+def state_row(s: StateRecord) -> StateRow:
+    return (s.node_id, s.root_id, s.parent_id, s.name, s.version, s.loop, s.inner_loop, s.retry,
+            s.skip, s.error_ignored, s.created, s.started, s.archived)  # fmt: skip

@@ -27,7 +27,7 @@ from rattan.settings import DEFAULT_PAGE_SIZE
 T = TypeVar("T")
 
 CHECKPOINT_SECONDS = 0.1  # how often the checkpointer looks
-CACHE_LIMIT = 200_000  # process and state rows the writer keeps at most (see WriterCache)
+CACHE_LIMIT = 50_000  # rows the writer keeps at most (see WriterCache): 25 MB or less
 QUIET_SECONDS = 0.2  # no commit for this long: quiet enough to checkpoint
 WAL_RESTART_BYTES = 32 * 2**20  # past this, rewind the WAL even while commits go on
 WAL_LIMIT_BYTES = 64 * 2**20  # a rewound WAL longer than this is truncated to it

@@ -82,7 +82,7 @@ def enter_activity(
     step.event("pre_execute", root_pipeline_id=proc.root_id, node_id=node.id)
     proc.executing = entered.version
     step.save_process(proc)
-    prep = Prepared.of(
+    return Prepared.of(
         proc.id,
         node,
         entered.version,
@@ -93,9 +93,6 @@ def enter_activity(
         rendered,
         root_data,
     )
-    if loop_config(info) is None:
-        prep.after = info.next_id()
-    return prep
 
 
 def _fail_unrun(
@@ -149,17 +146,8 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
     """Apply an execute result. Returns True when the token moves on to the next node."""
     tx = step.tx
     prep = res.prepared
-    # one read for the node, its root (a revoke while execute ran must stop any schedule) and
-    # the pipelines it runs in, and for the node it leads to, which the token enters next
-    ids = [prep.node_id, *proc.stack]
-    after = prep.after
-    if after is not None and after not in ids:
-        ids.append(after)
-    found = {s.node_id: s for s in tx.states_by_ids(ids)}
-    for pipeline_id in proc.stack:
-        step.pipelines[pipeline_id] = found.get(pipeline_id)
-    if after is not None and after != prep.node_id:
-        step.ahead = (after, found.get(after))
+    # one read for the node and its root (a revoke while execute ran must stop any schedule)
+    found = {s.node_id: s for s in tx.states_by_ids([prep.node_id, proc.root_id])}
     state = found.get(prep.node_id)
     root = found.get(proc.root_id)
     revoked = root is not None and root.name == states.REVOKED

@@ -98,11 +98,11 @@ def step_node(step: Step, proc: ProcessRecord) -> ProcessRecord | Prepared | Non
         parent.status = P_READY
         step.save_process(parent)
         return parent
-    # the root, every enclosing subprocess and the node itself: one read at most
-    pipelines, old = step.stack_states(proc.stack, node_id)
-    stack_states = [s.name for s in pipelines if s is not None]
+    # one read (from the writer's cache, mostly): the root, every enclosing subprocess, the node
+    found = {s.node_id: s for s in tx.states_by_ids([*proc.stack, node_id])}
+    stack_states = [found[p].name for p in proc.stack if p in found]
     # 2. a revoked root stops every token for good
-    root = step.pipelines.get(proc.root_id)
+    root = found.get(proc.root_id)
     if root is None or root.name == states.REVOKED:
         proc.status = P_DONE
         step.save_process(proc)
@@ -114,6 +114,7 @@ def step_node(step: Step, proc: ProcessRecord) -> ProcessRecord | Prepared | Non
         return None
     plan = core.plan(proc.root_id)
     info = plan.info(node_id)
+    old = found.get(node_id)
     parent_id = proc.top_pipeline_id
     if old is None:
         entered = step.new_state(node_id, proc.root_id, parent_id, states.RUNNING)
@@ -122,7 +123,6 @@ def step_node(step: Step, proc: ProcessRecord) -> ProcessRecord | Prepared | Non
             if not old.root_id:  # an appointment made before the node was reached (SPEC 6.5)
                 old.root_id, old.parent_id = proc.root_id, parent_id
                 tx.cas_state(old, old.name, old.version)
-                step.wrote(old)
             proc.status = P_SUSPENDED
             step.save_process(proc)
             return None

@@ -22,9 +22,6 @@ class Prepared:
     component_version: str
     inputs: dict[str, Any]
     root_data: Any
-    # the node a pass leads to when it finishes (None: decided by a loop), read ahead with the
-    # node's own state when its result is recorded
-    after: str | None = None
 
     @classmethod
     def of(

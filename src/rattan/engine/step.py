@@ -81,13 +81,6 @@ class Step:
         self.halt = False
         # a POLL node's first poll, run by the worker right after this step commits
         self.poll_now: Any = None
-        # states of the pipelines on a token's stack (root, enclosing subprocesses) read in this
-        # step, kept current by write_state: a token crossing several nodes in one transaction
-        # reads them once instead of once per node. Only this transaction writes while it is open.
-        self.pipelines: dict[str, StateRecord | None] = {}
-        # (node id, its state) of the node a finished activity leads to, read in the same
-        # statement as the activity; used by the next step_node instead of another read
-        self.ahead: tuple[str, StateRecord | None] | None = None
 
     def save_process(self, proc: ProcessRecord) -> None:
         self._dirty[proc.id] = proc
@@ -163,42 +156,11 @@ class Step:
             if old.name != new.name:
                 states.check_transition(new.node_id, old.name, new.name)
             self.tx.cas_state(new, old.name, old.version)
-        self.wrote(new)
         if signal and post_set_state.has_receivers():
             self.fx.state_changes.append(
                 {"node_id": new.node_id, "to_state": new.name, "version": new.version,
                  "root_id": new.root_id, "parent_id": new.parent_id, "loop": new.loop}
             )  # fmt: skip
-
-    def wrote(self, new: StateRecord) -> None:
-        """Keep the step's cached states current after ``new`` was written (a copy: callers go on
-        changing their record before they write it again)."""
-        if new.node_id in self.pipelines:
-            self.pipelines[new.node_id] = new.copy()
-        if self.ahead is not None and self.ahead[0] == new.node_id:
-            self.ahead = None
-
-    def stack_states(
-        self, stack: list[str], node_id: str
-    ) -> tuple[list[StateRecord | None], StateRecord | None]:
-        """The states of the pipelines on ``stack`` and of ``node_id``, reading only what this
-        step does not know yet (one statement at most)."""
-        known = self.pipelines
-        ahead = self.ahead
-        self.ahead = None
-        missing = [p for p in stack if p not in known]
-        have_node = ahead is not None and ahead[0] == node_id
-        if not have_node:
-            missing.append(node_id)
-        node = ahead[1] if ahead is not None and have_node else None
-        if missing:
-            found = {s.node_id: s for s in self.tx.states_by_ids(missing)}
-            for p in stack:
-                if p not in known:
-                    known[p] = found.get(p)
-            if not have_node:
-                node = found.get(node_id)
-        return [known[p] for p in stack], node
 
     def new_state(self, node_id: str, root_id: str, parent_id: str, name: str) -> StateRecord:
         return StateRecord(

@@ -333,3 +333,15 @@ def test_deeply_nested_parse_is_iterative() -> None:
         count += 1
         node = node.pipeline.nodes[f"n{count}"]
     assert count == depth
+
+
+def test_the_parser_passes_node_fields_in_the_models_order() -> None:
+    # parse._common hands the shared Node fields to every node class positionally
+    import dataclasses
+
+    from rattan.spec import parse
+    from rattan.spec.model import EventNode, GatewayNode, Node, ServiceActivityNode, SubProcessNode
+
+    for cls in (Node, EventNode, GatewayNode, ServiceActivityNode, SubProcessNode):
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        assert names[: len(parse.NODE_FIELDS)] == parse.NODE_FIELDS, cls.__name__

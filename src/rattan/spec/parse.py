@@ -37,9 +37,17 @@ _GATEWAY_KINDS = {
 }
 
 
+# One shared empty read-only mapping for every absent/empty optional mapping (``extra_info``, ``inputs``,
+# ``params``...): nothing can ever be stored in it, so sharing it is indistinguishable from a fresh copy.
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+# ``_common`` returns the ``Node`` fields positionally, in this order (tests/spec pins it to the model)
+NODE_FIELDS = ("id", "name", "type", "kind", "incoming", "outgoing", "raw")
+
+
 def _ro(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
     """A read-only shallow copy (values themselves are shared with the tree)."""
-    return MappingProxyType(dict(mapping or {}))
+    return MappingProxyType(dict(mapping)) if mapping else _EMPTY
 
 
 def _flow_ids(value: Any) -> tuple[str, ...]:
@@ -50,17 +58,26 @@ def _flow_ids(value: Any) -> tuple[str, ...]:
     return (value,)
 
 
-def _common(node: Mapping[str, Any], kind: NodeType) -> dict[str, Any]:
+_NodeFields = tuple[str, str | None, str, NodeType, tuple[str, ...], tuple[str, ...], Mapping[str, Any]]
+
+
+def _common(node: Mapping[str, Any], kind: NodeType) -> _NodeFields:
+    """The ``Node`` fields of ``node`` in field order (``NODE_FIELDS``).
+
+    Callers pass them positionally (``Cls(*_common(node, kind), ...)``): building and unpacking a
+    keyword dict per node was a measurable part of parsing. The tree is read in the same order as
+    before, so a malformed tree fails with the same error.
+    """
     name = node.get("name")
-    return {
-        "id": node["id"],
-        "name": name if isinstance(name, str) else None,
-        "type": node["type"],
-        "kind": kind,
-        "incoming": _flow_ids(node.get("incoming")),
-        "outgoing": _flow_ids(node.get("outgoing")),
-        "raw": MappingProxyType(node),
-    }
+    return (
+        node["id"],
+        name if isinstance(name, str) else None,
+        node["type"],
+        kind,
+        _flow_ids(node.get("incoming")),
+        _flow_ids(node.get("outgoing")),
+        MappingProxyType(node),
+    )
 
 
 def parse_input_item(item: Mapping[str, Any]) -> InputItem:
@@ -74,7 +91,9 @@ def parse_input_item(item: Mapping[str, Any]) -> InputItem:
 
 
 def _input_map(items: Mapping[str, Any] | None) -> Mapping[str, InputItem]:
-    return MappingProxyType({key: parse_input_item(item) for key, item in (items or {}).items()})
+    if not items:
+        return _EMPTY
+    return MappingProxyType({key: parse_input_item(item) for key, item in items.items()})
 
 
 def parse_data_item(key: str, item: Mapping[str, Any]) -> DataInputItem:
@@ -98,19 +117,23 @@ def parse_data_item(key: str, item: Mapping[str, Any]) -> DataInputItem:
 
 def parse_data(data: Mapping[str, Any] | None) -> PipelineData:
     data = data or {}
-    inputs = data.get("inputs") or {}
+    inputs = data.get("inputs")
     return PipelineData(
-        inputs=MappingProxyType({key: parse_data_item(key, item) for key, item in inputs.items()}),
+        inputs=MappingProxyType({key: parse_data_item(key, item) for key, item in inputs.items()})
+        if inputs
+        else _EMPTY,
         outputs=tuple(data.get("outputs") or ()),
         pre_render_keys=tuple(data.get("pre_render_keys") or ()),
     )
 
 
+# The two builders below evaluate the tree's fields in the same order as the original keyword-dict form
+# (all arguments are evaluated left to right), so an unvalidated tree raises the same first error.
 def _service_activity(node: Mapping[str, Any]) -> ServiceActivityNode:
     comp = node["component"]
     events = node.get("events") or {}
     return ServiceActivityNode(
-        **_common(node, NodeType.ServiceActivity),
+        *_common(node, NodeType.ServiceActivity),
         component_code=comp["code"],
         component_version=comp.get("version") or LEGACY_VERSION,
         inputs=_input_map(comp.get("inputs")),
@@ -119,18 +142,20 @@ def _service_activity(node: Mapping[str, Any]) -> ServiceActivityNode:
         can_retry=node.get("retryable", True) is not False,
         loop_config=_ro(node["loop_config"]) if node.get("loop_config") is not None else None,
         timeout_config=_ro(node["timeout_config"]) if node.get("timeout_config") is not None else None,
-        timer_events=tuple(_ro(t) for t in events.get("timer_events") or ()),
+        timer_events=tuple([_ro(t) for t in events.get("timer_events") or ()]),
     )
 
 
 def _gateway(node: Mapping[str, Any]) -> GatewayNode:
-    conditions = tuple(
-        Condition(flow_id=fid, evaluate=cond["evaluate"])
-        for fid, cond in (node.get("conditions") or {}).items()
+    conds = node.get("conditions")
+    conditions = (
+        tuple([Condition(flow_id=fid, evaluate=cond["evaluate"]) for fid, cond in conds.items()])
+        if conds
+        else ()
     )
     default = node.get("default_condition") or {}
     return GatewayNode(
-        **_common(node, _GATEWAY_KINDS[node["type"]]),
+        *_common(node, _GATEWAY_KINDS[node["type"]]),
         conditions=conditions,
         default_flow_id=_str_or_none(default.get("flow_id")),
         extra_info=_ro(node.get("extra_info")),
@@ -144,18 +169,18 @@ def _str_or_none(value: Any) -> str | None:
 
 def _end_event(node: Mapping[str, Any]) -> EventNode:
     kind = NodeType.EmptyEndEvent if node["type"] == "EmptyEndEvent" else NodeType.ExecutableEndEvent
-    return EventNode(**_common(node, kind))
+    return EventNode(*_common(node, kind))
 
 
 def _build(tree: Mapping[str, Any], children: Mapping[str, PipelineSpec]) -> PipelineSpec:
     nodes: dict[str, Node] = {}
     start, end = tree["start_event"], tree["end_event"]
-    nodes[start["id"]] = EventNode(**_common(start, NodeType.EmptyStartEvent))
+    nodes[start["id"]] = EventNode(*_common(start, NodeType.EmptyStartEvent))
     nodes[end["id"]] = _end_event(end)
     for nid, node in tree["activities"].items():
         if node["type"] == "SubProcess":
             nodes[nid] = SubProcessNode(
-                **_common(node, NodeType.SubProcess),
+                *_common(node, NodeType.SubProcess),
                 params=_input_map(node.get("params")),
                 pipeline=children[nid],
             )
@@ -182,13 +207,15 @@ def parse_pipeline(tree: Mapping[str, Any]) -> PipelineSpec:
     try:
         # post-order over nested pipelines with an explicit stack: children are built before parents
         built: dict[int, PipelineSpec] = {}
-        stack: list[tuple[Mapping[str, Any], bool]] = [(tree, False)]
+        # (pipeline, its subprocess nodes once expanded, else None): the subprocess list is computed
+        # once per pipeline and kept for the second visit, which builds the pipeline
+        stack: list[tuple[Mapping[str, Any], list[Mapping[str, Any]] | None]] = [(tree, None)]
         while stack:
-            current, expanded = stack.pop()
-            subs = [n for n in current["activities"].values() if n["type"] == "SubProcess"]
-            if not expanded:
-                stack.append((current, True))
-                stack.extend((n["pipeline"], False) for n in subs)
+            current, subs = stack.pop()
+            if subs is None:
+                subs = [n for n in current["activities"].values() if n["type"] == "SubProcess"]
+                stack.append((current, subs))
+                stack.extend((n["pipeline"], None) for n in subs)
                 continue
             children = {n["id"]: built[id(n["pipeline"])] for n in subs}
             built[id(current)] = _build(current, children)

@@ -44,6 +44,10 @@ def rule_for(view: GraphView, nid: str) -> Rule:
     return EMIT_RULE
 
 
+# the rule of every node that is neither the start nor the end event, by type (rule_for as a table)
+_RULE_BY_TYPE = {**dict.fromkeys(ACTIVITY_TYPES, ACTIVITY_RULE), CONVERGE: CONVERGE_RULE}
+
+
 def _bounds(lo: int, hi: int) -> str:
     if lo == hi:
         return f"exactly {lo}"
@@ -53,33 +57,40 @@ def _bounds(lo: int, hi: int) -> str:
 def check_connection(view: GraphView) -> Problems:
     """Degree and allowed-target rules for EVERY node (rattan: deviate - the peer skips sinkless nodes)."""
     probs = Problems()
+    start_id, end_id = view.start_id, view.end_id
+    types, incoming, outgoing, succ = view.types, view.incoming, view.outgoing, view.succ
     for nid in view.order:
-        rule = rule_for(view, nid)
-        name = view.names[nid]
-        n_in, n_out = len(view.incoming[nid]), len(view.outgoing[nid])
+        # same choice as rule_for, without a call per node
+        if nid == start_id:
+            rule = SOURCE_RULE
+        elif nid == end_id:
+            rule = SINK_RULE
+        else:
+            rule = _RULE_BY_TYPE.get(types[nid], EMIT_RULE)
+        n_in, n_out = len(incoming[nid]), len(outgoing[nid])
         if not rule.min_in <= n_in <= rule.max_in:
             probs.add(
                 nid,
                 "connection.in_degree",
                 f"{rule.label} has {n_in} incoming flow(s); it needs {_bounds(rule.min_in, rule.max_in)}",
-                name,
+                view.name(nid),
             )
         if not rule.min_out <= n_out <= rule.max_out:
             probs.add(
                 nid,
                 "connection.out_degree",
                 f"{rule.label} has {n_out} outgoing flow(s); it needs {_bounds(rule.min_out, rule.max_out)}",
-                name,
+                view.name(nid),
             )
-        for target in view.targets(nid):
-            if view.types[target] == START_EVENT or target == view.start_id:
-                probs.add(nid, "connection.target", "no node may connect to the start event", name)
-            elif nid == view.start_id and target == view.end_id:
+        for target in succ[nid]:
+            if types[target] == START_EVENT or target == start_id:
+                probs.add(nid, "connection.target", "no node may connect to the start event", view.name(nid))
+            elif nid == start_id and target == end_id:
                 probs.add(
                     nid,
                     "connection.target",
                     "the start event may not connect directly to the end event; put a node between them",
-                    name,
+                    view.name(nid),
                 )
     return probs
 
@@ -87,6 +98,7 @@ def check_connection(view: GraphView) -> Problems:
 def find_cycles(view: GraphView) -> list[list[str]]:
     """Every cycle closed by a DFS back edge, as ``[v, ..., v]`` node lists (iterative DFS)."""
     white, grey, black = 0, 1, 2
+    succ = view.succ
     color = dict.fromkeys(view.order, white)
     cycles: list[list[str]] = []
     entries: set[str] = set()
@@ -95,7 +107,7 @@ def find_cycles(view: GraphView) -> list[list[str]]:
             continue
         color[root] = grey
         path = [root]
-        stack = [iter(view.targets(root))]
+        stack = [iter(succ[root])]
         while stack:
             nxt = next(stack[-1], None)
             if nxt is None:
@@ -105,7 +117,7 @@ def find_cycles(view: GraphView) -> list[list[str]]:
             if color[nxt] == white:
                 color[nxt] = grey
                 path.append(nxt)
-                stack.append(iter(view.targets(nxt)))
+                stack.append(iter(succ[nxt]))
             elif color[nxt] == grey and nxt not in entries:
                 entries.add(nxt)
                 cycles.append([*path[path.index(nxt) :], nxt])
@@ -120,6 +132,6 @@ def check_cycles(view: GraphView) -> Problems:
             cycle[0],
             "graph.cycle",
             f"pipeline graph has circle: {shown}; remove the back flow or run with cycle_tolerate=True",
-            view.names[cycle[0]],
+            view.name(cycle[0]),
         )
     return probs

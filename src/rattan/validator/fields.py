@@ -7,6 +7,7 @@ from typing import Any
 from ._common import CONDITIONAL_TYPES, SERVICE_ACTIVITY, SUBPROCESS, Problems, node_name, short, to_list
 
 INPUT_TYPES = frozenset({"plain", "splice", "lazy"})
+_MISSING = object()  # ``dict.get`` default telling a missing key from a None value in one lookup
 
 
 def _check_flow_list(nid: str, key: str, value: Any, name: str | None, probs: Problems) -> None:
@@ -21,37 +22,60 @@ def _check_flow_list(nid: str, key: str, value: Any, name: str | None, probs: Pr
             probs.add(nid, "structure.field_type", f"{key!r} holds {short(item)}, not a flow id string", name)
 
 
+def _flow_list_ok(value: Any) -> bool:
+    """True when ``_check_flow_list`` would report nothing for ``value`` (the common case, decided fast)."""
+    if type(value) is str:
+        return True  # "" is skipped and a non-empty string is one valid flow id
+    if type(value) is list:
+        return all(isinstance(item, str) and item for item in value)
+    return value is None
+
+
 def check_node(nid: str, node: dict[str, Any], probs: Problems) -> bool:
-    """Field checks of one node; True when it is a subprocess with a nested ``pipeline`` to check."""
-    name = node_name(node)
-    if node.get("name") is not None and not isinstance(node.get("name"), str):
-        probs.add(nid, "structure.field_type", "'name' must be a string or null", name)
+    """Field checks of one node; True when it is a subprocess with a nested ``pipeline`` to check.
+
+    The node's name is looked up (``node_name``) only when a problem is reported.
+    """
+    name = node.get("name")
+    if name is not None and not isinstance(name, str):
+        probs.add(nid, "structure.field_type", "'name' must be a string or null", node_name(node))
     for key in ("incoming", "outgoing"):
-        if key not in node:
-            probs.add(nid, "structure.required_key", f"node is missing the required key {key!r}", name)
-        else:
-            _check_flow_list(nid, key, node[key], name, probs)
+        value = node.get(key, _MISSING)
+        if value is _MISSING:
+            probs.add(
+                nid, "structure.required_key", f"node is missing the required key {key!r}", node_name(node)
+            )
+        elif type(value) is not str and not _flow_list_ok(value):  # a plain string is always fine
+            _check_flow_list(nid, key, value, node_name(node), probs)
     ntype = node["type"]
     if ntype == SERVICE_ACTIVITY:
-        _check_service_activity(nid, node, name, probs)
+        _check_service_activity(nid, node, probs)
     elif ntype == SUBPROCESS:
         if "params" in node and node["params"] is not None:
-            _check_input_map(nid, "params", node["params"], name, probs)
+            _check_input_map(nid, "params", node["params"], node, probs)
         if "pipeline" not in node:
             probs.add(
-                nid, "structure.required_key", "subprocess is missing the required key 'pipeline'", name
+                nid,
+                "structure.required_key",
+                "subprocess is missing the required key 'pipeline'",
+                node_name(node),
             )
             return False
         return True
     elif ntype in CONDITIONAL_TYPES:
-        _check_conditions(nid, node, name, probs)
+        _check_conditions(nid, node, node_name(node), probs)
     return False
 
 
-def _check_service_activity(nid: str, node: dict[str, Any], name: str | None, probs: Problems) -> None:
+def _check_service_activity(nid: str, node: dict[str, Any], probs: Problems) -> None:
     comp = node.get("component")
     if not isinstance(comp, dict):
-        probs.add(nid, "activity.component", "service activity needs a 'component' dict with a 'code'", name)
+        probs.add(
+            nid,
+            "activity.component",
+            "service activity needs a 'component' dict with a 'code'",
+            node_name(node),
+        )
     else:
         code = comp.get("code")
         if not isinstance(code, str) or not code:
@@ -59,25 +83,35 @@ def _check_service_activity(nid: str, node: dict[str, Any], name: str | None, pr
                 nid,
                 "activity.component",
                 f"component.code must be a non-empty string, got {short(code)}",
-                name,
+                node_name(node),
             )
-        if comp.get("version") is not None and not isinstance(comp.get("version"), str):
-            probs.add(nid, "activity.component", "component.version must be a string", name)
-        if comp.get("inputs") is not None:
-            _check_input_map(nid, "component.inputs", comp["inputs"], name, probs)
+        version = comp.get("version")
+        if version is not None and not isinstance(version, str):
+            probs.add(nid, "activity.component", "component.version must be a string", node_name(node))
+        inputs = comp.get("inputs")
+        if inputs is not None:
+            _check_input_map(nid, "component.inputs", inputs, node, probs)
     for key in ("error_ignorable", "skippable", "retryable"):
-        if key in node and not isinstance(node[key], bool):
+        # a missing key reads as False here, which passes, like the ``key in node`` test did
+        value = node.get(key, False)
+        if not isinstance(value, bool):
             probs.add(
-                nid, "structure.field_type", f"{key!r} must be true or false, got {short(node[key])}", name
+                nid,
+                "structure.field_type",
+                f"{key!r} must be true or false, got {short(value)}",
+                node_name(node),
             )
     for key in ("loop_config", "timeout_config", "events"):
-        if node.get(key) is not None and not isinstance(node[key], dict):
-            probs.add(nid, "structure.field_type", f"{key!r} must be a dict", name)
+        value = node.get(key)
+        if value is not None and not isinstance(value, dict):
+            probs.add(nid, "structure.field_type", f"{key!r} must be a dict", node_name(node))
     events = node.get("events")
     if isinstance(events, dict) and events.get("timer_events") is not None:
         timers = events["timer_events"]
         if not isinstance(timers, list) or not all(isinstance(t, dict) for t in timers):
-            probs.add(nid, "structure.field_type", "'events.timer_events' must be a list of dicts", name)
+            probs.add(
+                nid, "structure.field_type", "'events.timer_events' must be a list of dicts", node_name(node)
+            )
 
 
 def _input_item_problem(item: Any) -> str | None:
@@ -93,17 +127,17 @@ def _input_item_problem(item: Any) -> str | None:
     return None
 
 
-def _check_input_map(nid: str, where: str, inputs: Any, name: str | None, probs: Problems) -> None:
+def _check_input_map(nid: str, where: str, inputs: Any, node: dict[str, Any], probs: Problems) -> None:
     if not isinstance(inputs, dict):
-        probs.add(nid, "structure.field_type", f"{where!r} must be a dict of input items", name)
+        probs.add(nid, "structure.field_type", f"{where!r} must be a dict of input items", node_name(node))
         return
     for key, item in inputs.items():
         if not isinstance(key, str):
-            probs.add(nid, "input.key", f"{where} key {short(key)} must be a string", name)
+            probs.add(nid, "input.key", f"{where} key {short(key)} must be a string", node_name(node))
             continue
         err = _input_item_problem(item)
         if err:
-            probs.add(nid, "input.item", f"{where}[{key!r}] {err}", name)
+            probs.add(nid, "input.item", f"{where}[{key!r}] {err}", node_name(node))
 
 
 def _check_conditions(nid: str, node: dict[str, Any], name: str | None, probs: Problems) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
-from ._common import EXCLUSIVE, Problems
+from ._common import ACTIVITY_TYPES, EXCLUSIVE, Problems
 from .graph import GraphView
 
 # (matched converge id or None, converge shared with other gateways, matching failed)
@@ -106,13 +106,14 @@ class GatewayMatcher:
     # ---- preparation --------------------------------------------------------------------------------
 
     def _fail(self, nid: str, rule: str, message: str) -> None:
-        self.problems.add(nid, rule, message, self.view.names.get(nid))
+        self.problems.add(nid, rule, message, self.view.name(nid))
 
     def _first_non_activity(self, gid: str, fid: str) -> str | None:
         view = self.view
+        types, succ = view.types, view.succ
         target = view.flow_target[fid]
         seen: set[str] = set()
-        while view.is_activity(target):
+        while types[target] in ACTIVITY_TYPES:
             if target in seen:
                 self._fail(
                     gid,
@@ -122,7 +123,7 @@ class GatewayMatcher:
                 )
                 return None
             seen.add(target)
-            target = view.flow_target[view.outgoing[target][0]]
+            target = succ[target][0]  # the target of the activity's (only) outgoing flow
         return target
 
     def _prepare(self) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from ._common import Problems
+from ._common import PARALLEL_TYPES, Problems
 from .graph import GraphView
 
 MAIN_STREAM = "main"
@@ -31,8 +31,9 @@ class _StreamWalk:
         self.streams[view.end_id] = {MAIN_STREAM}
         # converge of a parallel gateway -> the branch streams it may collect
         self.branch_streams: dict[str, set[str]] = {}
+        types = view.types
         for gid in view.order:
-            if view.is_parallel(gid) and gid in matches:
+            if types[gid] in PARALLEL_TYPES and gid in matches:
                 n = len(view.outgoing[gid])
                 self.branch_streams[matches[gid]] = {f"{gid}_{i}" for i in range(n)}
 
@@ -41,37 +42,42 @@ class _StreamWalk:
         if len(self.streams[source]) <= 1 and len(self.streams[nid]) > 1:
             streams = ", ".join(sorted(self.streams[nid]))
             self.problems.add(
-                nid, "stream.crossing", "node " + _CROSSING.format(streams=streams), self.view.names[nid]
+                nid, "stream.crossing", "node " + _CROSSING.format(streams=streams), self.view.name(nid)
             )
 
     def flow(self, where: str) -> None:
         view = self.view
-        own = self.streams[where]
-        is_parallel = view.is_parallel(where)
-        if is_parallel and where in self.matches:
-            converge = self.matches[where]
-            self.streams[converge] |= own
+        streams, matches, branch_streams = self.streams, self.matches, self.branch_streams
+        own = streams[where]
+        is_parallel = view.types[where] in PARALLEL_TYPES
+        if is_parallel and where in matches:
+            converge = matches[where]
+            streams[converge] |= own
             self._report(converge, where)
-        for i, target in enumerate(view.targets(where)):
+        for i, target in enumerate(view.succ[where]):
             fake = False
-            if target in self.branch_streams:
-                fake = own <= self.branch_streams[target] or self.matches.get(where) == target
+            if target in branch_streams:
+                fake = own <= branch_streams[target] or matches.get(where) == target
             if not fake:
                 if is_parallel:
-                    self.streams[target].add(f"{where}_{i}")
+                    streams[target].add(f"{where}_{i}")
                 else:
-                    self.streams[target] |= own
-            self._report(target, where)
+                    streams[target] |= own
+            # the _report test inlined (``own`` is ``streams[where]``, the same set object): most
+            # flows cross nothing, so the call is only made when a problem may be reported
+            if len(own) <= 1 and len(streams[target]) > 1:
+                self._report(target, where)
 
     def run(self) -> dict[str, str]:
         view = self.view
+        succ = view.succ
         visited: set[str] = set()
         queue = deque([view.start_id])
         while queue:
             nid = queue.popleft()
             if nid not in visited:
                 visited.add(nid)
-                queue.extend(view.targets(nid))
+                queue.extend(succ[nid])
             self.flow(nid)
         labels: dict[str, str] = {}
         crossing = bool(self.problems)
@@ -84,14 +90,14 @@ class _StreamWalk:
                     nid,
                     "stream.unreachable",
                     "node is not reachable from the start event; connect it or remove it",
-                    view.names[nid],
+                    view.name(nid),
                 )
             elif not crossing:
                 self.problems.add(
                     nid,
                     "stream.crossing",
                     "node " + _CROSSING.format(streams=", ".join(sorted(streams))),
-                    view.names[nid],
+                    view.name(nid),
                 )
         return labels
 

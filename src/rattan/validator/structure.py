@@ -27,6 +27,7 @@ from ._common import (
 from .fields import check_data, check_node
 
 CONTAINERS = ("start_event", "end_event", "activities", "gateways", "flows")
+_START_TYPES = frozenset({START_EVENT})  # the start event's allowed types, built once (not per node)
 
 
 @dataclass
@@ -183,44 +184,63 @@ def _check_header(p: dict[str, Any], expected_id: str | None, label: str, ctx: _
 
 
 def _collect_nodes(p: dict[str, Any], label: str, ctx: _Ctx) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Map node id -> (container key, node dict) for this pipeline, checking ids and types."""
+    """Map node id -> (container key, node dict) for this pipeline, checking ids and types.
+
+    Messages, locations (``where``) and node names are only built when a problem is reported: for a
+    valid tree they are never needed, and building them per node was most of this function's cost.
+    """
     probs = ctx.problems
+    all_ids = ctx.all_ids
     nodes: dict[str, tuple[str, dict[str, Any]]] = {}
-    entries: list[tuple[str, Any, Any]] = [
-        ("start_event", None, p["start_event"]),
-        ("end_event", None, p["end_event"]),
-    ]
-    entries += [("activities", k, v) for k, v in p["activities"].items()]
-    entries += [("gateways", k, v) for k, v in p["gateways"].items()]
-    for kind, key, node in entries:
-        where = kind if key is None else f"{kind}[{short(key)}]"
-        ref = key if isinstance(key, str) else _pid(node, where)
-        if not isinstance(node, dict):
-            probs.add(ref, "structure.field_type", f"{where} must be a dict, got {type(node).__name__}")
-            continue
-        name = node_name(node)
-        err = id_problem(node.get("id")) if "id" in node else "node is missing the required key 'id'"
-        if err:
-            probs.add(ref, "structure.id", f"{where}: {err}", name)
-            continue
-        nid: str = node["id"]
-        if key is not None and key != nid:
-            probs.add(nid, "structure.id_mismatch", f"{where} holds a node whose id is {nid!r}", name)
-            continue
-        if not _check_type(nid, kind, node, name, ctx):
-            continue
-        if nid in ctx.all_ids or nid in nodes:
-            probs.add(
-                nid,
-                "structure.duplicate_id",
-                f"node id {nid!r} is used more than once (also {ctx.all_ids.get(nid, 'in this pipeline')}); "
-                "node ids must be unique across the whole tree, nested subprocesses included",
-                name,
-            )
-            continue
-        ctx.all_ids[nid] = f"a node of pipeline {label}"
-        nodes[nid] = (kind, node)
+    first_seen = f"a node of pipeline {label}"
+    groups: tuple[tuple[str, frozenset[str], Any], ...] = (
+        ("start_event", _START_TYPES, ((None, p["start_event"]),)),
+        ("end_event", ctx.sink_types, ((None, p["end_event"]),)),
+        ("activities", ACTIVITY_TYPES, p["activities"].items()),
+        ("gateways", GATEWAY_TYPES, p["gateways"].items()),
+    )
+    for kind, allowed, items in groups:
+        for key, node in items:
+            if not isinstance(node, dict):
+                where = _where(kind, key)
+                ref = key if isinstance(key, str) else _pid(node, where)
+                probs.add(ref, "structure.field_type", f"{where} must be a dict, got {type(node).__name__}")
+                continue
+            nid = node.get("id")
+            if not (isinstance(nid, str) and 0 < len(nid) <= MAX_ID_LENGTH):  # id_problem(nid) is None
+                where = _where(kind, key)
+                ref = key if isinstance(key, str) else _pid(node, where)
+                err = id_problem(nid) if "id" in node else "node is missing the required key 'id'"
+                probs.add(ref, "structure.id", f"{where}: {err}", node_name(node))
+                continue
+            if key is not None and key != nid:
+                where = _where(kind, key)
+                probs.add(
+                    nid, "structure.id_mismatch", f"{where} holds a node whose id is {nid!r}", node_name(node)
+                )
+                continue
+            ntype = node.get("type")
+            # fast path of _check_type: a known type key (isinstance first: ``in`` needs a hashable)
+            if not (isinstance(ntype, str) and ntype in allowed) and not _check_type(
+                nid, kind, node, node_name(node), ctx
+            ):
+                continue
+            if nid in all_ids or nid in nodes:
+                probs.add(
+                    nid,
+                    "structure.duplicate_id",
+                    f"node id {nid!r} is used more than once (also {all_ids.get(nid, 'in this pipeline')}); "
+                    "node ids must be unique across the whole tree, nested subprocesses included",
+                    node_name(node),
+                )
+                continue
+            all_ids[nid] = first_seen
+            nodes[nid] = (kind, node)
     return nodes
+
+
+def _where(kind: str, key: Any) -> str:
+    return kind if key is None else f"{kind}[{short(key)}]"
 
 
 def _check_type(nid: str, kind: str, node: dict[str, Any], name: str | None, ctx: _Ctx) -> bool:
@@ -229,7 +249,7 @@ def _check_type(nid: str, kind: str, node: dict[str, Any], name: str | None, ctx
         return False
     ntype = node["type"]
     if kind == "start_event":
-        allowed: frozenset[str] = frozenset({START_EVENT})
+        allowed: frozenset[str] = _START_TYPES
     elif kind == "end_event":
         allowed = ctx.sink_types
     elif kind == "activities":
@@ -263,75 +283,107 @@ def _check_flows(
 ) -> None:
     good: dict[str, dict[str, Any]] = {}
     for key, flow in flows.items():
-        ref = key if isinstance(key, str) else short(key)
         if not isinstance(flow, dict):
+            ref = key if isinstance(key, str) else short(key)
             probs.add(ref, "flow.type", f"flow {ref} must be a dict, got {type(flow).__name__}")
             continue
-        err = id_problem(flow.get("id"))
-        if err:
-            probs.add(ref, "flow.id", f"flow {ref}: {err}")
+        fid = flow.get("id")
+        if not (isinstance(fid, str) and 0 < len(fid) <= MAX_ID_LENGTH):  # id_problem(fid) is None
+            ref = key if isinstance(key, str) else short(key)
+            probs.add(ref, "flow.id", f"flow {ref}: {id_problem(fid)}")
             continue
-        if flow["id"] != key:
-            probs.add(ref, "flow.id", f"flows[{ref!r}] holds a flow whose id is {flow['id']!r}")
+        if fid != key:
+            ref = key if isinstance(key, str) else short(key)
+            probs.add(ref, "flow.id", f"flows[{ref!r}] holds a flow whose id is {fid!r}")
             continue
-        bad = False
-        for end in ("source", "target"):
-            nid = flow.get(end)
+        source, target = flow.get("source"), flow.get("target")
+        if isinstance(source, str) and source in nodes and isinstance(target, str) and target in nodes:
+            good[key] = flow
+            continue
+        for end, nid in (("source", source), ("target", target)):
             if not isinstance(nid, str) or nid not in nodes:
                 probs.add(
                     key,
                     "flow.endpoint",
                     f"flow {key} {end} {short(nid)} is not a node of pipeline {label}",
                 )
-                bad = True
-        if not bad:
-            good[key] = flow
-    _check_references(good, nodes, probs, set(flows))
+    _check_references(good, nodes, probs, flows)
 
 
 def _check_references(
     flows: dict[str, dict[str, Any]],
     nodes: dict[str, tuple[str, dict[str, Any]]],
     probs: Problems,
-    flow_keys: set[Any],
+    all_flows: dict[Any, Any],
 ) -> None:
-    listed: dict[str, set[str]] = {"incoming": set(), "outgoing": set()}
+    """Cross-check the nodes' flow lists against ``flows`` (the well-formed flows of ``all_flows``)."""
+    listed_in: set[str] = set()
+    listed_out: set[str] = set()
     for nid, (_kind, node) in nodes.items():
-        name = node_name(node)
-        for key, end in (("incoming", "target"), ("outgoing", "source")):
+        for key, end, listed in (("incoming", "target", listed_in), ("outgoing", "source", listed_out)):
             value = node.get(key)
-            if not isinstance(value, (str, list)):
+            if isinstance(value, list):
+                fids = value
+            elif isinstance(value, str):
+                fids = [value] if value else []  # to_list, inlined
+            else:
+                continue
+            if len(fids) == 1:
+                # the usual single flow: no duplicate is possible, so skip the ``seen`` set
+                fid = fids[0]
+                if isinstance(fid, str) and fid:
+                    listed.add(fid)
+                    flow = flows.get(fid)
+                    if flow is None or flow[end] != nid:
+                        _reference_problem(nid, node, key, end, fid, flow, all_flows, probs)
                 continue
             seen: set[str] = set()
-            for fid in to_list(value):
+            for fid in fids:
                 if not isinstance(fid, str) or not fid:
                     continue
                 if fid in seen:
-                    probs.add(nid, "node.flow_duplicate", f"flow {fid} is listed twice in {key!r}", name)
-                seen.add(fid)
-                listed[key].add(fid)
-                flow = flows.get(fid)
-                if flow is None:
-                    if fid not in flow_keys:
-                        probs.add(
-                            nid, "node.flow_missing", f"{key} flow {fid} does not exist in 'flows'", name
-                        )
-                elif flow[end] != nid:
                     probs.add(
-                        nid,
-                        "node.flow_mismatch",
-                        f"{key} flow {fid} has {end} {flow[end]!r}, not this node",
-                        name,
+                        nid, "node.flow_duplicate", f"flow {fid} is listed twice in {key!r}", node_name(node)
                     )
+                seen.add(fid)
+                listed.add(fid)
+                flow = flows.get(fid)
+                if flow is None or flow[end] != nid:
+                    _reference_problem(nid, node, key, end, fid, flow, all_flows, probs)
     for fid, flow in flows.items():
-        if fid not in listed["outgoing"]:
+        if fid not in listed_out:
             probs.add(
                 flow["source"], "flow.unlisted", f"flow {fid} is not listed in the 'outgoing' of its source"
             )
-        if fid not in listed["incoming"]:
+        if fid not in listed_in:
             probs.add(
                 flow["target"], "flow.unlisted", f"flow {fid} is not listed in the 'incoming' of its target"
             )
+
+
+def _reference_problem(
+    nid: str,
+    node: dict[str, Any],
+    key: str,
+    end: str,
+    fid: str,
+    flow: dict[str, Any] | None,
+    all_flows: dict[Any, Any],
+    probs: Problems,
+) -> None:
+    """Report node ``nid`` listing flow ``fid`` in ``key`` when ``flow`` is missing or not its ``end``."""
+    if flow is None:
+        if fid not in all_flows:
+            probs.add(
+                nid, "node.flow_missing", f"{key} flow {fid} does not exist in 'flows'", node_name(node)
+            )
+    elif flow[end] != nid:
+        probs.add(
+            nid,
+            "node.flow_mismatch",
+            f"{key} flow {fid} has {end} {flow[end]!r}, not this node",
+            node_name(node),
+        )
 
 
 def normalise(pipeline: dict[str, Any]) -> None:

@@ -345,3 +345,16 @@ def test_the_parser_passes_node_fields_in_the_models_order() -> None:
     for cls in (Node, EventNode, GatewayNode, ServiceActivityNode, SubProcessNode):
         names = tuple(f.name for f in dataclasses.fields(cls))
         assert names[: len(parse.NODE_FIELDS)] == parse.NODE_FIELDS, cls.__name__
+
+
+def test_parsing_an_unvalidated_tree_that_nests_itself_fails_clearly() -> None:
+    start = EmptyStartEvent()
+    sub_start = EmptyStartEvent()
+    sub_start.extend(EmptyEndEvent())
+    sub = SubProcess(start=sub_start)
+    start.extend(sub).extend(EmptyEndEvent())
+    tree = build_tree(start)
+    nested = tree["activities"][sub.id]["pipeline"]
+    nested["activities"] = {sub.id: tree["activities"][sub.id]}  # the subprocess now contains itself
+    with pytest.raises(TreeInvalidException, match="appears more than once"):
+        parse_pipeline(tree)

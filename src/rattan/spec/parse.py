@@ -210,9 +210,15 @@ def parse_pipeline(tree: Mapping[str, Any]) -> PipelineSpec:
         # (pipeline, its subprocess nodes once expanded, else None): the subprocess list is computed
         # once per pipeline and kept for the second visit, which builds the pipeline
         stack: list[tuple[Mapping[str, Any], list[Mapping[str, Any]] | None]] = [(tree, None)]
+        expanded: set[int] = set()
         while stack:
             current, subs = stack.pop()
             if subs is None:
+                if id(current) in expanded:
+                    # a pipeline dict nested in itself (or shared) would be expanded forever; the
+                    # validator reports it as structure.shared_object
+                    raise ValueError("a subprocess pipeline dict appears more than once in the tree")
+                expanded.add(id(current))
                 subs = [n for n in current["activities"].values() if n["type"] == "SubProcess"]
                 stack.append((current, subs))
                 stack.extend((n["pipeline"], None) for n in subs)

@@ -24,8 +24,8 @@ STATE_COLS = (
     "created, started, archived"
 )
 PROC_COLS = "id, root_id, parent_id, current, destination, stack, status, pending, executing"
-# the hot path reads a node with its root, its enclosing subprocesses and the node after it:
-# the text of each short form is built once (the driver caches statements by their text)
+# a node with its root and enclosing subprocesses, read when the writer's cache misses: the text
+# of each short form is built once (the driver caches statements by their text)
 STATES_BY = [""] + [
     f"SELECT {STATE_COLS} FROM states WHERE node_id IN ({','.join('?' * n)})" for n in range(1, 9)
 ]
@@ -67,8 +67,6 @@ def sched_record(row: Any) -> ScheduleRecord:
 ProcRow = tuple[int, str, int | None, str, str | None, tuple[str, ...], str, int, str | None]
 # a state row as the writer last wrote or read it: STATE_COLS; None: the node has no state
 StateRow = tuple[str, str, str, str, str, int, int, int, bool, bool, float, float | None, float | None]
-
-
 # a schedule row: SCHED_COLS
 SchedRow = tuple[int, str, str, int, int, int, bool, bool, float | None]
 # one pipeline's context rows: key -> (type, serialised value, code)
@@ -77,13 +75,13 @@ ContextRows = dict[str, tuple[int, bytes, str | None]]
 
 class WriterCache:
     """Rows as the writer connection last wrote or read them (tokens, states, live schedules and
-    pipeline contexts), so a step reads what its previous step wrote without a statement. The
-    store clears it whenever it cannot
-    vouch for it (a rollback, a commit by another connection, a bulk write); every other write
-    to ``processes`` and ``states`` goes through Tx methods, which keep it current. Code that
-    writes those tables (or schedules, context) with its own SQL (retention, rollback cleaning)
-    calls ``Tx.forget()``;
-    tests/runtime/test_writer_cache.py holds the list of such places."""
+    whole pipeline contexts), so a step reads what its previous step wrote without a statement.
+
+    The store clears it whenever it cannot vouch for it: a rollback, a commit by another
+    connection, too many rows. Every write to these tables goes through Tx methods, which keep it
+    current; code that writes them with its own SQL (retention, rollback's cleaning) calls
+    ``Tx.forget()``, and tests/runtime/test_writer_cache.py lists those places.
+    """
 
     __slots__ = ("context", "procs", "schedules", "states")
 

@@ -208,14 +208,17 @@ class SQLiteStore:
             if not self._open_gen:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
-                    version = conn.execute("PRAGMA data_version").fetchone()[0]
                 except sqlite3.Error as exc:
                     raise BackendUnavailableError(f"cannot start a store transaction: {exc}") from exc
-                if version != self._data_version or self._cache.size() > CACHE_LIMIT:
+                try:
+                    version: int | None = conn.execute("PRAGMA data_version").fetchone()[0]
+                except sqlite3.Error:
+                    version = None  # unknown: trust nothing cached
+                if version is None or version != self._data_version or self._cache.size() > CACHE_LIMIT:
                     # another connection wrote: trust nothing cached (or the cache is full: start
                     # again from what the next steps read)
                     self._cache.clear()
-                    self._data_version = version
+                    self._data_version = -1 if version is None else version
                 self._open_gen = self._next_gen
                 self._next_gen += 1
                 self._members = 0

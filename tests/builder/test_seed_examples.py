@@ -1,8 +1,8 @@
 """Every builder example of the seed documents and the bench shapes builds a tree that passes validation.
 
-Sources: the quickstart (seed 001), the flow-orchestration guide (seed 003) and
-/work/shared/bench/shapes.py. Each test builds the tree, checks its shape, computes tokens, then runs
-``rattan.validator.validate_and_process_pipeline`` on it.
+Sources: the quickstart (seed 001), the flow-orchestration guide (seed 003) and the bench shapes
+(``shared/bench/shapes.py`` beside the repository). Each test builds the tree, checks its shape,
+computes tokens, then runs ``rattan.validator.validate_and_process_pipeline`` on it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import copy
 import importlib.util
 import json
 import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -35,8 +34,9 @@ from rattan.builder import (
     build_tree,
     generate_pipeline_token,
 )
+from shared_bench import bench_dir
 
-BENCH_DIR = Path("/work/shared/bench")
+BENCH_DIR = bench_dir()
 
 
 def _all_node_ids(tree: dict[str, Any]) -> set[str]:

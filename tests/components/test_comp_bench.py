@@ -6,9 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-BENCH = Path("/work/shared/bench/components.py")
+from shared_bench import bench_dir
+
+BENCH = bench_dir() / "components.py"
 
 SCRIPT = textwrap.dedent(
     """

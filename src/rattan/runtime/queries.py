@@ -30,9 +30,11 @@ from rattan.runtime.rows import (
     SchedRow,
     StateRow,
     WriterCache,
+    cached_proc_record,
     dumps,
     loads,
     proc_record,
+    proc_row,
     state_record,
     state_row,
 )
@@ -43,16 +45,23 @@ __all__ = ["ContextRows", "ProcRow", "SchedRow", "StateRow", "Tx", "WriterCache"
 class Tx(JobQueries):
     """Typed access to the store over one connection (a write transaction or a reader).
 
-    ``cache`` (the writer only) keeps process and state rows between transactions (WriterCache).
+    ``cache`` (the writer only) keeps rows between transactions (WriterCache); ``procs`` and
+    ``states`` are its token and state maps, or None on a reader.
     """
 
-    __slots__ = ("c", "cache", "procs", "states")
+    __slots__ = ("c", "cache")
 
     def __init__(self, conn: Any, cache: WriterCache | None = None) -> None:
         self.c = conn
         self.cache = cache
-        self.procs = cache.procs if cache is not None else None
-        self.states = cache.states if cache is not None else None
+
+    @property
+    def procs(self) -> dict[int, ProcRow] | None:
+        return None if self.cache is None else self.cache.procs
+
+    @property
+    def states(self) -> dict[str, StateRow | None] | None:
+        return None if self.cache is None else self.cache.states
 
     def forget(self) -> None:
         """Drop cached rows (after a rollback, or a write that bypassed these methods)."""
@@ -325,17 +334,13 @@ class Tx(JobQueries):
     def get_process(self, pid: int) -> ProcessRecord | None:
         procs = self.procs
         if procs is not None and (cached := procs.get(pid)) is not None:
-            return ProcessRecord(
-                pid, cached[1], cached[2], cached[3], cached[4], list(cached[5]), cached[6], cached[7],
-                cached[8], cached[6],
-            )  # fmt: skip
+            return cached_proc_record(cached)
         row = self.c.execute(PROC_BY_ID, (pid,)).fetchone()
         if row is None:
             return None
         p = proc_record(row)
         if procs is not None and p.status != "done":
-            procs[pid] = (pid, p.root_id, p.parent_id, p.current, p.destination, tuple(p.stack), p.status,
-                          p.pending, p.executing)  # fmt: skip
+            procs[pid] = proc_row(p)
         return p
 
     def save_process(self, p: ProcessRecord) -> None:
@@ -349,8 +354,7 @@ class Tx(JobQueries):
         procs = self.procs
         if procs is not None:
             if cur.rowcount == 1 and p.status != "done":
-                procs[p.id] = (p.id, p.root_id, p.parent_id, p.current, p.destination, tuple(p.stack),
-                               p.status, p.pending, p.executing)  # fmt: skip
+                procs[p.id] = proc_row(p)
             else:  # a finished token is not read again, or its row is gone (its run was deleted)
                 procs.pop(p.id, None)
 

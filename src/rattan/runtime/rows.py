@@ -57,6 +57,11 @@ def proc_record(row: Any) -> ProcessRecord:
     )
 
 
+def cached_proc_record(row: ProcRow) -> ProcessRecord:
+    """A fresh record (the caller's own, with its own stack list) from a cached ProcRow."""
+    return ProcessRecord(row[0], row[1], row[2], row[3], row[4], list(row[5]), row[6], row[7], row[8], row[6])
+
+
 def sched_record(row: Any) -> ScheduleRecord:
     return ScheduleRecord(
         row[0], row[1], row[2], ScheduleType(row[3]), row[4], row[5], bool(row[6]), bool(row[7]), row[8]
@@ -104,3 +109,8 @@ class WriterCache:
 def state_row(s: StateRecord) -> StateRow:
     return (s.node_id, s.root_id, s.parent_id, s.name, s.version, s.loop, s.inner_loop, s.retry,
             s.skip, s.error_ignored, s.created, s.started, s.archived)  # fmt: skip
+
+
+def proc_row(p: ProcessRecord) -> ProcRow:
+    return (p.id, p.root_id, p.parent_id, p.current, p.destination, tuple(p.stack), p.status, p.pending,
+            p.executing)  # fmt: skip

@@ -24,7 +24,6 @@ from rattan.runtime.rows import (
     SAVE_PROC_STATUS,
     STATE_COLS,
     STATES_BY,
-    STATES_BY_1,
     ContextRows,
     ProcRow,
     SchedRow,
@@ -111,14 +110,8 @@ class Tx(JobQueries):
 
     # -- states --------------------------------------------------------------------------------
     def get_state(self, node_id: str) -> StateRecord | None:
-        states = self.states
-        if states is not None and node_id in states:
-            cached = states[node_id]
-            return None if cached is None else state_record(cached)
-        row = self.c.execute(STATES_BY_1, (node_id,)).fetchone()
-        if states is not None:
-            states[node_id] = row
-        return None if row is None else state_record(row)
+        found = self.states_by_ids([node_id])
+        return found[0] if found else None
 
     def states_of_root(self, root_id: str) -> list[StateRecord]:
         rows = self.c.execute(f"SELECT {STATE_COLS} FROM states WHERE root_id=? ORDER BY created", (root_id,))

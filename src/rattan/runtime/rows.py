@@ -29,7 +29,6 @@ PROC_COLS = "id, root_id, parent_id, current, destination, stack, status, pendin
 STATES_BY = [""] + [
     f"SELECT {STATE_COLS} FROM states WHERE node_id IN ({','.join('?' * n)})" for n in range(1, 9)
 ]
-STATES_BY_1 = f"SELECT {STATE_COLS} FROM states WHERE node_id=?"
 PROC_BY_ID = f"SELECT {PROC_COLS} FROM processes WHERE id=?"
 SAVE_PROC = "UPDATE processes SET current=?, destination=?, stack=?, pending=?, executing=? WHERE id=?"
 SAVE_PROC_STATUS = SAVE_PROC.replace(" WHERE", ", status=? WHERE")

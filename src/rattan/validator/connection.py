@@ -31,21 +31,16 @@ EMIT_RULE = Rule("diverging gateway", 1, MAX_IN, 1, MAX_OUT)
 CONVERGE_RULE = Rule("converge gateway", 1, MAX_IN, 1, 1)
 
 
+# the rule of every node that is neither the start nor the end event, by type
+_RULE_BY_TYPE = {**dict.fromkeys(ACTIVITY_TYPES, ACTIVITY_RULE), CONVERGE: CONVERGE_RULE}
+
+
 def rule_for(view: GraphView, nid: str) -> Rule:
-    ntype = view.types[nid]
     if nid == view.start_id:
         return SOURCE_RULE
     if nid == view.end_id:
         return SINK_RULE
-    if ntype in ACTIVITY_TYPES:
-        return ACTIVITY_RULE
-    if ntype == CONVERGE:
-        return CONVERGE_RULE
-    return EMIT_RULE
-
-
-# the rule of every node that is neither the start nor the end event, by type (rule_for as a table)
-_RULE_BY_TYPE = {**dict.fromkeys(ACTIVITY_TYPES, ACTIVITY_RULE), CONVERGE: CONVERGE_RULE}
+    return _RULE_BY_TYPE.get(view.types[nid], EMIT_RULE)
 
 
 def _bounds(lo: int, hi: int) -> str:
@@ -60,13 +55,7 @@ def check_connection(view: GraphView) -> Problems:
     start_id, end_id = view.start_id, view.end_id
     types, incoming, outgoing, succ = view.types, view.incoming, view.outgoing, view.succ
     for nid in view.order:
-        # same choice as rule_for, without a call per node
-        if nid == start_id:
-            rule = SOURCE_RULE
-        elif nid == end_id:
-            rule = SINK_RULE
-        else:
-            rule = _RULE_BY_TYPE.get(types[nid], EMIT_RULE)
+        rule = rule_for(view, nid)
         n_in, n_out = len(incoming[nid]), len(outgoing[nid])
         if not rule.min_in <= n_in <= rule.max_in:
             probs.add(

@@ -206,13 +206,13 @@ def _collect_nodes(p: dict[str, Any], label: str, ctx: _Ctx) -> dict[str, tuple[
                 ref = key if isinstance(key, str) else _pid(node, where)
                 probs.add(ref, "structure.field_type", f"{where} must be a dict, got {type(node).__name__}")
                 continue
-            nid = node.get("id")
-            if not (isinstance(nid, str) and 0 < len(nid) <= MAX_ID_LENGTH):  # id_problem(nid) is None
+            err = id_problem(node.get("id")) if "id" in node else "node is missing the required key 'id'"
+            if err:
                 where = _where(kind, key)
                 ref = key if isinstance(key, str) else _pid(node, where)
-                err = id_problem(nid) if "id" in node else "node is missing the required key 'id'"
                 probs.add(ref, "structure.id", f"{where}: {err}", node_name(node))
                 continue
+            nid: str = node["id"]
             if key is not None and key != nid:
                 where = _where(kind, key)
                 probs.add(
@@ -288,9 +288,10 @@ def _check_flows(
             probs.add(ref, "flow.type", f"flow {ref} must be a dict, got {type(flow).__name__}")
             continue
         fid = flow.get("id")
-        if not (isinstance(fid, str) and 0 < len(fid) <= MAX_ID_LENGTH):  # id_problem(fid) is None
+        err = id_problem(fid)
+        if err:
             ref = key if isinstance(key, str) else short(key)
-            probs.add(ref, "flow.id", f"flow {ref}: {id_problem(fid)}")
+            probs.add(ref, "flow.id", f"flow {ref}: {err}")
             continue
         if fid != key:
             ref = key if isinstance(key, str) else short(key)
@@ -322,23 +323,10 @@ def _check_references(
     for nid, (_kind, node) in nodes.items():
         for key, end, listed in (("incoming", "target", listed_in), ("outgoing", "source", listed_out)):
             value = node.get(key)
-            if isinstance(value, list):
-                fids = value
-            elif isinstance(value, str):
-                fids = [value] if value else []  # to_list, inlined
-            else:
-                continue
-            if len(fids) == 1:
-                # the usual single flow: no duplicate is possible, so skip the ``seen`` set
-                fid = fids[0]
-                if isinstance(fid, str) and fid:
-                    listed.add(fid)
-                    flow = flows.get(fid)
-                    if flow is None or flow[end] != nid:
-                        _reference_problem(nid, node, key, end, fid, flow, all_flows, probs)
+            if not isinstance(value, (str, list)):
                 continue
             seen: set[str] = set()
-            for fid in fids:
+            for fid in to_list(value):
                 if not isinstance(fid, str) or not fid:
                     continue
                 if fid in seen:

@@ -10,25 +10,26 @@ INPUT_TYPES = frozenset({"plain", "splice", "lazy"})
 _MISSING = object()  # ``dict.get`` default telling a missing key from a None value in one lookup
 
 
-def _check_flow_list(nid: str, key: str, value: Any, name: str | None, probs: Problems) -> None:
+def _check_flow_list(nid: str, key: str, value: Any, node: dict[str, Any], probs: Problems) -> None:
     if value is None or value == "":
         return
     items = value if isinstance(value, list) else [value]
     if not isinstance(value, (str, list)):
-        probs.add(nid, "structure.field_type", f"{key!r} must be a flow id string or a list of them", name)
+        probs.add(
+            nid,
+            "structure.field_type",
+            f"{key!r} must be a flow id string or a list of them",
+            node_name(node),
+        )
         return
     for item in items:
         if not isinstance(item, str) or not item:
-            probs.add(nid, "structure.field_type", f"{key!r} holds {short(item)}, not a flow id string", name)
-
-
-def _flow_list_ok(value: Any) -> bool:
-    """True when ``_check_flow_list`` would report nothing for ``value`` (the common case, decided fast)."""
-    if type(value) is str:
-        return True  # "" is skipped and a non-empty string is one valid flow id
-    if type(value) is list:
-        return all(isinstance(item, str) and item for item in value)
-    return value is None
+            probs.add(
+                nid,
+                "structure.field_type",
+                f"{key!r} holds {short(item)}, not a flow id string",
+                node_name(node),
+            )
 
 
 def check_node(nid: str, node: dict[str, Any], probs: Problems) -> bool:
@@ -45,8 +46,8 @@ def check_node(nid: str, node: dict[str, Any], probs: Problems) -> bool:
             probs.add(
                 nid, "structure.required_key", f"node is missing the required key {key!r}", node_name(node)
             )
-        elif type(value) is not str and not _flow_list_ok(value):  # a plain string is always fine
-            _check_flow_list(nid, key, value, node_name(node), probs)
+        else:
+            _check_flow_list(nid, key, value, node, probs)
     ntype = node["type"]
     if ntype == SERVICE_ACTIVITY:
         _check_service_activity(nid, node, probs)

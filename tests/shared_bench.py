@@ -1,16 +1,20 @@
-"""Where the benchmark shapes and components shared with the project live: ``$RATTAN_BENCH_SHARED``,
-else ``shared/bench`` beside the repository (the layout CI uses), as for ``bench/run.py``."""
+"""Where the benchmark shapes and components shared with the project live, found the way
+``bench/run.py`` finds them (its ``default_shared``: ``$RATTAN_BENCH_SHARED``, else ``shared/bench``
+beside the repository, the layout CI uses)."""
 
 from __future__ import annotations
 
-import os
+import importlib.util
 from pathlib import Path
 
-ENV_SHARED = "RATTAN_BENCH_SHARED"
+_RUN = Path(__file__).resolve().parents[1] / "bench" / "run.py"
 
 
 def bench_dir() -> Path:
-    env = os.environ.get(ENV_SHARED)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "bench"
+    # bench/run.py is a script, not a package: load it by path (it imports only the stdlib at start)
+    spec = importlib.util.spec_from_file_location("rattan_bench_run", _RUN)
+    assert spec is not None and spec.loader is not None
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    shared: Path = run.default_shared()
+    return shared

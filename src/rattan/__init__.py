@@ -41,8 +41,8 @@ __version__ = "0.1.0"
 # The engine, the API and the optional subpackages load on first use (PEP 562): ``import rattan``
 # stays cheap for code that only defines components.
 _LAZY = {
-    "Engine": ("rattan.engine.engine", "Engine"),
-    "EngineAPIResult": ("rattan.api", "EngineAPIResult"),
+    "Engine": ("rattan.facade", "Engine"),
+    "EngineAPIResult": ("rattan.results", "EngineAPIResult"),
     "api": ("rattan.api", None),
     "builder": ("rattan.builder", None),
     "rollback": ("rattan.rollback", None),
@@ -51,8 +51,8 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from rattan import api, builder, rollback, signals
-    from rattan.api import EngineAPIResult
-    from rattan.engine.engine import Engine
+    from rattan.facade import Engine
+    from rattan.results import EngineAPIResult
 
 
 def __getattr__(name: str) -> Any:

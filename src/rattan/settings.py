@@ -52,8 +52,10 @@ class Settings:
     rollback_queue: str = "rollback"
     pipeline_enable_auto_execute_when_roll_backed: bool = True
     pipeline_node_timeout_handler: Mapping[str, Any] = field(default_factory=dict)
-    # embedded runtime
+    # runtime: worker threads of this process, and the leases of work (many processes on one store)
     workers: int = 4
+    lease_seconds: float = 8.0  # an engine that has not renewed its lease this long is gone
+    sweep_seconds: float = 1.0  # how often an engine renews its lease and looks for orphaned work
     sqlite_synchronous: str = "FULL"  # FULL survives power loss; NORMAL survives a process crash
     sqlite_page_size: int = DEFAULT_PAGE_SIZE  # bytes per page of a NEW store file (docs/engine.md)
     max_tree_nodes: int = 100_000  # larger trees are refused by validation

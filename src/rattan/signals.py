@@ -18,11 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-log = logging.getLogger("rattan.signals")
+from rattan.model.records import EVENT_SCHEMA_VERSION
 
-EVENT_SCHEMA_VERSION = 1
-# events are stored a row per unit of work; an event's id is row id * EVENTS_PER_ROW + its index
-EVENTS_PER_ROW = 1000
+log = logging.getLogger("rattan.signals")
 
 Receiver = Callable[..., Any]
 

@@ -23,7 +23,6 @@ import pytest
 
 import rattan
 from rattan import api
-from rattan.api import EngineAPIResult
 from rattan.builder import (
     EmptyEndEvent,
     EmptyStartEvent,
@@ -41,6 +40,8 @@ from rattan.contrib.node_timer_event import (
     parse_timer,
 )
 from rattan.errors import BadInputError
+from rattan.model.messages import FireTimer
+from rattan.results import EngineAPIResult
 
 FORCED_FAIL_EX_DATA = "forced fail by timer event"
 EARLY = 0.01  # a firing may not come earlier than its due time (minus clock rounding)
@@ -566,7 +567,7 @@ def test_time_cycle_fires_n_times_without_drift(engine: rattan.Engine) -> None:
     armed = float(st.started)
     # repetition 2 is re-armed from the arming time, not from the firing time
     wait_for(lambda: fire_count(a) >= 1)
-    pending = wait_for(lambda: [d for d, k, _ in engine.core.dispatcher.pending_timers() if k == "timer"])
+    pending = wait_for(lambda: [d for d, m in engine.dispatcher.pending_timers() if isinstance(m, FireTimer)])
     assert pending[0] == pytest.approx(armed + 0.4, abs=1e-6)
     wait_for(lambda: fire_count(a) >= 3)
     time.sleep(0.5)  # a 4th repetition would be due at 0.8 s
@@ -575,7 +576,7 @@ def test_time_cycle_fires_n_times_without_drift(engine: rattan.Engine) -> None:
     for k, t in enumerate(rel, start=1):
         assert k * 0.2 - EARLY <= t <= k * 0.2 + LATE, rel
     assert [e["data"]["index"] for e in timer_events_of(engine, root, a)] == [1, 1, 1]
-    assert engine.core.dispatcher.pending_timers() == []
+    assert engine.dispatcher.pending_timers() == []
     finish_by_callback(engine, a)
 
 

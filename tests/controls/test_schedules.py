@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from control_helpers import (
 import rattan
 from rattan import api
 from rattan.components.service import ScheduleType
+from rattan.model.records import CallbackRecord
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -270,13 +272,16 @@ def test_callback_accepts_any_json_value(engine: rattan.Engine, lab: Lab) -> Non
 
 
 @pytest.mark.timeout(60)
-def test_revoke_refuses_a_stored_callback_not_yet_applied(engine: rattan.Engine, lab: Lab) -> None:
+def test_revoke_refuses_a_stored_callback_not_yet_applied(
+    make_engine: Callable[..., rattan.Engine], lab: Lab
+) -> None:
+    engine = make_engine(sweep_seconds=3600)  # no sweep finds the callback before the revoke
     a = act("c_cb")
     tree, _start, _end = chain(a)
     root = run(engine, tree)
     version = wait_schedule(engine, a.id)
     # a callback stored but not yet applied (as if the engine had stopped before dispatching it)
-    cid = engine.core.unit(lambda step: step.tx.insert_callback(a.id, version, {"late": True}, None))
+    cid = engine.core.unit(lambda step: step.tx.put_wait(CallbackRecord(0, a.id, version, {"late": True})))
     ok(api.revoke_pipeline(engine, root))
     wait_idle(engine)
     with engine.core.store.raw() as conn:

@@ -1,4 +1,5 @@
-"""The SQLite store: numbered migrations, group commit, statement budget, store URLs."""
+"""The SQLite store: numbered migrations, group commit, statement budget, store URLs, WAL
+checkpoints, page size, and the seam's error contract (conflicts are ConflictError)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,28 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlite_helpers import new_run, state, token
 
 import rattan
 from rattan.builder import EmptyEndEvent, EmptyStartEvent, ServiceActivity, build_tree
-from rattan.errors import BackendUnavailableError, StateVersionNotMatchError
-from rattan.runtime.schema import MIGRATIONS, SCHEMA_VERSION
+from rattan.context import ContextValueType
+from rattan.errors import BackendUnavailableError, ConflictError, StateVersionNotMatchError
+from rattan.model.records import ContextRow
+from rattan.runtime.interface import UnitOfWork
 from rattan.runtime.sqlite import SQLiteStore, parse_store_url
+from rattan.runtime.sqlite import checkpoint as checkpointer
+from rattan.runtime.sqlite import store as sqlite_store
+from rattan.runtime.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 
 pytestmark = pytest.mark.timeout(60)
+
+
+PLAIN = int(ContextValueType.PLAIN)
+
+
+def plain(pipeline_id: str, key: str, value: object) -> list[ContextRow]:
+    """One plain context variable, as ``put_context`` takes it."""
+    return [ContextRow(pipeline_id, key, PLAIN, value)]
 
 
 def tables(path: Path) -> set[str]:
@@ -30,7 +45,7 @@ def test_a_new_store_is_created_at_the_latest_schema_version(tmp_path: Path) -> 
         assert store.schema_version() == SCHEMA_VERSION
     finally:
         store.close()
-    assert {"runs", "states", "processes", "schedules", "callbacks", "events", "timers"} <= tables(
+    assert {"runs", "states", "processes", "schedules", "callbacks", "events", "timers", "owners"} <= tables(
         tmp_path / "a.db"
     )
 
@@ -48,8 +63,8 @@ def test_a_version_1_store_is_migrated_step_by_step_and_keeps_its_data(tmp_path:
     store = SQLiteStore(str(path))
     try:
         assert store.schema_version() == SCHEMA_VERSION
-        st = store.read(lambda tx: tx.get_state("pold"))
-        assert st is not None and st.name == "FINISHED" and st.version == "v1"
+        [st] = store.read(lambda tx: tx.states(["pold"]))
+        assert st.name == "FINISHED" and st.version == "v1"
     finally:
         store.close()
     assert {"events", "timers"} <= tables(path)
@@ -71,7 +86,7 @@ def test_a_version_3_event_log_loses_autoincrement_but_keeps_its_ids_and_high_wa
         conn.execute("DELETE FROM events WHERE root_id='r3'")  # the newest row went: high-water 3
     store = SQLiteStore(str(path))
     try:
-        assert store.schema_version() == SCHEMA_VERSION == 4
+        assert store.schema_version() == SCHEMA_VERSION == 5
         with store.raw() as conn:
             sql = conn.execute("SELECT sql FROM sqlite_master WHERE name='events'").fetchone()[0]
             assert "AUTOINCREMENT" not in sql
@@ -80,9 +95,13 @@ def test_a_version_3_event_log_loses_autoincrement_but_keeps_its_ids_and_high_wa
             ]  # fmt: skip
             indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name='events'")}
             assert "events_root" in indexes
-        store.run(lambda tx: tx.add_events([("r4", "n", "node_finish", b"[]", 1, 2.0)]))
-        rows = store.read(lambda tx: tx.get_event_rows("r4", 0, 10))
+        store.unit(lambda tx: tx.append_events("r4", [["node_finish", "n"]], 2.0))
+        with store.raw() as conn:
+            rows = conn.execute("SELECT id FROM events WHERE root_id='r4'").fetchall()
         assert [r[0] for r in rows] == [4]
+        # an event's id is its row's id * 1000 + its index in the row
+        events = store.read(lambda tx: tx.events(0, "r4", 10))
+        assert [(e.id, e.node_id, e.event_type) for e in events] == [(4000, "n", "node_finish")]
     finally:
         store.close()
 
@@ -111,7 +130,7 @@ def test_engine_without_arguments_uses_rattan_db_in_the_working_directory(tmp_pa
     os.chdir(tmp_path)
     try:
         with rattan.Engine() as engine:
-            assert engine.store_url == "rattan.db"
+            assert engine.store_url == "sqlite:///rattan.db"
         assert (tmp_path / "rattan.db").exists()
     finally:
         os.chdir(cwd)
@@ -122,16 +141,15 @@ def test_concurrent_units_commit_together_and_a_failing_unit_is_rolled_back_alon
     errors: list[BaseException] = []
 
     def ok(i: int) -> None:
-        store.run(lambda tx: tx.set_plain("p", f"${{k{i}}}", i))
+        store.unit(lambda tx: tx.put_context(plain("p", f"${{k{i}}}", i)))
 
     def bad() -> None:
-        def body(tx: object) -> None:
-            store_tx = tx
-            store_tx.set_plain("p", "${bad}", 1)  # type: ignore[attr-defined]
+        def body(tx: UnitOfWork) -> None:
+            tx.put_context(plain("p", "${bad}", 1))
             raise StateVersionNotMatchError("simulated conflict")
 
         try:
-            store.run(body)
+            store.unit(body)
         except StateVersionNotMatchError as exc:
             errors.append(exc)
 
@@ -140,7 +158,7 @@ def test_concurrent_units_commit_together_and_a_failing_unit_is_rolled_back_alon
         t.start()
     for t in threads:
         t.join()
-    ctx = store.read(lambda tx: tx.load_context("p"))
+    ctx = store.read(lambda tx: tx.context("p"))
     store.close()
     assert len(errors) == 1
     assert sorted(ctx) == sorted(f"${{k{i}}}" for i in range(40))
@@ -175,10 +193,10 @@ def test_a_chain_of_activities_costs_a_bounded_number_of_sql_statements_per_node
 def test_the_wal_file_is_reset_once_it_grows_past_the_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rattan.runtime.sqlite as sqlite_store
-
+    monkeypatch.setattr(checkpointer, "WAL_LIMIT_BYTES", 64 * 1024)
+    monkeypatch.setattr(checkpointer, "WAL_RESTART_BYTES", 32 * 1024)
+    # the store's own copy caps what a rewind leaves on disk (journal_size_limit)
     monkeypatch.setattr(sqlite_store, "WAL_LIMIT_BYTES", 64 * 1024)
-    monkeypatch.setattr(sqlite_store, "WAL_RESTART_BYTES", 32 * 1024)
     path = tmp_path / "wal.db"
     with rattan.Engine(f"sqlite:///{path}", sqlite_synchronous="NORMAL") as engine:
         for _ in range(30):
@@ -197,30 +215,30 @@ def test_a_process_saved_with_its_status_unchanged_leaves_the_status_column_alon
     store = SQLiteStore(str(tmp_path / "p.db"))
     statements: list[str] = []
     try:
-        pid = store.run(lambda tx: tx.insert_process("r1", None, "n1", None, ["r1"], "ready"))
-        proc = store.read(lambda tx: tx.get_process(pid))
-        assert proc is not None and proc.stored_status == "ready"
+        pid = store.unit(lambda tx: tx.put_token(token()))
+        [proc] = store.read(lambda tx: tx.tokens([pid]))
+        assert proc.stored_status == "ready" and proc.rev == 0
         store._writer.set_trace_callback(statements.append)
         proc.current = "n2"
-        store.run(lambda tx: tx.save_process(proc))
+        store.unit(lambda tx: tx.put_token(proc))
         stack = b'["r1"]'.hex()
         assert [s for s in statements if s.startswith("UPDATE")] == [
             f"UPDATE processes SET current='n2', destination=NULL, stack=x'{stack}', "
-            f"pending=0, executing=NULL WHERE id={pid}"
+            f"pending=0, executing=NULL, owner=NULL, rev=rev+1 WHERE id={pid} AND rev=0"
         ]
+        assert proc.rev == 1
         statements.clear()
         proc.status = "sleep"
-        store.run(lambda tx: tx.save_process(proc))
+        store.unit(lambda tx: tx.put_token(proc))
         assert any("status='sleep'" in s for s in statements if s.startswith("UPDATE"))
-        assert proc.stored_status == "sleep"
+        assert proc.stored_status == "sleep" and proc.rev == 2
         store._writer.set_trace_callback(None)
-        again = store.read(lambda tx: tx.get_process(pid))
-        assert again is not None
-        got = (again.current, again.status, again.stack, again.stored_status)
-        assert got == ("n2", "sleep", ["r1"], "sleep")
+        [again] = store.read(lambda tx: tx.tokens([pid]))
+        got = (again.current, again.status, again.stack, again.stored_status, again.rev)
+        assert got == ("n2", "sleep", ["r1"], "sleep", 2)
         # the (root_id, status) index still finds it under its new status
-        assert [p.id for p in store.read(lambda tx: tx.processes_of_root("r1", ["sleep"]))] == [pid]
-        assert store.read(lambda tx: tx.processes_of_root("r1", ["ready"])) == []
+        assert [p.id for p in store.read(lambda tx: tx.tokens(root_id="r1", statuses=["sleep"]))] == [pid]
+        assert store.read(lambda tx: tx.tokens(root_id="r1", statuses=["ready"])) == []
     finally:
         store._writer.set_trace_callback(None)
         store.close()
@@ -236,25 +254,24 @@ def _wal_resets(wal: Path) -> int:
 def test_under_steady_writes_the_wal_is_rewound_at_its_size_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rattan.runtime.sqlite as sqlite_store
-
     # never quiet: only the size rule rewinds the WAL (PASSIVE checkpoints could not rewind it)
-    monkeypatch.setattr(sqlite_store, "QUIET_SECONDS", 60.0)
-    monkeypatch.setattr(sqlite_store, "CHECKPOINT_SECONDS", 0.01)
-    monkeypatch.setattr(sqlite_store, "WAL_RESTART_BYTES", 256 * 1024)
+    monkeypatch.setattr(checkpointer, "QUIET_SECONDS", 60.0)
+    monkeypatch.setattr(checkpointer, "CHECKPOINT_SECONDS", 0.01)
+    monkeypatch.setattr(checkpointer, "WAL_RESTART_BYTES", 256 * 1024)
     path = tmp_path / "steady.db"
     wal = Path(f"{path}-wal")
     store = SQLiteStore(str(path), "NORMAL")
     try:
         i = 0
         deadline = time.time() + 20
-        store.run(lambda tx: tx.set_plain("steady", "${k}", 0))
+        store.unit(lambda tx: tx.put_context(plain("steady", "${k}", 0)))
         first = _wal_resets(wal)
         while time.time() < deadline and (i < 2000 or _wal_resets(wal) < first + 3):
-            store.run(lambda tx, i=i: tx.set_plain("steady", f"${{k{i % 500}}}", "x" * 300 + str(i)))
+            rows = plain("steady", f"${{k{i % 500}}}", "x" * 300 + str(i))
+            store.unit(lambda tx, rows=rows: tx.put_context(rows))
             i += 1
         assert _wal_resets(wal) >= first + 3, "the WAL was not rewound while writes went on"
-        ctx = store.read(lambda tx: tx.load_context("steady"))
+        ctx = store.read(lambda tx: tx.context("steady"))
         assert len(ctx) == min(i, 500) + 1
         assert ctx[f"${{k{(i - 1) % 500}}}"][1] == "x" * 300 + str(i - 1)
     finally:
@@ -264,17 +281,16 @@ def test_under_steady_writes_the_wal_is_rewound_at_its_size_limit(
 def test_a_quiet_store_is_checkpointed_and_its_wal_written_again_in_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rattan.runtime.sqlite as sqlite_store
-
-    monkeypatch.setattr(sqlite_store, "QUIET_SECONDS", 0.05)
-    monkeypatch.setattr(sqlite_store, "CHECKPOINT_SECONDS", 0.02)
+    monkeypatch.setattr(checkpointer, "QUIET_SECONDS", 0.05)
+    monkeypatch.setattr(checkpointer, "CHECKPOINT_SECONDS", 0.02)
     path = tmp_path / "burst.db"
     wal = Path(f"{path}-wal")
     store = SQLiteStore(str(path), "NORMAL")
 
     def burst(tag: str) -> None:
         for i in range(200):
-            store.run(lambda tx, i=i: tx.set_plain(tag, f"${{k{i}}}", "x" * 200))
+            rows = plain(tag, f"${{k{i}}}", "x" * 200)
+            store.unit(lambda tx, rows=rows: tx.put_context(rows))
 
     def wait_checkpointed(before: int) -> None:
         # the checkpoint copies the burst into the database file
@@ -294,7 +310,7 @@ def test_a_quiet_store_is_checkpointed_and_its_wal_written_again_in_place(
         burst("c")
         # the same amount of work again reuses the file instead of appending to it
         assert wal.stat().st_size <= first * 1.2, (first, wal.stat().st_size)
-        assert sorted(store.read(lambda tx: tx.load_context("c"))) == sorted(f"${{k{i}}}" for i in range(200))
+        assert sorted(store.read(lambda tx: tx.context("c"))) == sorted(f"${{k{i}}}" for i in range(200))
     finally:
         store.close()
 
@@ -335,31 +351,30 @@ def test_a_bad_page_size_is_refused_before_anything_is_written(tmp_path: Path, b
 def test_a_reader_holding_a_snapshot_delays_commits_by_the_checkpoint_wait_at_most(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rattan.runtime.sqlite as sqlite_store
-
-    monkeypatch.setattr(sqlite_store, "QUIET_SECONDS", 0.0)  # checkpoint at every look
-    monkeypatch.setattr(sqlite_store, "CHECKPOINT_SECONDS", 0.02)
-    monkeypatch.setattr(sqlite_store, "CHECKPOINT_WAIT_MS", 200)
+    monkeypatch.setattr(checkpointer, "QUIET_SECONDS", 0.0)  # checkpoint at every look
+    monkeypatch.setattr(checkpointer, "CHECKPOINT_SECONDS", 0.02)
+    monkeypatch.setattr(checkpointer, "CHECKPOINT_WAIT_MS", 200)
     path = tmp_path / "reader.db"
     store = SQLiteStore(str(path), "NORMAL")
     reader = sqlite3.connect(path, isolation_level=None)
     try:
-        store.run(lambda tx: tx.set_plain("r", "${k}", 0))
+        store.unit(lambda tx: tx.put_context(plain("r", "${k}", 0)))
         reader.execute("BEGIN")
         assert reader.execute("SELECT count(*) FROM context").fetchone()[0] == 1  # snapshot held
         slowest = 0.0
         end = time.time() + 1.5
         i = 0
         while time.time() < end:
+            rows = plain("r", f"${{k{i % 50}}}", i)
             t0 = time.perf_counter()
-            store.run(lambda tx, i=i: tx.set_plain("r", f"${{k{i % 50}}}", i))
+            store.unit(lambda tx, rows=rows: tx.put_context(rows))
             slowest = max(slowest, time.perf_counter() - t0)
             i += 1
         assert slowest < 1.0, f"a commit waited {slowest:.2f} s behind a checkpoint"
         # the reader still sees its snapshot; the writes are all there for everyone else
         assert reader.execute("SELECT count(*) FROM context").fetchone()[0] == 1
         reader.execute("COMMIT")
-        assert len(store.read(lambda tx: tx.load_context("r"))) == 51  # ${k} and ${k0}..${k49}
+        assert len(store.read(lambda tx: tx.context("r"))) == 51  # ${k} and ${k0}..${k49}
     finally:
         reader.close()
         store.close()
@@ -375,9 +390,109 @@ def test_closing_an_engine_drops_its_cached_plans(tmp_path: Path) -> None:
     while not engine.is_finished(tree["id"]) and time.time() < deadline:
         time.sleep(0.01)
     assert engine.is_finished(tree["id"])
-    assert tree["id"] in engine.core._plans
+    assert tree["id"] in engine.core.plans._plans
     engine.close()
-    assert engine.core._plans == {} and engine.core._root_data == {}
+    assert engine.core.plans._plans == {} and engine.core.plans._root_data == {}
     # the stored run is intact for the next engine on the file
     with rattan.Engine(f"sqlite:///{tmp_path / 'c.db'}") as again:
         assert again.get_pipeline_states(tree["id"])[tree["id"]]["state"] == "FINISHED"
+
+
+# -- the seam's error contract: every conflict is a ConflictError, and leaves the unit rolled back --
+
+
+def test_inserting_a_state_for_a_node_that_has_one_is_a_state_version_conflict(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "dup.db"))
+    try:
+        store.unit(lambda tx: tx.put_state(state("a"), None))
+
+        def insert_again(tx: UnitOfWork) -> None:
+            tx.put_context(plain("p", "${x}", 1))  # rolled back with the unit
+            tx.put_state(state("a", "FAILED", "v2"), None)
+
+        with pytest.raises(StateVersionNotMatchError) as caught:
+            store.unit(insert_again)
+        assert isinstance(caught.value, ConflictError)
+        for read in (store.unit, store.read):
+            [st] = read(lambda tx: tx.states(["a"]))
+            assert (st.name, st.version) == ("RUNNING", "v1")
+            assert read(lambda tx: tx.context("p")) == {}
+    finally:
+        store.close()
+
+
+def test_a_token_written_on_a_stale_revision_is_a_conflict_and_leaves_the_row_alone(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "rev.db"))
+    try:
+        pid = store.unit(lambda tx: tx.put_token(token()))
+        [mine] = store.unit(lambda tx: tx.tokens([pid]))
+        [theirs] = store.read(lambda tx: tx.tokens([pid]))
+        assert mine.rev == theirs.rev == 0
+        theirs.current, theirs.status = "n2", "sleep"
+        store.unit(lambda tx: tx.put_token(theirs))
+        assert theirs.rev == 1
+        mine.current, mine.pending = "n3", 5
+        with pytest.raises(ConflictError, match="changed concurrently"):
+            store.unit(lambda tx: tx.put_token(mine))
+        assert mine.rev == 0  # the stale record is not advanced
+        for read in (store.unit, store.read):
+            [row] = read(lambda tx: tx.tokens([pid]))
+            assert (row.current, row.status, row.pending, row.rev) == ("n2", "sleep", 0, 1)
+        with store.raw() as conn:
+            row_now = conn.execute("SELECT current, rev FROM processes WHERE id=?", (pid,)).fetchone()
+        assert row_now == ("n2", 1)
+        # re-read and retry: the fresh revision is written
+        [fresh] = store.unit(lambda tx: tx.tokens([pid]))
+        fresh.current = "n3"
+        store.unit(lambda tx: tx.put_token(fresh))
+        [row] = store.read(lambda tx: tx.tokens([pid]))
+        assert (row.current, row.rev) == ("n3", 2)
+    finally:
+        store.close()
+
+
+def test_a_broken_constraint_inside_a_unit_is_a_conflict_not_an_unavailable_store(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "ids.db"))
+    try:
+        store.unit(lambda tx: tx.create_run(new_run("r1", ["a", "b"])))
+        # a second run whose node id "b" is used by the first
+        with pytest.raises(ConflictError, match="node ids already used") as caught:
+            store.unit(lambda tx: tx.create_run(new_run("r2", ["c", "b"])))
+        assert not isinstance(caught.value, BackendUnavailableError)
+        # a root id already used
+        with pytest.raises(ConflictError, match="already used"):
+            store.unit(lambda tx: tx.create_run(new_run("r1", ["d"])))
+        # nothing of the refused runs stayed; the first run is whole
+        assert store.read(lambda tx: tx.run("r2")) is None
+        assert store.read(lambda tx: tx.roots_of(["r1", "a", "b", "c", "d", "r2"])) == {
+            "r1": "r1", "a": "r1", "b": "r1",
+        }  # fmt: skip
+        assert [t.current for t in store.read(lambda tx: tx.tokens(root_id="r2"))] == []
+        assert [t.current for t in store.read(lambda tx: tx.tokens(root_id="r1"))] == ["a"]
+
+        # a driver IntegrityError that reaches the unit's boundary is translated the same way
+        def duplicate_index_row(tx: UnitOfWork) -> None:
+            tx.c.execute("INSERT INTO node_index(node_id, root_id) VALUES ('a', 'r9')")  # type: ignore[attr-defined]
+
+        with pytest.raises(ConflictError) as caught:
+            store.unit(duplicate_index_row)
+        assert not isinstance(caught.value, BackendUnavailableError)
+        assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
+
+        # and inside a savepoint too: the unit goes on without what the savepoint wrote
+        def in_savepoint(tx: UnitOfWork) -> str:
+            try:
+                with tx.savepoint():
+                    tx.put_context(plain("p", "${x}", 1))
+                    duplicate_index_row(tx)
+            except ConflictError:
+                return "conflict"
+            return "none"
+
+        assert store.unit(in_savepoint) == "conflict"
+        assert store.read(lambda tx: tx.context("p")) == {}
+        # the store is still usable
+        store.unit(lambda tx: tx.put_context(plain("p", "${y}", 2)))
+        assert store.read(lambda tx: tx.context("p")) == {"${y}": (PLAIN, 2, None)}
+    finally:
+        store.close()

@@ -38,9 +38,9 @@ from rattan.spec import (
     ServiceActivityNode,
     SourceRef,
     SubProcessNode,
-    load_pipeline,
     parse_pipeline,
 )
+from rattan.validator import load_pipeline
 
 
 def hand_tree() -> dict[str, Any]:

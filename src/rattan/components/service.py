@@ -11,7 +11,6 @@ import copy
 import functools
 import inspect
 import logging
-from enum import IntEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rattan import io as rattan_io
@@ -23,6 +22,7 @@ from rattan.components.interval import (
     SquareIntervalGenerator,
     StaticIntervalGenerator,
 )
+from rattan.model.records import ScheduleType
 
 if TYPE_CHECKING:
     from rattan.components.data import DataObject
@@ -93,14 +93,6 @@ _SHALLOW_COPY_INTERVALS = frozenset(
         NullIntervalGenerator,
     }
 )
-
-
-class ScheduleType(IntEnum):
-    """How a service that needs scheduling is scheduled (stored values are the peer's)."""
-
-    CALLBACK = 1
-    MULTIPLE_CALLBACK = 2
-    POLL = 3
 
 
 class ServiceLoggerAdapter(logging.LoggerAdapter[logging.Logger]):

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rattan.api import EngineAPIResult
 from rattan.engine.policies import BUILTIN_TIMEOUT_ACTIONS, TIMEOUT_EX_DATA
 from rattan.errors import BadInputError
+from rattan.results import EngineAPIResult
 
 
 class NodeTimeoutStrategy:

@@ -2,8 +2,9 @@
 
 SPEC 5.3. ``enter_activity`` runs in the worker's transaction and returns a ``Prepared`` when the
 user's ``execute`` must run; the worker commits first, so after a crash the store shows the node
-RUNNING with ``processes.executing`` set to its version: recovery then knows ``execute`` was
-interrupted (SPEC 13 row 3). ``record_execute`` applies the result by compare-and-set on the version.
+RUNNING with the token's ``executing`` set to its version: recovery then knows ``execute`` was
+interrupted (SPEC 13 row 3). ``record_execute`` applies the result by compare-and-set on the
+version and closes the pass through ``passes.close_pass``, as a schedule step does.
 """
 
 from __future__ import annotations
@@ -12,25 +13,25 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from rattan import signals, states
+from rattan import signals
 from rattan.components.service import ScheduleType
 from rattan.engine import policies
-from rattan.engine.inputs import HydrateError, resolve_inputs, static_references
+from rattan.engine.inputs import HydrateError, resolve_inputs, static_references, store_loop_counters
 from rattan.engine.jobs import Prepared, service_logs
-from rattan.engine.loops import loop_config, next_after_pass, record_pass
-from rattan.engine.nodes import write_outputs
-from rattan.engine.records import ScheduleRecord
+from rattan.engine.passes import close_pass, encode_data, stamp_outputs
 from rattan.engine.schedule import ScheduleJob
-from rattan.engine.step import P_DONE, P_FAILED, P_SLEEP, Step
-from rattan.runtime.queries import dumps
+from rattan.engine.step import Step
+from rattan.model import states
+from rattan.model.codec import dumps
+from rattan.model.records import ScheduleRecord, StateRecord, TokenRecord
+from rattan.model.states import TokenStatus
 from rattan.spec.model import ServiceActivityNode
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
     from rattan.engine.plan import NodeInfo
-    from rattan.engine.records import ProcessRecord, StateRecord
+    from rattan.model.messages import Execute
+    from rattan.runtime.interface import Reads
 
 
 @dataclass(slots=True)
@@ -46,35 +47,49 @@ class ExecResult:
     error_types: list[str] = field(default_factory=list)  # what failure policies match on
 
 
+def _static_inputs(tx: Reads, info: NodeInfo, state: StateRecord) -> dict[str, tuple[bool, Any]] | None:
+    """A retried node's replaced inputs (``retry_node(data=...)``), or None: the tree's."""
+    if state.retry:
+        override = tx.node_data(info.node.id).override
+        if override is not None:
+            return {k: (bool(v["need_render"]), v["value"]) for k, v in override.items()}
+    return None
+
+
+def render(core: EngineCore, tx: Reads, proc: TokenRecord, info: NodeInfo, state: StateRecord) -> Prepared:
+    """The node's ``Prepared`` with its inputs rendered now; raises HydrateError."""
+    node = info.node
+    assert isinstance(node, ServiceActivityNode)
+    inputs = _static_inputs(tx, info, state)
+    refs = static_references(info) if inputs is None else None
+    root_data = core.plans.root_data(tx, proc.root_id)
+    rendered = resolve_inputs(
+        core, tx, info.pipeline_id, node.id, inputs if inputs is not None else info.inputs, info.output_map,
+        state.loop, state.inner_loop, root_data, refs,
+    )  # fmt: skip
+    return Prepared.of(
+        proc.id, node, state.version, state.loop, state.inner_loop, proc.root_id, proc.top_pipeline_id,
+        rendered, root_data,
+    )  # fmt: skip
+
+
 def enter_activity(
-    step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
+    step: Step, proc: TokenRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
 ) -> Prepared | None:
     node = info.node
     assert isinstance(node, ServiceActivityNode)
-    tx = step.tx
     core = step.core
-    inputs = info.inputs
-    refs = None
-    if entered.retry and (override := tx.get_override(node.id)) is not None:
-        inputs = {k: (bool(v["need_render"]), v["value"]) for k, v in override.items()}
-    else:
-        refs = static_references(info)
-    root_data = core.root_data(tx, proc.root_id)
+    store_loop_counters(core, step.tx, info.pipeline_id, info.output_map, entered.loop, entered.inner_loop)
     try:
-        rendered = resolve_inputs(
-            core, tx, info.pipeline_id, node.id, inputs, info.output_map,
-            entered.loop, entered.inner_loop, root_data, refs,
-        )  # fmt: skip
+        prepared = render(core, step.tx, proc, info, entered)
     except HydrateError as exc:
         step.write_state(entered, old)
-        _fail_unrun(
-            step, proc, entered, node, inputs, f"inputs hydrate failed({exc}), check node log for details"
-        )
+        _fail_unrun(step, proc, entered, info, f"inputs hydrate failed({exc}), check node log for details")
         return None
-    if not core.has_component(node.component_code, node.component_version):
+    if not core.services.has_component(node.component_code, node.component_version):
         step.write_state(entered, old)
         msg = f"component '{node.component_code}' version '{node.component_version}' is not registered"
-        _fail_unrun(step, proc, entered, node, inputs, msg)
+        _fail_unrun(step, proc, entered, info, msg)
         return None
     step.write_state(entered, old)
     policies.arm_timeout(step, info, entered)
@@ -82,57 +97,48 @@ def enter_activity(
     step.event("pre_execute", root_pipeline_id=proc.root_id, node_id=node.id)
     proc.executing = entered.version
     step.save_process(proc)
-    return Prepared.of(
-        proc.id,
-        node,
-        entered.version,
-        entered.loop,
-        entered.inner_loop,
-        proc.root_id,
-        proc.top_pipeline_id,
-        rendered,
-        root_data,
-    )
+    return prepared
 
 
-def _fail_unrun(
-    step: Step, proc: ProcessRecord, entered: StateRecord, node: ServiceActivityNode,
-    inputs: dict[str, tuple[bool, Any]], ex_data: str,
-) -> None:  # fmt: skip
+def _fail_unrun(step: Step, proc: TokenRecord, entered: StateRecord, info: NodeInfo, ex_data: str) -> None:
     """Fail a node whose service never ran: inputs are the static values as stored (SPEC 4.6)."""
+    inputs = _static_inputs(step.tx, info, entered) or info.inputs
     failed = entered.copy()
     failed.name = states.FAILED
     failed.archived = step.now
     step.write_state(failed, entered)
     outputs = {"ex_data": ex_data, "_result": False, "_loop": entered.loop, "_inner_loop": entered.inner_loop}
-    step.tx.put_exec_data(node.id, dumps({k: v for k, (_, v) in inputs.items()}), dumps(outputs))
-    proc.status = P_FAILED
+    step.tx.put_node_data(
+        info.node.id, inputs=dumps({k: v for k, (_, v) in inputs.items()}), outputs=dumps(outputs)
+    )
+    proc.status = TokenStatus.FAILED
     proc.executing = None
     step.save_process(proc)
-    step.event("node_execute_fail", root_pipeline_id=proc.root_id, node_id=node.id)
+    step.event("node_execute_fail", root_pipeline_id=proc.root_id, node_id=info.node.id)
 
 
 def run_execute(core: EngineCore, prep: Prepared) -> ExecResult:
     """Call the user's ``execute`` (no transaction is open)."""
-    service = core.make_service(prep)
-    data, parent = core.data_objects(prep.inputs, {}, prep.root_data)
+    services = core.services
+    service = services.make_service(prep)
+    data, parent = services.data_objects(prep.inputs, {}, prep.root_data)
     events: list[str] = []
     error: BaseException | None = None
-    core.hook(service, "node_enter", data, parent)
-    core.hook(service, "pre_execute", data, parent)
+    services.hook(service, "node_enter", data, parent)
+    services.hook(service, "pre_execute", data, parent)
     if signals.pre_service_execute.has_receivers():
-        signals.pre_service_execute.send(sender=core.owner, service=service, data=data, parent_data=parent)
+        signals.pre_service_execute.send(sender=core.sender, service=service, data=data, parent_data=parent)
     try:
-        value, ok = core.judge(service, data, service.execute(data, parent))
+        value, ok = services.judge(service, data, service.execute(data, parent))
         if ok:
-            core.hook(service, "post_execute", data, parent)
+            services.hook(service, "post_execute", data, parent)
     except Exception as exc:
         value = False
         ok = False
         error = exc
         data.outputs["ex_data"] = traceback.format_exc()
         events.append("node_execute_exception")
-        core.hook(service, "node_execute_exception", data, parent)
+        services.hook(service, "node_execute_exception", data, parent)
     stype = service.schedule_type() if ok else None
     res = ExecResult(
         prep, ok, value, dict(data.inputs), dict(data.outputs), stype, events, service_logs(service)
@@ -142,12 +148,12 @@ def run_execute(core: EngineCore, prep: Prepared) -> ExecResult:
     return res
 
 
-def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
+def record_execute(step: Step, proc: TokenRecord, res: ExecResult) -> bool:
     """Apply an execute result. Returns True when the token moves on to the next node."""
     tx = step.tx
     prep = res.prepared
     # one read for the node and its root (a revoke while execute ran must stop any schedule)
-    found = {s.node_id: s for s in tx.states_by_ids([prep.node_id, proc.root_id])}
+    found = {s.node_id: s for s in tx.states([prep.node_id, proc.root_id])}
     state = found.get(prep.node_id)
     root = found.get(proc.root_id)
     revoked = root is not None and root.name == states.REVOKED
@@ -157,99 +163,41 @@ def record_execute(step: Step, proc: ProcessRecord, res: ExecResult) -> bool:
         # forced fail (or another operator action) won the race: the late result is discarded
         step.save_process(proc)
         return False
-    info = step.core.plan(proc.root_id).info(prep.node_id)
-    node = info.node
-    assert isinstance(node, ServiceActivityNode)
-    outputs = res.outputs
-    outputs["_result"] = res.value if res.ok else False
-    outputs["_loop"] = prep.loop + step.core.settings.rerun_index_offset
-    outputs["_inner_loop"] = prep.inner_loop + step.core.settings.rerun_index_offset
+    info = step.core.plans.plan(proc.root_id).info(prep.node_id)
+    outputs = stamp_outputs(step, res.outputs, res.value, res.ok, prep)
     if res.ok:
         step.event("post_execute", root_pipeline_id=proc.root_id, node_id=prep.node_id)
     for ev in res.error_events:
         step.event(ev, root_pipeline_id=proc.root_id, node_id=prep.node_id, ex_data=outputs.get("ex_data"))
-    try:
-        out_blob = dumps(outputs)
-        in_blob = dumps(res.inputs)
-    except (TypeError, orjson.JSONEncodeError):
-        bad = _first_bad_key(outputs)
-        outputs = {"ex_data": f"outputs are not JSON serialisable: {bad}", "_result": False,
-                   "_loop": outputs["_loop"], "_inner_loop": outputs["_inner_loop"]}  # fmt: skip
-        out_blob = dumps(outputs)
-        in_blob = dumps(_jsonable(res.inputs))
+    outputs, in_blob, out_blob, ok = encode_data(res.inputs, outputs, res.ok)
+    if not ok:
         res.ok = False
         res.schedule_type = None
-    if res.logs:
-        tx.add_logs([(prep.node_id, prep.version, line) for line in res.logs])
     if res.ok and res.schedule_type is not None:
         # the execute result is made durable before any poll runs: after a crash only the poll
         # is repeated, never execute. The first poll is due now; the worker runs it right after
         # this commit itself (step.poll_now), and recovery finds the due row if it cannot.
+        tx.put_node_data(prep.node_id, inputs=in_blob, outputs=out_blob, logs=(prep.version, res.logs))
         if revoked:
             # revoked while execute ran: nothing of this pipeline is scheduled again
-            tx.put_exec_data(prep.node_id, in_blob, out_blob)
-            proc.status = P_DONE
+            proc.status = TokenStatus.DONE
             step.save_process(proc)
             step.fx.cancels.append((prep.node_id, prep.version))
             return False
         poll = res.schedule_type == ScheduleType.POLL
-        due = step.now if poll else None
-        sid = tx.insert_schedule(prep.node_id, prep.version, int(res.schedule_type), proc.id, due)
-        tx.put_exec_data(prep.node_id, in_blob, out_blob)
-        proc.status = P_SLEEP
+        sched = ScheduleRecord(
+            0, prep.node_id, prep.version, res.schedule_type, proc.id,
+            due=step.now if poll else None, owner=step.core.owner_id,
+        )  # fmt: skip
+        tx.put_wait(sched)
+        proc.status = TokenStatus.SLEEP
         step.save_process(proc)
         if poll:
-            sched = ScheduleRecord(sid, prep.node_id, prep.version, ScheduleType.POLL, proc.id, due=due)
             prep.inputs = res.inputs
             step.poll_now = ScheduleJob(sched, prep, outputs)
         return False
-    tx.put_exec_data(prep.node_id, in_blob, out_blob)
-    new = state.copy()
-    cfg = loop_config(info)
-    if cfg is not None:
-        record_pass(step, info, cfg, outputs, prep.inner_loop)
-    else:
-        write_outputs(step, info, outputs)
-    if res.ok or node.error_ignorable or (cfg is not None and cfg.get("fail_skip")):
-        new.name = states.FINISHED
-        new.error_ignored = not res.ok
-        new.archived = step.now
-        step.write_state(new, state)
-        proc.current = next_after_pass(info, cfg, prep.inner_loop) if cfg is not None else info.next_id()
-        step.save_process(proc)
-        if proc.current != prep.node_id:  # no node_finish between the passes of a loop
-            step.event("node_finish", root_pipeline_id=proc.root_id, node_id=prep.node_id)
-            step.hook(node, "node_finish")
-        return True
-    new.name = states.FAILED
-    new.archived = step.now
-    step.write_state(new, state)
-    proc.status = P_FAILED
-    step.save_process(proc)
-    step.event("node_execute_fail", root_pipeline_id=proc.root_id, node_id=prep.node_id)
-    step.hook(node, "node_execute_fail")
-    policies.on_failure(step, info, new, res.error_types or ["ReturnedFalse"])
-    return False
-
-
-def _first_bad_key(outputs: dict[str, Any]) -> str:
-    for key, value in outputs.items():
-        try:
-            dumps(value)
-        except (TypeError, orjson.JSONEncodeError):
-            return str(key)
-    return "?"
-
-
-def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, item in value.items():
-        try:
-            dumps(item)
-            out[key] = item
-        except (TypeError, orjson.JSONEncodeError):
-            out[key] = repr(item)
-    return out
+    tx.put_node_data(prep.node_id, inputs=in_blob, outputs=out_blob, logs=(prep.version, res.logs))
+    return close_pass(step, proc, info, state, outputs, res.ok, "node_execute_fail", res.error_types)
 
 
 INTERRUPTED = (
@@ -259,61 +207,61 @@ INTERRUPTED = (
 
 
 def recover_interrupted(step: Step, pid: int) -> Prepared | None:
-    """After a crash: re-execute an idempotent component, else fail the node (SPEC 13 row 3)."""
-    tx = step.tx
-    proc = tx.get_process(pid)
-    if proc is None or not proc.executing:
+    """The owner of a token died while its ``execute`` ran: re-execute an idempotent component,
+    else fail the node (SPEC 13 row 3)."""
+    proc = step.token(pid)
+    if proc is None or not proc.executing or proc.status != TokenStatus.READY:
         return None
-    state = tx.get_state(proc.current)
+    state = step.state(proc.current)
     if state is None or state.version != proc.executing or state.name != states.RUNNING:
         proc.executing = None
-        step.save_process(proc)
-        step.fx.dispatch.append(pid)
+        step.wake(proc)
         return None
     core = step.core
-    info = core.plan(proc.root_id).info(proc.current)
+    info = core.plans.plan(proc.root_id).info(proc.current)
     node = info.node
     assert isinstance(node, ServiceActivityNode)
-    idempotent = False
-    if core.has_component(node.component_code, node.component_version):
-        idempotent = bool(
-            getattr(core.service_class(node.component_code, node.component_version), "__idempotent__", False)
-        )
-    if not idempotent:
+    if not core.services.is_idempotent(node):
         failed = state.copy()
         step.fail_node(proc, failed, state, INTERRUPTED, merge_outputs=False)
         step.event("node_execute_fail", root_pipeline_id=proc.root_id, node_id=node.id)
         policies.on_failure(step, info, failed, ["ExecutionInterrupted"])
         return None
-    inputs = info.inputs
-    if state.retry and (override := tx.get_override(node.id)) is not None:
-        inputs = {k: (bool(v["need_render"]), v["value"]) for k, v in override.items()}
-    root_data = core.root_data(tx, proc.root_id)
     try:
-        rendered = resolve_inputs(
-            core,
-            tx,
-            info.pipeline_id,
-            node.id,
-            inputs,
-            info.output_map,
+        store_loop_counters(core, step.tx, info.pipeline_id, info.output_map, state.loop, state.inner_loop)
+        return render(core, step.tx, proc, info, state)
+    except HydrateError as exc:
+        _fail_unrun(step, proc, state, info, f"inputs hydrate failed({exc}), check node log for details")
+        return None
+
+
+def load_execute(core: EngineCore, tx: Reads, msg: Execute) -> Prepared | ExecResult | None:
+    """What an Execute message needs when its sender's memory is not at hand (another process):
+    the node's inputs rendered again from committed data. None when the message is stale; an
+    ExecResult that fails the node when the inputs no longer render."""
+    found = tx.tokens([msg.token_id])
+    proc = found[0] if found else None
+    if proc is None or proc.executing != msg.version:
+        return None
+    states_found = tx.states([msg.node_id])
+    state = states_found[0] if states_found else None
+    if state is None or state.version != msg.version or state.name != states.RUNNING:
+        return None
+    info = core.plans.plan(proc.root_id).info(msg.node_id)
+    try:
+        return render(core, tx, proc, info, state)
+    except HydrateError as exc:
+        node: Any = info.node
+        prep = Prepared.of(
+            proc.id,
+            node,
+            state.version,
             state.loop,
             state.inner_loop,
-            root_data,
+            proc.root_id,
+            proc.top_pipeline_id,
+            {},
+            {},
         )
-    except HydrateError as exc:
-        _fail_unrun(
-            step, proc, state, node, inputs, f"inputs hydrate failed({exc}), check node log for details"
-        )
-        return None
-    return Prepared.of(
-        proc.id,
-        node,
-        state.version,
-        state.loop,
-        state.inner_loop,
-        proc.root_id,
-        proc.top_pipeline_id,
-        rendered,
-        root_data,
-    )
+        failure = {"ex_data": f"inputs hydrate failed({exc}), check node log for details"}
+        return ExecResult(prep, False, False, {}, failure, error_types=["HydrateError"])

@@ -13,18 +13,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rattan import states
 from rattan.engine import nodes
 from rattan.engine.activity import enter_activity, record_execute
 from rattan.engine.jobs import Prepared
 from rattan.engine.schedule import ScheduleJob, ScheduleResult, record_schedule
-from rattan.engine.step import P_DONE, P_FAILED, P_READY, P_SUSPENDED, Step
+from rattan.engine.step import Step
 from rattan.ids import unique_id
+from rattan.model import states
+from rattan.model.messages import Advance
+from rattan.model.states import TokenStatus
 from rattan.spec.model import NodeType
 
 if TYPE_CHECKING:
     from rattan.engine.activity import ExecResult
-    from rattan.engine.records import ProcessRecord, StateRecord
+    from rattan.model.records import StateRecord, TokenRecord
 
 MAX_ENGINE_STEPS = 100_000  # engine-only nodes advanced in one transaction before yielding
 
@@ -50,10 +52,11 @@ def advance(
 
 
 def _advance(step: Step, pid: int, carry: ExecResult | ScheduleResult | None, record_only: bool) -> Outcome:
-    tx = step.tx
-    proc = tx.get_process(pid)
+    proc = step.token(pid)
     if proc is None:
         return Outcome()
+    # the engine that advances a token is the one in charge of it (and of the work it reaches)
+    proc.owner = step.core.owner_id
     if carry is not None:
         recorded = (
             record_schedule(step, proc, carry)
@@ -62,7 +65,7 @@ def _advance(step: Step, pid: int, carry: ExecResult | ScheduleResult | None, re
         )
         if not recorded or step.halt or record_only:
             return Outcome(poll=step.poll_now)
-    elif proc.status != P_READY:
+    elif proc.status != TokenStatus.READY:
         return Outcome()
     for _ in range(MAX_ENGINE_STEPS):
         if step.halt:  # an extension (a reserved rollback) took the token over
@@ -74,11 +77,11 @@ def _advance(step: Step, pid: int, carry: ExecResult | ScheduleResult | None, re
             return Outcome()
         proc = result
     # a long run of engine-only nodes: let other work in, continue in a new transaction
-    step.fx.dispatch.append(proc.id)
+    step.fx.sends.append(Advance(proc.id))
     return Outcome()
 
 
-def step_node(step: Step, proc: ProcessRecord) -> ProcessRecord | Prepared | None:
+def step_node(step: Step, proc: TokenRecord) -> TokenRecord | Prepared | None:
     """Handle the token's current node. Returns the token to continue with, a Prepared activity
     to execute, or None when the token stops."""
     tx = step.tx
@@ -86,33 +89,34 @@ def step_node(step: Step, proc: ProcessRecord) -> ProcessRecord | Prepared | Non
     node_id = proc.current
     # 1. a child token reached its join target: report to the parent; the last one wakes it
     if proc.destination == node_id and proc.parent_id is not None:
-        proc.status = P_DONE
+        proc.status = TokenStatus.DONE
         step.save_process(proc)
-        step.flush()  # the parent's row may be dirty in this step (a fork whose branch is empty)
-        if tx.decrement_pending(proc.parent_id) > 0:
-            return None
-        parent = tx.get_process(proc.parent_id)
+        parent = step.token(proc.parent_id)  # changed in this step already when a branch is empty
         if parent is None:
             return None
-        parent.current = node_id
-        parent.status = P_READY
+        parent.pending -= 1
         step.save_process(parent)
+        if parent.pending > 0:
+            return None
+        parent.current = node_id
+        parent.status = TokenStatus.READY
+        parent.owner = core.owner_id
         return parent
     # one read (from the writer's cache, mostly): the root, every enclosing subprocess, the node
-    found = {s.node_id: s for s in tx.states_by_ids([*proc.stack, node_id])}
+    found = {s.node_id: s for s in tx.states([*proc.stack, node_id])}
     stack_states = [found[p].name for p in proc.stack if p in found]
     # 2. a revoked root stops every token for good
     root = found.get(proc.root_id)
     if root is None or root.name == states.REVOKED:
-        proc.status = P_DONE
+        proc.status = TokenStatus.DONE
         step.save_process(proc)
         return None
     # 3. a paused pipeline on the stack parks the token before the node
     if states.SUSPENDED in stack_states:
-        proc.status = P_SUSPENDED
+        proc.status = TokenStatus.SUSPENDED
         step.save_process(proc)
         return None
-    plan = core.plan(proc.root_id)
+    plan = core.plans.plan(proc.root_id)
     info = plan.info(node_id)
     old = found.get(node_id)
     parent_id = proc.top_pipeline_id
@@ -121,9 +125,10 @@ def step_node(step: Step, proc: ProcessRecord) -> ProcessRecord | Prepared | Non
     else:
         if old.name == states.SUSPENDED:
             if not old.root_id:  # an appointment made before the node was reached (SPEC 6.5)
-                old.root_id, old.parent_id = proc.root_id, parent_id
-                tx.cas_state(old, old.name, old.version)
-            proc.status = P_SUSPENDED
+                placed = old.copy()
+                placed.root_id, placed.parent_id = proc.root_id, parent_id
+                tx.put_state(placed, old)
+            proc.status = TokenStatus.SUSPENDED
             step.save_process(proc)
             return None
         if old.name not in (states.READY, states.LOOP_READY, states.FINISHED):
@@ -146,7 +151,7 @@ def step_node(step: Step, proc: ProcessRecord) -> ProcessRecord | Prepared | Non
     return nodes.handle(step, proc, info, old, entered)
 
 
-def _reenter(step: Step, old: StateRecord, kind: NodeType, proc: ProcessRecord) -> StateRecord | None:
+def _reenter(step: Step, old: StateRecord, kind: NodeType, proc: TokenRecord) -> StateRecord | None:
     """A FINISHED node re-entered through a cycle, or a READY/LOOP_READY node after a retry."""
     new = old.copy()
     new.name = states.RUNNING
@@ -168,26 +173,25 @@ def _reenter(step: Step, old: StateRecord, kind: NodeType, proc: ProcessRecord) 
     return new
 
 
-def _loop_enabled(step: Step, proc: ProcessRecord, old: StateRecord) -> bool:
-    node: Any = step.core.plan(proc.root_id).info(old.node_id).node
+def _loop_enabled(step: Step, proc: TokenRecord, old: StateRecord) -> bool:
+    node: Any = step.core.plans.plan(proc.root_id).info(old.node_id).node
     cfg = getattr(node, "loop_config", None)
     return bool(cfg and cfg.get("enable"))
 
 
 def fail_engine_error(step: Step, pid: int, message: str) -> None:
     """An unexpected engine-side error: fail the token's current node instead of stranding it."""
-    tx = step.tx
-    proc = tx.get_process(pid)
-    if proc is None or proc.status == P_DONE:
+    proc = step.token(pid)
+    if proc is None or proc.status == TokenStatus.DONE:
         return
-    old = tx.get_state(proc.current)
+    old = step.state(proc.current)
     state = (
         old.copy()
         if old is not None
         else step.new_state(proc.current, proc.root_id, proc.top_pipeline_id, states.FAILED)
     )
     if old is not None and not states.can_transit(old.name, states.FAILED):
-        proc.status = P_FAILED
+        proc.status = TokenStatus.FAILED
         step.save_process(proc)
         return
     step.fail_node(proc, state, old, message)

@@ -6,20 +6,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rattan import states
 from rattan.components.service import ScheduleType
 from rattan.engine import policies
 from rattan.engine.loops import reset_outputs
 from rattan.engine.schedule import expire
-from rattan.engine.step import P_DONE, P_FAILED, P_READY, P_SLEEP, P_SUSPENDED, Step
+from rattan.engine.step import Step
 from rattan.errors import InvalidOperationError, NotFoundError
 from rattan.ids import unique_id
-from rattan.runtime.queries import dumps
+from rattan.model import states
+from rattan.model.codec import dumps
+from rattan.model.messages import Advance, Callback
+from rattan.model.records import CallbackRecord, ContextRow, ScheduleRecord
+from rattan.model.states import TokenStatus
+from rattan.runtime.interface import CallbackQuery, ScheduleQuery
 from rattan.spec.model import GatewayNode, NodeType, ServiceActivityNode
 
 if TYPE_CHECKING:
     from rattan.engine.plan import NodeInfo
-    from rattan.engine.records import ProcessRecord, StateRecord
+    from rattan.model.records import StateRecord, TokenRecord
+
+P_DONE, P_FAILED, P_READY = TokenStatus.DONE, TokenStatus.FAILED, TokenStatus.READY
+P_SLEEP, P_SUSPENDED, P_WAITING = TokenStatus.SLEEP, TokenStatus.SUSPENDED, TokenStatus.WAITING
 
 
 class StaleCallbackError(InvalidOperationError):
@@ -31,21 +38,21 @@ class StaleCallbackError(InvalidOperationError):
 
 
 def _state(step: Step, node_id: str) -> StateRecord:
-    st = step.tx.get_state(node_id)
+    st = step.state(node_id)
     if st is None:
         raise NotFoundError(f"node({node_id}) does not exist")
     return st
 
 
 def node_info(step: Step, node_id: str) -> NodeInfo:
-    root = step.tx.root_of_node(node_id)
+    root = step.tx.roots_of([node_id]).get(node_id)
     if root is None:
         raise NotFoundError(f"node({node_id}) does not exist in any pipeline")
-    return step.core.plan(root).info(node_id)
+    return step.core.plans.plan(root).info(node_id)
 
 
-def _parked(step: Step, node_id: str, statuses: tuple[str, ...] = (P_FAILED,)) -> ProcessRecord:
-    for proc in step.tx.processes_at(node_id):
+def _parked(step: Step, node_id: str, statuses: tuple[str, ...] = (P_FAILED,)) -> TokenRecord:
+    for proc in step.tokens_at(node_id):
         if proc.status in statuses:
             return proc
     raise InvalidOperationError(f"can not find sleep process with current node id: {node_id}")
@@ -68,28 +75,23 @@ def _set(step: Step, old: StateRecord, name: str, **changes: Any) -> StateRecord
     return new
 
 
-def _wake(step: Step, proc: ProcessRecord, current: str | None = None) -> None:
-    if current is not None:
-        proc.current = current
-    proc.status = P_READY
-    proc.executing = None
-    step.tx.save_process(proc)
-    step.fx.dispatch.append(proc.id)
-
-
 def _expire_waits(step: Step, node_id: str, cancel: bool) -> None:
     """Expire a node's pending polls and callbacks; optionally ask its Service to cancel."""
-    for sched in step.tx.live_schedules_of(node_id):
+    for sched in _live_schedules(step, node_id):
         expire(step, sched)
         if cancel:
             step.fx.cancels.append((node_id, sched.version))
+
+
+def _live_schedules(step: Step, node_id: str) -> list[ScheduleRecord]:
+    return step.tx.waits(ScheduleQuery(node_id=node_id, pending=True))
 
 
 # -- whole pipeline ------------------------------------------------------------------------------
 def _pipeline_state(step: Step, pipeline_id: str) -> StateRecord:
     """The state of a root pipeline or of a subprocess; any other node id is refused."""
     st = _state(step, pipeline_id)
-    if not step.tx.run_exists(pipeline_id) and node_info(step, pipeline_id).kind != NodeType.SubProcess:
+    if st.root_id != pipeline_id and node_info(step, pipeline_id).kind != NodeType.SubProcess:
         raise InvalidOperationError(
             f"{pipeline_id} is not a pipeline: use a root pipeline id or a subprocess node id "
             "(pause_node_appoint / resume_node_appoint act on single nodes)"
@@ -110,8 +112,8 @@ def resume_pipeline(step: Step, pipeline_id: str) -> None:
         raise InvalidOperationError(f"pipeline({pipeline_id}) state is: {st.name}")
     step.event("pre_resume_pipeline", pipeline_id=pipeline_id)
     _set(step, st, states.RUNNING)
-    for proc in step.tx.processes_of_root(st.root_id or pipeline_id, [P_SUSPENDED]):
-        _wake(step, proc)
+    for proc in step.tx.tokens(root_id=st.root_id or pipeline_id, statuses=[P_SUSPENDED]):
+        step.wake(proc)
     step.event("post_resume_pipeline", pipeline_id=pipeline_id)
 
 
@@ -121,12 +123,12 @@ def revoke_pipeline(step: Step, pipeline_id: str) -> None:
         raise InvalidOperationError(f"{pipeline_id} is a subprocess: revoke the root pipeline {st.root_id}")
     step.event("pre_revoke_pipeline", pipeline_id=pipeline_id)
     _set(step, st, states.REVOKED, archived=step.now)
-    for proc in step.tx.processes_of_root(pipeline_id):
-        if proc.status in (P_SLEEP, P_FAILED, P_SUSPENDED, "waiting"):
+    for proc in step.tx.tokens(root_id=pipeline_id):
+        if proc.status in (P_SLEEP, P_FAILED, P_SUSPENDED, P_WAITING):
             if proc.status == P_SLEEP:
                 _expire_waits(step, proc.current, cancel=True)
             proc.status = P_DONE
-            step.tx.save_process(proc)
+            step.save_process(proc)
     step.event("post_revoke_pipeline", pipeline_id=pipeline_id)
 
 
@@ -137,13 +139,13 @@ def _not_subprocess(info: NodeInfo, api: str) -> None:
 
 
 def _token_sits(step: Step, node_id: str) -> bool:
-    return any(p.status != P_DONE for p in step.tx.processes_at(node_id))
+    return bool(step.tokens_at(node_id))
 
 
 def pause_node_appoint(step: Step, node_id: str) -> None:
     info = node_info(step, node_id)
     _not_subprocess(info, "pause_node_appoint")
-    st = step.tx.get_state(node_id)
+    st = step.state(node_id)
     if st is not None and st.name not in (states.READY, states.LOOP_READY):
         raise InvalidOperationError(
             f"node {node_id} is {st.name}: a pause can only be appointed before the node runs "
@@ -156,7 +158,7 @@ def pause_node_appoint(step: Step, node_id: str) -> None:
     if st is None:
         new = step.new_state(node_id, "", "", states.SUSPENDED)
         new.started = None
-        step.tx.insert_state(new)
+        step.tx.put_state(new, None)
     else:
         _set(step, st, states.SUSPENDED)
     step.event("post_pause_node", node_id=node_id)
@@ -170,13 +172,13 @@ def resume_node_appoint(step: Step, node_id: str) -> None:
     st = _state(step, node_id)
     if st.name != states.SUSPENDED:
         raise InvalidOperationError(f"node {node_id} is {st.name}, not SUSPENDED: nothing to resume")
-    parked = [p for p in step.tx.processes_at(node_id) if p.status == P_SUSPENDED]
+    parked = [p for p in step.tokens_at(node_id) if p.status == P_SUSPENDED]
     step.event("pre_resume_node", node_id=node_id)
     if parked:
         step.hook(info.node, "pre_resume_node", save=False)
     _set(step, st, states.READY)
     for proc in parked:
-        _wake(step, proc)
+        step.wake(proc)
     step.event("post_resume_node", node_id=node_id)
     if parked:
         step.hook(info.node, "post_resume_node", save=False)
@@ -218,14 +220,12 @@ def retry_node(
         step.hook(info.node, "pre_retry_node", save=False)
     if data is not None and not subprocess:
         keep = set(escaped or []) | set(data.get("_escape_render_keys") or [])
-        step.tx.put_override(
-            node_id,
-            {
-                k: {"need_render": k not in keep, "value": v}
-                for k, v in data.items()
-                if k != "_escape_render_keys"
-            },
-        )
+        override = {
+            k: {"need_render": k not in keep, "value": v}
+            for k, v in data.items()
+            if k != "_escape_render_keys"
+        }
+        step.tx.put_node_data(node_id, override=override)
     step.archive_history(st)
     reset_outputs(step, info, drop_last_only=loop_retry)
     if loop_retry:
@@ -234,7 +234,7 @@ def retry_node(
         _set(step, st, states.READY, version=unique_id("v"), retry=st.retry + 1, started=None, archived=None)
     if subprocess and proc.stack and proc.stack[-1] == node_id:
         proc.stack.pop()
-    _wake(step, proc, node_id)
+    step.wake(proc, node_id)
     step.event("post_" + event, **payload)
     if not subprocess:
         step.hook(info.node, "post_retry_node", save=False)
@@ -259,7 +259,7 @@ def skip_node(step: Step, node_id: str, loop_skip: bool = False) -> None:
     step.hook(info.node, "pre_skip_node", save=False)
     step.archive_history(st)
     _set(step, st, states.FINISHED, skip=True, version=unique_id("v"), archived=step.now)
-    _wake(step, proc, info.next_id())
+    step.wake(proc, info.next_id())
     step.event("post_skip_node", node_id=node_id)
     step.hook(info.node, "post_skip_node", save=False)
 
@@ -276,7 +276,7 @@ def skip_exclusive_gateway(step: Step, node_id: str, flow_id: str) -> None:
     step.event("pre_skip_exclusive_gateway", node_id=node_id, flow_id=flow_id)
     step.archive_history(st)
     _set(step, st, states.FINISHED, skip=True, version=unique_id("v"), archived=step.now)
-    _wake(step, proc, info.pipeline.flow_target(flow_id))
+    step.wake(proc, info.pipeline.flow_target(flow_id))
     step.event("post_skip_exclusive_gateway", node_id=node_id, flow_id=flow_id)
 
 
@@ -308,8 +308,9 @@ def skip_conditional_parallel_gateway(
     step.event("pre_skip_conditional_parallel_gateway", **payload)
     step.archive_history(st)
     _set(step, st, states.FINISHED, skip=True, version=unique_id("v"), archived=step.now)
+    proc.owner = step.core.owner_id
     first = fork(step, proc, info, list(flow_ids))
-    step.fx.dispatch.append(first.id)
+    step.fx.sends.append(Advance(first.id))
     step.event("post_skip_conditional_parallel_gateway", **payload)
 
 
@@ -328,10 +329,10 @@ def forced_fail_activity(
         raise InvalidOperationError(f"can not find process with current node id: {node_id}") from None
     step.event("pre_forced_fail_activity", node_id=node_id, ex_data=ex_data)
     step.hook(info.node, "pre_forced_fail_activity", save=False)
-    prev = step.tx.get_exec_data(node_id)
+    prev = step.tx.node_data(node_id)
     executing = proc.executing == st.version
-    inputs = {} if executing or prev is None else prev.inputs
-    outputs = {} if executing or prev is None else prev.outputs
+    inputs = {} if executing else (prev.inputs or {})
+    outputs = {} if executing else (prev.outputs or {})
     outputs.update({"ex_data": ex_data, "_forced_failed": True})
     _expire_waits(step, node_id, cancel=True)
     if executing:
@@ -339,10 +340,10 @@ def forced_fail_activity(
     new = st.copy()
     new.name, new.version, new.archived = states.FAILED, unique_id("v"), step.now
     step.write_state(new, st, signal=signal)
-    step.tx.put_exec_data(node_id, dumps(inputs), dumps(outputs))
+    step.tx.put_node_data(node_id, inputs=dumps(inputs), outputs=dumps(outputs))
     proc.status = P_FAILED
     proc.executing = None
-    step.tx.save_process(proc)
+    step.save_process(proc)
     step.event(
         "post_forced_fail_activity",
         node_id=node_id,
@@ -359,7 +360,8 @@ def callback(step: Step, node_id: str, version: str, data: Any, idempotency_key:
     tx = step.tx
     st = _state(step, node_id)
     info = node_info(step, node_id)
-    sched = tx.get_schedule_by(node_id, version)
+    found = tx.waits(ScheduleQuery(node_id=node_id, version=version))
+    sched = found[0] if found else None
     if sched is None:
         raise NotFoundError(f"schedule not found for node {node_id} version {version}")
     if sched.type == ScheduleType.POLL:
@@ -372,14 +374,15 @@ def callback(step: Step, node_id: str, version: str, data: Any, idempotency_key:
     if sched.expired:
         raise InvalidOperationError("schedule is already expired")
     if idempotency_key is not None:
-        existing = tx.find_callback_key(node_id, idempotency_key)
-        if existing is not None:
-            return existing  # a duplicate: acknowledged, applied once
+        existing = tx.waits(CallbackQuery(node_id=node_id, idem_key=idempotency_key))
+        if existing:
+            return existing[0].id  # a duplicate: acknowledged, applied once
     _parked(step, node_id, (P_SLEEP,))
     step.event("pre_callback", node_id=node_id, version=version, data=data)
-    cid = tx.insert_callback(node_id, version, data, idempotency_key)
+    cid = tx.put_wait(CallbackRecord(0, node_id, version, data, idempotency_key, created=step.now))
     step.hook(info.node, "pre_callback", save=False, callback_id=cid)
-    step.fx.callbacks.append(cid)
+    if sched.owner is None or sched.owner == step.core.owner_id:
+        step.fx.sends.append(Callback(cid))  # else the schedule's owner finds it in its sweep
     step.event("post_callback", node_id=node_id, version=version, data=data)
     step.hook(info.node, "post_callback", save=False, callback_id=cid)
     return cid
@@ -387,12 +390,11 @@ def callback(step: Step, node_id: str, version: str, data: Any, idempotency_key:
 
 def update_context_values(step: Step, pipeline_id: str, values: list[Any]) -> None:
     st = _state(step, pipeline_id)
-    root = step.tx.get_state(st.root_id or pipeline_id)
+    root = step.state(st.root_id or pipeline_id)
     if root is not None and root.name in (states.FINISHED, states.REVOKED):
         raise InvalidOperationError(
             f"pipeline {root.node_id} is {root.name}: its context can no longer change"
         )
-    existing = step.tx.context_keys(pipeline_id)
-    for cv in values:
-        if cv.key in existing:  # only keys already in the context change (SPEC 4.11)
-            step.tx.update_context_existing(pipeline_id, cv.key, int(cv.type), cv.value, cv.code)
+    # only keys already in the context change (SPEC 4.11)
+    rows = [ContextRow(pipeline_id, cv.key, int(cv.type), cv.value, cv.code) for cv in values]
+    step.tx.put_context(rows, existing_only=True)

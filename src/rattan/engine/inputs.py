@@ -10,11 +10,12 @@ from rattan.components.lazy import OriginalValue, compute_lazy_value
 from rattan.context import ContextValueType
 from rattan.errors import ExpressionError, NotFoundError, RattanError
 from rattan.expr import ContextEntry, hydrate, references, render_value
+from rattan.model.records import ContextRow
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
     from rattan.engine.plan import NodeInfo, StaticInputs
-    from rattan.runtime.queries import Tx
+    from rattan.runtime.interface import Reads, UnitOfWork
 
 log = logging.getLogger("rattan.engine")
 
@@ -67,7 +68,7 @@ class Renderer:
 
     def _compute_lazy(self, code: str, rendered: Any, raw: Any) -> Any:
         try:
-            cls = self.core.lazy_variable(code)
+            cls = self.core.services.lazy_variable(code)
         except NotFoundError:
             raise HydrateError(f"unknown lazy variable code '{code}'") from None
         return compute_lazy_value(
@@ -95,9 +96,33 @@ class Renderer:
         )
 
 
+def loop_counters(core: EngineCore, loop: int, inner_loop: int) -> dict[str, int]:
+    offset = core.settings.rerun_index_offset
+    return {"_loop": loop + offset, "_inner_loop": inner_loop + offset}
+
+
+def loop_counter_rows(
+    pipeline_id: str, output_map: dict[str, str], system: dict[str, int]
+) -> list[ContextRow]:
+    return [
+        ContextRow(pipeline_id, output_map[k], ContextValueType.PLAIN, v)
+        for k, v in system.items()
+        if k in output_map
+    ]
+
+
+def store_loop_counters(
+    core: EngineCore, tx: UnitOfWork, pipeline_id: str, output_map: dict[str, str], loop: int, inner_loop: int
+) -> None:
+    """Write the loop counters a node exports into its pipeline's context (when it is entered)."""
+    if "_loop" in output_map or "_inner_loop" in output_map:
+        rows = loop_counter_rows(pipeline_id, output_map, loop_counters(core, loop, inner_loop))
+        tx.put_context(rows)
+
+
 def resolve_inputs(
     core: EngineCore,
-    tx: Tx,
+    tx: Reads,
     pipeline_id: str,
     node_id: str,
     inputs: StaticInputs,
@@ -109,22 +134,18 @@ def resolve_inputs(
 ) -> dict[str, Any]:
     """Return the node's execution inputs, or raise HydrateError (SPEC 4.6). ``refs``: the context
     keys ``inputs`` read, when the caller knows them (static_references)."""
-    offset = core.settings.rerun_index_offset
-    system = {"_loop": loop + offset, "_inner_loop": inner_loop + offset}
-    # a node that exports its own loop counter sees the current value through the context
-    loop_rows = [
-        (pipeline_id, output_map[k], ContextValueType.PLAIN, v, None)
-        for k, v in system.items()
-        if k in output_map
-    ]
-    if loop_rows:
-        tx.upsert_context(loop_rows)
+    system = loop_counters(core, loop, inner_loop)
     if refs is None:
         refs = input_references(inputs)
     renderer = Renderer(core, root_data, inner_loop, node_id)
     if refs:
         try:
-            renderer.load(tx.load_context(pipeline_id), refs)
+            ctx = tx.context(pipeline_id)
+            # a node that exports its own loop counter sees the current value through the
+            # context (a unit of work also stores it: store_loop_counters)
+            for row in loop_counter_rows(pipeline_id, output_map, system):
+                ctx[row.key] = (row.type, row.value, row.code)
+            renderer.load(ctx, refs)
         except HydrateError:
             raise
         except Exception as exc:

@@ -29,7 +29,7 @@ def record_pass(
 ) -> None:
     """Append this pass's outputs to the loop's PLAIN list in the context (instead of the mapping)."""
     key = outputs_context_key(cfg)
-    ctx = step.tx.load_context(info.pipeline_id)
+    ctx = step.tx.context(info.pipeline_id)
     current = ctx.get(key)
     items = list(current[1]) if current is not None and isinstance(current[1], list) else []
     inner = outputs.get(step.core.settings.loop_outputs_inner_key)
@@ -37,7 +37,7 @@ def record_pass(
     item["result"] = outputs.get("_result")
     item["inner_loop"] = inner_loop
     items.append(item)
-    step.tx.upsert_context([(info.pipeline_id, key, ContextValueType.PLAIN, items, None)])
+    step.put_context(info.pipeline_id, {key: items}, ContextValueType.PLAIN)
 
 
 def next_after_pass(info: NodeInfo, cfg: dict[str, Any], inner_loop: int) -> str:
@@ -52,9 +52,9 @@ def reset_outputs(step: Step, info: NodeInfo, drop_last_only: bool) -> None:
     if cfg is None:
         return
     key = outputs_context_key(cfg)
-    ctx = step.tx.load_context(info.pipeline_id)
+    ctx = step.tx.context(info.pipeline_id)
     if key not in ctx:
         return
     value = ctx[key][1]
     items = list(value[:-1]) if drop_last_only and isinstance(value, list) else []
-    step.tx.upsert_context([(info.pipeline_id, key, ContextValueType.PLAIN, items, None)])
+    step.put_context(info.pipeline_id, {key: items}, ContextValueType.PLAIN)

@@ -9,23 +9,32 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from rattan import states
 from rattan.context import ContextValueType
-from rattan.engine.inputs import HydrateError, Renderer, resolve_inputs, static_references
-from rattan.engine.step import P_DONE, P_READY, P_WAITING, Step
+from rattan.engine.inputs import (
+    HydrateError,
+    Renderer,
+    resolve_inputs,
+    static_references,
+    store_loop_counters,
+)
+from rattan.engine.step import Step
 from rattan.errors import ExpressionError
 from rattan.expr import BoolRuleParseError, evaluate_condition, references
-from rattan.runtime.queries import dumps
+from rattan.model import states
+from rattan.model.codec import dumps
+from rattan.model.messages import Advance
+from rattan.model.records import ContextRow
+from rattan.model.states import TokenStatus
 from rattan.spec.model import GatewayNode, NodeType, SubProcessNode
 
 if TYPE_CHECKING:
     from rattan.engine.plan import NodeInfo
-    from rattan.engine.records import ProcessRecord, StateRecord
+    from rattan.model.records import StateRecord, TokenRecord
 
 
 def handle(
-    step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
-) -> ProcessRecord | None:
+    step: Step, proc: TokenRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
+) -> TokenRecord | None:
     kind = info.kind
     if kind == NodeType.EmptyStartEvent:
         return _start(step, proc, info, old, entered)
@@ -43,69 +52,73 @@ def handle(
     return None
 
 
-def _move_on(step: Step, proc: ProcessRecord, info: NodeInfo, target: str | None = None) -> ProcessRecord:
+def _move_on(step: Step, proc: TokenRecord, info: NodeInfo, target: str | None = None) -> TokenRecord:
     proc.current = target if target is not None else info.next_id()
     step.event("node_finish", root_pipeline_id=proc.root_id, node_id=info.node.id)
     return proc
 
 
 def _pass(
-    step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
-) -> ProcessRecord:
-    step.finish_simple(info.node.id, proc, old, entered)
+    step: Step, proc: TokenRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
+) -> TokenRecord:
+    step.finish_simple(old, entered)
     return _move_on(step, proc, info)
 
 
 def _renderer(
-    step: Step, proc: ProcessRecord, entered: StateRecord, pipeline_id: str, keys: set[str]
+    step: Step, proc: TokenRecord, entered: StateRecord, pipeline_id: str, keys: set[str]
 ) -> Renderer:
-    r = Renderer(step.core, step.core.root_data(step.tx, proc.root_id), entered.inner_loop, entered.node_id)
+    r = Renderer(
+        step.core, step.core.plans.root_data(step.tx, proc.root_id), entered.inner_loop, entered.node_id
+    )
     if keys:
-        r.load(step.tx.load_context(pipeline_id), keys)
+        r.load(step.tx.context(pipeline_id), keys)
     return r
 
 
 def _start(
-    step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
-) -> ProcessRecord | None:
+    step: Step, proc: TokenRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
+) -> TokenRecord | None:
     keys = info.pipeline.data.pre_render_keys
     if keys:
         try:
             r = _renderer(step, proc, entered, info.pipeline_id, set(keys))
-            existing = step.tx.context_keys(info.pipeline_id)
-            rows = []
-            for key in keys:
-                if key in existing:
-                    name = key[2:-1]
-                    rows.append((info.pipeline_id, key, ContextValueType.PLAIN, r.names.get(name), None))
-            step.tx.upsert_context(rows)
+            existing = step.tx.context(info.pipeline_id)
+            rows = [
+                ContextRow(info.pipeline_id, key, ContextValueType.PLAIN, r.names.get(key[2:-1]))
+                for key in keys
+                if key in existing
+            ]
+            step.tx.put_context(rows)
         except Exception as exc:
             step.fail_node(proc, entered, old, f"context hydrate failed({exc}), check node log for details.")
             return None
-    step.finish_simple(info.node.id, proc, old, entered)
+    step.finish_simple(old, entered)
     return _move_on(step, proc, info)
 
 
 def render_exports(
-    step: Step, proc: ProcessRecord, entered: StateRecord, pipeline_id: str, keys: tuple[str, ...]
+    step: Step, proc: TokenRecord, entered: StateRecord, pipeline_id: str, keys: tuple[str, ...]
 ) -> dict[str, Any]:
     """Render a pipeline's export list; a key missing from the context yields the key itself."""
     if not keys:
         return {}
-    ctx = step.tx.load_context(pipeline_id)
+    ctx = step.tx.context(pipeline_id)
     present = {k for k in keys if k in ctx}
-    r = Renderer(step.core, step.core.root_data(step.tx, proc.root_id), entered.inner_loop, entered.node_id)
+    r = Renderer(
+        step.core, step.core.plans.root_data(step.tx, proc.root_id), entered.inner_loop, entered.node_id
+    )
     if present:
         r.load(ctx, present)
     return {k: (r.names.get(k[2:-1]) if k in present else k) for k in keys}
 
 
 def _end(
-    step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
-) -> ProcessRecord | None:
+    step: Step, proc: TokenRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
+) -> TokenRecord | None:
     tx = step.tx
     if info.kind == NodeType.ExecutableEndEvent:
-        error = step.core.run_end_event(
+        error = step.core.services.run_end_event(
             info.node.type, info.node.id, len(proc.stack) > 1, proc.root_id, proc.top_pipeline_id
         )
         if error is not None:
@@ -116,17 +129,17 @@ def _end(
     except Exception as exc:
         step.fail_node(proc, entered, old, f"context hydrate failed({exc})")
         return None
-    step.finish_simple(info.node.id, proc, old, entered)
+    step.finish_simple(old, entered)
     step.event("node_finish", root_pipeline_id=proc.root_id, node_id=info.node.id)
     if len(proc.stack) == 1:  # the root pipeline ends
-        tx.put_exec_data(proc.root_id, dumps({}), dumps(outputs))
-        root = tx.get_state(proc.root_id)
+        tx.put_node_data(proc.root_id, inputs=dumps({}), outputs=dumps(outputs))
+        root = step.state(proc.root_id)
         if root is not None:
             new = root.copy()
             new.name = states.FINISHED
             new.archived = step.now
             step.write_state(new, root)
-        proc.status = P_DONE
+        proc.status = TokenStatus.DONE
         step.save_process(proc)
         step.event(
             "pipeline_finish", pipeline_id=proc.root_id, root_pipeline_id=proc.root_id, node_id=info.node.id
@@ -134,17 +147,17 @@ def _end(
         return None
     # a subprocess ends: its node finishes and the token pops back to the parent pipeline
     sub_id = proc.stack.pop()
-    sub = tx.get_state(sub_id)
+    sub = step.state(sub_id)
     offset = step.core.settings.rerun_index_offset
     if sub is not None:
         outputs["_loop"] = sub.loop + offset
         outputs["_inner_loop"] = sub.inner_loop + offset
-        tx.put_exec_outputs(sub_id, dumps(outputs))
+        tx.put_node_data(sub_id, outputs=dumps(outputs))
         new = sub.copy()
         new.name = states.FINISHED
         new.archived = step.now
         step.write_state(new, sub)
-    sub_info = step.core.plan(proc.root_id).info(sub_id)
+    sub_info = step.core.plans.plan(proc.root_id).info(sub_id)
     write_outputs(step, sub_info, outputs)
     proc.current = sub_info.next_id()
     return proc
@@ -155,12 +168,12 @@ def write_outputs(step: Step, info: NodeInfo, outputs: dict[str, Any]) -> None:
     if not info.output_map:
         return
     rows = [
-        (info.pipeline_id, ctx_key, ContextValueType.PLAIN, outputs[out_key], None)
+        ContextRow(info.pipeline_id, ctx_key, ContextValueType.PLAIN, outputs[out_key])
         for out_key, ctx_key in info.output_map.items()
         if out_key in outputs
     ]
     if rows:
-        step.tx.upsert_context(rows)
+        step.tx.put_context(rows)
 
 
 def _escape(value: Any) -> Any:
@@ -169,7 +182,7 @@ def _escape(value: Any) -> Any:
     return value
 
 
-def evaluate_gateway(step: Step, proc: ProcessRecord, info: NodeInfo, entered: StateRecord) -> list[str]:
+def evaluate_gateway(step: Step, proc: TokenRecord, info: NodeInfo, entered: StateRecord) -> list[str]:
     """Return the flow ids whose condition holds; raise HydrateError with the node's ex_data text."""
     node = info.node
     assert isinstance(node, GatewayNode)
@@ -223,41 +236,37 @@ def _strategy(step: Step, node: GatewayNode) -> int:
 
 
 def _exclusive(
-    step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
-) -> ProcessRecord | None:
+    step: Step, proc: TokenRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
+) -> TokenRecord | None:
     try:
         flow_id = evaluate_gateway(step, proc, info, entered)[0]
     except HydrateError as exc:
         step.fail_node(proc, entered, old, str(exc), inputs={})
         return None
-    step.finish_simple(info.node.id, proc, old, entered)
+    step.finish_simple(old, entered)
     return _move_on(step, proc, info, info.pipeline.flow_target(flow_id))
 
 
-def fork(step: Step, proc: ProcessRecord, info: NodeInfo, flow_ids: list[str]) -> ProcessRecord:
+def fork(step: Step, proc: TokenRecord, info: NodeInfo, flow_ids: list[str]) -> TokenRecord:
     """Fork one child token per flow toward the gateway's converge; continue with the first."""
     node = info.node
     assert isinstance(node, GatewayNode)
     converge = node.converge_gateway_id
     children = [
-        step.tx.insert_process(
-            proc.root_id, proc.id, info.pipeline.flow_target(f), converge, list(proc.stack), P_READY
-        )
+        step.new_token(proc.root_id, proc.id, info.pipeline.flow_target(f), converge, list(proc.stack))
         for f in flow_ids
     ]
-    proc.status = P_WAITING
+    proc.status = TokenStatus.WAITING
     proc.pending = len(children)
     proc.current = node.id
     step.save_process(proc)
-    step.fx.dispatch.extend(children[1:])
-    first = step.tx.get_process(children[0])
-    assert first is not None
-    return first
+    step.fx.sends.extend(Advance(child.id) for child in children[1:])
+    return children[0]
 
 
 def _parallel(
-    step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
-) -> ProcessRecord | None:
+    step: Step, proc: TokenRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
+) -> TokenRecord | None:
     if info.kind == NodeType.ConditionalParallelGateway:
         try:
             flows = evaluate_gateway(step, proc, info, entered)
@@ -266,21 +275,32 @@ def _parallel(
             return None
     else:
         flows = list(info.node.outgoing)
-    step.finish_simple(info.node.id, proc, old, entered)
+    step.finish_simple(old, entered)
     # no node_finish here: the parent token sleeps while its children run (SPEC 5.1 rule 6)
     return fork(step, proc, info, flows)
 
 
+def _reset_inner_loops(step: Step, root_id: str, sub_id: str) -> None:
+    """Entering a subprocess again starts its nodes' inner loops afresh (SPEC 5.9): the next
+    entry of each counts 1."""
+    for st in step.tx.states(root_id=root_id):
+        if st.parent_id == sub_id and st.inner_loop != 0:
+            new = st.copy()
+            new.inner_loop = 0
+            step.tx.put_state(new, st)
+
+
 def _subprocess(
-    step: Step, proc: ProcessRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
-) -> ProcessRecord | None:
+    step: Step, proc: TokenRecord, info: NodeInfo, old: StateRecord | None, entered: StateRecord
+) -> TokenRecord | None:
     node = info.node
     assert isinstance(node, SubProcessNode)
     tx = step.tx
+    store_loop_counters(step.core, tx, info.pipeline_id, info.output_map, entered.loop, entered.inner_loop)
     try:
         params = resolve_inputs(
             step.core, tx, info.pipeline_id, node.id, info.inputs, info.output_map,
-            entered.loop, entered.inner_loop, step.core.root_data(tx, proc.root_id),
+            entered.loop, entered.inner_loop, step.core.plans.root_data(tx, proc.root_id),
             static_references(info),
         )  # fmt: skip
     except HydrateError as exc:
@@ -289,9 +309,9 @@ def _subprocess(
     params.pop("_loop", None)
     params.pop("_inner_loop", None)
     step.write_state(entered, old)
-    tx.put_exec_data(node.id, dumps(params), dumps({}))
-    tx.upsert_context([(node.id, k, ContextValueType.PLAIN, v, None) for k, v in params.items()])
-    tx.reset_inner_loops(proc.root_id, node.id)
+    tx.put_node_data(node.id, inputs=dumps(params), outputs=dumps({}))
+    step.put_context(node.id, params, ContextValueType.PLAIN)
+    _reset_inner_loops(step, proc.root_id, node.id)
     proc.stack.append(node.id)
     step.event("node_finish", root_pipeline_id=proc.root_id, node_id=node.id)
     proc.current = node.pipeline.start_event_id

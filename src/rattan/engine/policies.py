@@ -22,17 +22,19 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from rattan import states
-from rattan.contrib.node_timer_event import BaseAction, enabled_events, parse_timer
+from rattan.engine.timers import BaseAction, enabled_events, parse_timer
 from rattan.errors import Problem, TreeInvalidException
+from rattan.model import states
+from rattan.model.messages import FireTimer, Task
+from rattan.model.records import StateRecord, TimerRecord
 from rattan.spec.model import ServiceActivityNode
 
 if TYPE_CHECKING:
+    from rattan.engine.core import EngineCore
     from rattan.engine.plan import NodeInfo, RunPlan
-    from rattan.engine.records import StateRecord
     from rattan.engine.step import Step
 
 log = logging.getLogger("rattan.engine")
@@ -43,6 +45,8 @@ KIND_TIMEOUT = "timeout"
 KIND_RETRY = "auto_retry"
 KIND_SKIP = "auto_skip"
 KIND_TIMER_EVENT = "timer_event"
+TASK_TIMER_EVENT = "timer_event"  # Task names: what a fired timer hands to a worker
+TASK_TIMEOUT_HANDLER = "timeout_handler"
 
 
 # -- validation (at run_pipeline) ------------------------------------------------------------------
@@ -111,9 +115,12 @@ def validate_plan(plan: RunPlan) -> None:
 
 # -- arming -----------------------------------------------------------------------------------------
 def _arm(step: Step, kind: str, node_id: str, version: str, delay: float, payload: dict[str, Any]) -> None:
-    due = step.now + delay
-    tid = step.tx.insert_timer(kind, node_id, version, due, payload)
-    step.fx.timers.append((due, tid))
+    _arm_at(step, kind, node_id, version, step.now + delay, payload)
+
+
+def _arm_at(step: Step, kind: str, node_id: str, version: str, due: float, payload: dict[str, Any]) -> None:
+    timer = TimerRecord(0, kind, node_id, version, due, payload, step.core.owner_id)
+    step.fx.later.append((due, FireTimer(step.tx.put_wait(timer))))
 
 
 def arm_timeout(step: Step, info: NodeInfo, state: StateRecord) -> None:
@@ -136,8 +143,7 @@ def arm_timeout(step: Step, info: NodeInfo, state: StateRecord) -> None:
 def _arm_timer_event(step: Step, node_id: str, version: str, payload: dict[str, Any]) -> None:
     when, period, _ = parse_timer(str(payload["timer_type"]), str(payload["defined"]))
     due = when if when is not None else payload["armed_at"] + period * payload["repetition"]
-    tid = step.tx.insert_timer(KIND_TIMER_EVENT, node_id, version, due, payload)
-    step.fx.timers.append((due, tid))
+    _arm_at(step, KIND_TIMER_EVENT, node_id, version, due, payload)
 
 
 def _matches(errors: list[str], error_types: list[str]) -> bool:
@@ -186,20 +192,18 @@ def error_types_of(exc: BaseException | None, returned_false: bool) -> list[str]
 
 # -- firing -----------------------------------------------------------------------------------------
 def fire(step: Step, tid: int) -> None:
+    """Fire a timer: the unit that takes its row acts (only if the node is still at the version
+    the timer was armed for); any other finds it gone."""
     from rattan.engine import controls
 
-    timer = step.tx.get_timer(tid)
+    timer = step.tx.take_timer(tid)
     if timer is None:
         return
-    kind, node_id, version, _, payload = timer
-    step.tx.delete_timer(tid)
-    st = step.tx.get_state(node_id)
-    if st is None or st.version != version:
+    kind, node_id, payload = timer.kind, timer.node_id, timer.payload
+    st = step.state(node_id)
+    if st is None or st.version != timer.version:
         return  # the node has moved on: a stale timer does nothing
-    if (
-        kind in (KIND_TIMEOUT, KIND_TIMER_EVENT)
-        and step.tx.state_names([st.root_id]).get(st.root_id) == states.REVOKED
-    ):
+    if kind in (KIND_TIMEOUT, KIND_TIMER_EVENT) and _revoked(step, st.root_id):
         return  # timers are disarmed when the pipeline is revoked
     if kind == KIND_TIMEOUT and st.name == states.RUNNING:
         _timeout(step, node_id, str(payload.get("action") or "forced_fail"))
@@ -213,41 +217,65 @@ def fire(step: Step, tid: int) -> None:
         controls.skip_node(step, node_id)
 
 
+def _revoked(step: Step, root_id: str) -> bool:
+    root = step.state(root_id)
+    return root is not None and root.name == states.REVOKED
+
+
 def _timer_event(step: Step, st: StateRecord, payload: dict[str, Any]) -> None:
     """Re-arm the next repetition first, then run the action on a worker after the commit."""
     _, _, times = parse_timer(str(payload["timer_type"]), str(payload["defined"]))
     if times is None or payload["repetition"] < times:
         _arm_timer_event(step, st.node_id, st.version, {**payload, "repetition": payload["repetition"] + 1})
     step.event("node_timer_event", node_id=st.node_id, index=payload["index"], action=payload.get("action"))
-    core = step.core
-    node_id, version, root = st.node_id, st.version, st.root_id
+    args = {
+        "node_id": st.node_id,
+        "version": st.version,
+        "root_id": st.root_id,
+        "action": payload.get("action"),
+    }
+    step.fx.sends.append(Task(TASK_TIMER_EVENT, args))
 
-    def run() -> None:
-        action_cls = BaseAction.registry.get(str(payload.get("action")))
+
+def run_timer_event_task(core: EngineCore) -> Callable[..., None]:
+    """The task that runs a timer event's action (on a worker, outside any transaction)."""
+
+    def run(node_id: str, version: str, root_id: str, action: Any) -> None:
+        action_cls = BaseAction.registry.get(str(action))
         if action_cls is None:
-            log.error("node %s: timer event action %r is not defined", node_id, payload.get("action"))
+            log.error("node %s: timer event action %r is not defined", node_id, action)
             return
-        data = core.store.read(lambda tx: tx.get_exec_data(node_id))
-        d, parent = core.data_objects(
-            data.inputs if data else {},
-            dict(data.outputs) if data else {},
-            core.store.read(lambda tx: core.root_data(tx, root)),
+        data, root_data = core.store.read(
+            lambda tx: (tx.node_data(node_id), core.plans.root_data(tx, root_id))
         )
-        action_cls(core.owner, root, node_id, version).do(d, parent)  # type: ignore[arg-type]
+        d, parent = core.services.data_objects(data.inputs or {}, dict(data.outputs or {}), root_data)
+        action_cls(core.sender, root_id, node_id, version).do(d, parent)
 
-    step.fx.calls.append(run)
+    return run
+
+
+def run_timeout_handler_task(core: EngineCore) -> Callable[..., None]:
+    """The task that calls a custom timeout handler (``pipeline_node_timeout_handler``)."""
+
+    def run(node_id: str, action: str) -> None:
+        handler = core.settings.pipeline_node_timeout_handler.get(action)
+        if handler is None:
+            log.error("node %s timed out but timeout action %r is not configured", node_id, action)
+            return
+        strategy = handler() if isinstance(handler, type) else handler
+        strategy.deal_with_timeout_node(node_id)
+
+    return run
 
 
 def _timeout(step: Step, node_id: str, action: str) -> None:
     from rattan.engine import controls
 
     if action not in BUILTIN_TIMEOUT_ACTIONS:
-        handler = step.core.settings.pipeline_node_timeout_handler.get(action)
-        if handler is None:
+        if action not in step.core.settings.pipeline_node_timeout_handler:
             log.error("node %s timed out but timeout action %r is not configured", node_id, action)
             return
-        strategy = handler() if isinstance(handler, type) else handler
-        step.fx.calls.append(lambda: strategy.deal_with_timeout_node(node_id))
+        step.fx.sends.append(Task(TASK_TIMEOUT_HANDLER, {"node_id": node_id, "action": action}))
         return
     step.event("node_timeout", node_id=node_id, action=action)
     controls.forced_fail_activity(step, node_id, TIMEOUT_EX_DATA, by_timeout=(action == "forced_fail"))

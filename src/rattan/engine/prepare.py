@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rattan import states
 from rattan.engine import policies
 from rattan.engine.plan import build_plan
-from rattan.engine.step import P_READY, Step
-from rattan.errors import BadInputError, InvalidOperationError, StartPositionInvalidException
-from rattan.runtime.queries import dumps
+from rattan.engine.step import Step
+from rattan.errors import BadInputError, ConflictError, InvalidOperationError, StartPositionInvalidException
+from rattan.model import states
+from rattan.model.codec import dumps
+from rattan.model.messages import Advance
+from rattan.model.records import ContextRow, NewRun, TokenRecord
+from rattan.model.states import TokenStatus
 from rattan.spec import parse_pipeline
 from rattan.validator import validate_and_process_pipeline, validate_pipeline_start_node
 
@@ -43,7 +46,7 @@ def run_pipeline(
     validate_and_process_pipeline(
         pipeline,
         cycle_tolerate=cycle_tolerate,
-        sink_types=core.sink_types(),
+        sink_types=core.services.sink_types(),
         max_nodes=core.settings.max_tree_nodes,
     )
     start_node_id = options.get("start_node_id") or pipeline["start_event"]["id"]
@@ -58,7 +61,8 @@ def run_pipeline(
         missing = sorted(
             f"{n.component_code}@{n.component_version}"  # type: ignore[attr-defined]
             for n in (info.node for info in plan.nodes.values())
-            if n.kind == "ServiceActivity" and not core.has_component(n.component_code, n.component_version)  # type: ignore[attr-defined]
+            if n.kind == "ServiceActivity"
+            and not core.services.has_component(n.component_code, n.component_version)  # type: ignore[attr-defined]
         )
         if missing:
             raise BadInputError(
@@ -76,34 +80,47 @@ def run_pipeline(
         **stored_options,
     }
 
+    context = [
+        ContextRow(pid, key, t, v, c)
+        for pid, ctx in plan.initial_context.items()
+        for key, (t, v, c) in ctx.items()
+    ]
+
     def body(step: Step) -> int:
-        tx = step.tx
-        if tx.run_exists(spec.id):
-            raise InvalidOperationError(
-                f"pipeline id {spec.id} is already used by another run; build a new tree"
-            )
-        used = tx.indexed_node_ids(node_ids)
-        if used:
-            raise InvalidOperationError(
-                f"node ids already used by another run: {', '.join(sorted(used)[:5])}; build a new tree"
-            )
-        tx.insert_run(spec.id, stored_tree, root_data, stored_options)
-        tx.insert_state(step.new_state(spec.id, spec.id, "", states.RUNNING))
-        tx.index_nodes(spec.id, node_ids)
-        tx.known_absent(node_ids[1:])  # no node has a state yet: entering one needs no read
-        tx.fresh_context(plan.pipelines)  # no pipeline of the run has context rows yet
-        rows = [
-            (pid, key, t, v, c) for pid, ctx in plan.initial_context.items() for key, (t, v, c) in ctx.items()
-        ]
-        if rows:
-            tx.upsert_context(rows)
-        pid = tx.insert_process(spec.id, None, start_node_id, None, [spec.id], P_READY)
-        step.fx.dispatch.append(pid)
-        core.remember(spec.id, plan, root_data)
+        token = TokenRecord(
+            0, spec.id, None, start_node_id, None, [spec.id], TokenStatus.READY, owner=core.owner_id
+        )
+        new = NewRun(
+            spec.id,
+            stored_tree,
+            root_data,
+            stored_options,
+            step.now,
+            node_ids,
+            list(plan.pipelines),
+            context,
+            step.new_state(spec.id, spec.id, "", states.RUNNING),
+            token,
+        )
+        try:
+            pid = step.tx.create_run(new)
+        except ConflictError as exc:  # a used id is the caller's mistake, not a race to retry
+            raise InvalidOperationError(str(exc)) from None
+        # the id is this run's now: its plan is cached before the first token is dispatched
+        # (after the commit), and dropped again below if the commit fails
+        core.plans.remember(spec.id, plan, root_data)
+        stored.append(spec.id)
+        step.fx.sends.append(Advance(pid))
         # the log keeps the tree's id, not a third copy of the tree (it is stored with the run)
         logged = {**event_data, "pipeline": {"id": spec.id}}
         step.event("pre_prepare_run_pipeline", _log=logged, **event_data)
         step.event("post_prepare_run_pipeline", _log=logged, **event_data)
         return pid
 
-    core.unit(body)
+    stored: list[str] = []
+    try:
+        core.unit(body)
+    except Exception:
+        if stored:
+            core.plans.forget(spec.id)
+        raise

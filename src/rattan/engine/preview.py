@@ -9,8 +9,8 @@ from rattan.context import TYPE_OF_ITEM, ContextValueType
 from rattan.engine.inputs import Renderer
 from rattan.errors import InvalidOperationError, NotFoundError
 from rattan.expr import references
-from rattan.spec import load_pipeline
 from rattan.spec.model import InputItem, PipelineSpec, ServiceActivityNode, SubProcessNode
+from rattan.validator import load_pipeline
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -54,7 +54,7 @@ def preview_node_inputs(
     root_pipeline_data: dict[str, Any],
     parent_params: dict[str, Any],
 ) -> dict[str, Any]:
-    spec = load_pipeline(copy.deepcopy(pipeline), cycle_tolerate=True, sink_types=core.sink_types())
+    spec = load_pipeline(copy.deepcopy(pipeline), cycle_tolerate=True, sink_types=core.services.sink_types())
     params = dict(parent_params)
     for sub_id in subprocess_stack:
         sub = spec.nodes.get(sub_id)

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from rattan.context import ContextValue, ContextValueType
-from rattan.engine.records import StateRecord, to_datetime
 from rattan.errors import NotFoundError
-from rattan.runtime.queries import loads
-from rattan.signals import EVENTS_PER_ROW
+from rattan.model.records import StateRecord, to_datetime
 from rattan.spec.model import NodeType, ServiceActivityNode, SubProcessNode
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
-    from rattan.engine.records import HistoryRecord
-    from rattan.runtime.queries import Tx
+    from rattan.model.records import HistoryRecord
+    from rattan.runtime.interface import Reads
+
+
+def state_of(tx: Reads, node_id: str) -> StateRecord | None:
+    found = tx.states([node_id])
+    return found[0] if found else None
 
 
 def state_dict(s: StateRecord, flags_from: StateRecord | None = None) -> dict[str, Any]:
@@ -42,13 +44,13 @@ def state_dict(s: StateRecord, flags_from: StateRecord | None = None) -> dict[st
 
 
 def pipeline_states(core: EngineCore, root_id: str, flat_children: bool = True) -> dict[str, Any]:
-    def read(tx: Tx) -> dict[str, Any]:
-        root = tx.get_state(root_id)
+    def read(tx: Reads) -> dict[str, Any]:
+        root = state_of(tx, root_id)
         if root is None:
             return {}
         top = state_dict(root)
         top["parent_id"] = root.root_id
-        children = [s for s in tx.states_of_root(root_id) if s.node_id != root_id]
+        children = [s for s in tx.states(root_id=root_id) if s.node_id != root_id]
         if flat_children:
             top["children"] = {s.node_id: state_dict(s) for s in children}
         else:
@@ -62,27 +64,28 @@ def pipeline_states(core: EngineCore, root_id: str, flat_children: bool = True) 
 
 
 def children_states(core: EngineCore, node_id: str) -> dict[str, Any]:
-    def read(tx: Tx) -> dict[str, Any]:
-        st = tx.get_state(node_id)
+    def read(tx: Reads) -> dict[str, Any]:
+        st = state_of(tx, node_id)
         if st is None:
             return {}
         top = state_dict(st)
         top["parent_id"] = st.root_id
-        top["children"] = {s.node_id: state_dict(s) for s in tx.states_of_parent(node_id)}
+        children = tx.states(root_id=st.root_id or node_id)
+        top["children"] = {s.node_id: state_dict(s) for s in children if s.parent_id == node_id}
         return {node_id: top}
 
     return core.store.read(read)
 
 
 def node_debug_info(core: EngineCore, node_id: str) -> dict[str, Any]:
-    root = core.store.read(lambda tx: tx.root_of_node(node_id))
+    root = core.store.read(lambda tx: tx.roots_of([node_id])).get(node_id)
     if root is None:
         raise NotFoundError(f"node({node_id}) does not exist in any pipeline")
-    info = core.plan(root).info(node_id)
-    state, data = core.store.read(lambda tx: (tx.get_state(node_id), tx.get_exec_data(node_id)))
+    info = core.plans.plan(root).info(node_id)
+    state, data = core.store.read(lambda tx: (state_of(tx, node_id), tx.node_data(node_id).outputs))
     err: list[str] = []
-    if data is not None and "ex_data" in data.outputs:
-        err.append(str(data.outputs["ex_data"]))
+    if data is not None and "ex_data" in data:
+        err.append(str(data["ex_data"]))
     try:
         static = static_data(core, node_id)
     except NotFoundError:
@@ -92,17 +95,18 @@ def node_debug_info(core: EngineCore, node_id: str) -> dict[str, Any]:
 
 def _find_node(core: EngineCore, node_id: str) -> tuple[str, Any] | None:
     """(root id, NodeInfo) of a node of a stored run, via its state record."""
-    st = core.store.read(lambda tx: tx.get_state(node_id))
+    st = core.store.read(lambda tx: state_of(tx, node_id))
     if st is None or not st.root_id:
         return None
-    plan = core.plan(st.root_id)
+    plan = core.plans.plan(st.root_id)
     info = plan.nodes.get(node_id)
     return (st.root_id, info) if info is not None else None
 
 
 def static_data(core: EngineCore, node_id: str) -> dict[str, Any]:
-    if core.store.read(lambda tx: tx.run_exists(node_id)):
-        root_data = core.store.read(lambda tx: tx.get_root_data(node_id)) or {}
+    run = core.store.read(lambda tx: tx.run(node_id))
+    if run is not None:
+        root_data = run.root_data or {}
         return {
             "inputs": {k: {"need_render": False, "value": v} for k, v in root_data.items()},
             "outputs": {},
@@ -113,7 +117,7 @@ def static_data(core: EngineCore, node_id: str) -> dict[str, Any]:
     _, info = found
     node = info.node
     if isinstance(node, ServiceActivityNode | SubProcessNode):
-        override = core.store.read(lambda tx: tx.get_override(node_id))
+        override = core.store.read(lambda tx: tx.node_data(node_id).override)
         if override is not None:
             inputs = override
         else:
@@ -142,37 +146,19 @@ def history_dict(h: HistoryRecord, full: bool = True) -> dict[str, Any]:
     return d
 
 
-def expand_event_rows(rows: list[tuple[Any, ...]], after: int = 0) -> list[dict[str, Any]]:
-    """Stored event rows (one per unit of work) as individual events; ids are row * EVENTS_PER_ROW
-    + index, so they increase and work as a cursor."""
-    out: list[dict[str, Any]] = []
-    for row_id, root_id, blob, schema, created in rows:
-        for index, entry in enumerate(loads(blob)):
-            event_id = row_id * EVENTS_PER_ROW + index
-            if event_id > after:
-                event_type, node_id = entry[0], entry[1]
-                # a two-item entry is a node event whose payload was its root and node id only
-                data = entry[2] if len(entry) > 2 else {"root_pipeline_id": root_id, "node_id": node_id}
-                out.append(
-                    {"id": event_id, "root_id": root_id, "node_id": node_id, "event_type": event_type,
-                     "data": data, "schema_version": schema, "created_time": to_datetime(created)}
-                )  # fmt: skip
-    return out
-
-
 def context_values(core: EngineCore, pipeline_id: str) -> list[ContextValue]:
-    rows = core.store.read(lambda tx: tx.load_context(pipeline_id))
+    rows = core.store.read(lambda tx: tx.context(pipeline_id))
     return [ContextValue(k, ContextValueType(t), v, c) for k, (t, v, c) in rows.items()]
 
 
 def execution_time(core: EngineCore, node_id: str) -> dict[str, Any]:
-    st = core.store.read(lambda tx: tx.get_state(node_id))
+    st = core.store.read(lambda tx: state_of(tx, node_id))
     if st is None:
         raise NotFoundError(f"node {node_id} has no state")
     if st.started is None:
         seconds = None
     else:
-        seconds = (st.archived if st.archived is not None else time.time()) - st.started
+        seconds = (st.archived if st.archived is not None else core.clock.now()) - st.started
     return {
         "state": st.name,
         "start_time": st.started_time,
@@ -202,7 +188,7 @@ class ProcessInfo:
 
 
 def debug_info(core: EngineCore, pipeline_id: str) -> dict[str, Any]:
-    procs = core.store.read(lambda tx: tx.processes_of_root(pipeline_id))
+    procs = core.store.read(lambda tx: tx.tokens(root_id=pipeline_id))
     return {
         "context_values": context_values(core, pipeline_id),
         "processes": [

@@ -7,73 +7,54 @@ REVOKED and was archived before the cutoff.
 
 from __future__ import annotations
 
-import functools
-import time
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
 
-import orjson
-
-from rattan import states
-from rattan.engine import reads
-from rattan.runtime.queries import dumps, loads
+from rattan.model import states
+from rattan.model.codec import dumps, loads
+from rattan.model.records import EventRecord
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
     from rattan.engine.step import Step
-    from rattan.runtime.queries import Tx
+    from rattan.runtime.interface import Reads
 
 ARCHIVE_SCHEMA_VERSION = 1
 _DONE = (states.FINISHED, states.REVOKED)
 
 
-def eligible_roots(tx: Tx, cutoff: float, limit: int) -> list[str]:
-    rows = tx.c.execute(
-        "SELECT r.root_id FROM runs r JOIN states s ON s.node_id = r.root_id "
-        "WHERE s.name IN (?, ?) AND s.archived IS NOT NULL AND s.archived < ? ORDER BY s.archived LIMIT ?",
-        (*_DONE, cutoff, limit),
-    )
-    return [r[0] for r in rows]
+def _event_dict(e: EventRecord) -> dict[str, Any]:
+    d = e.as_dict()
+    d["created_time"] = d["created_time"].isoformat() if d["created_time"] else None
+    return d
 
 
-def _marks(ids: list[str]) -> str:
-    return ",".join("?" * len(ids))
-
-
-def _node_ids(core: EngineCore, root_id: str) -> list[str]:
-    return [root_id, *core.plan(root_id).nodes]
-
-
-def export(core: EngineCore, tx: Tx, root_id: str) -> dict[str, Any]:
+def export(core: EngineCore, tx: Reads, root_id: str) -> dict[str, Any]:
     """Everything stored about one run, as one JSON-able record."""
-    run = tx.get_run(root_id)
-    ids = _node_ids(core, root_id)
-    pipelines = list(core.plan(root_id).pipelines)
-    c = tx.c
-    exec_rows = c.execute(
-        f"SELECT node_id, inputs, outputs FROM exec_data WHERE node_id IN ({_marks(ids)})", ids
-    )
+    run = tx.run(root_id)
+    plan = core.plans.plan(root_id)
+    ids = [root_id, *plan.nodes]
+    execution_data: dict[str, Any] = {}
     histories: list[dict[str, Any]] = []
     for node_id in ids:
+        data = tx.node_data(node_id)
+        if data.outputs is not None:
+            execution_data[node_id] = {"inputs": data.inputs, "outputs": data.outputs}
         histories += [
             {"id": h.id, "node_id": h.node_id, "loop": h.loop, "retry": h.retry, "skip": h.skip,
              "version": h.version, "started": h.started, "archived": h.archived,
              "inputs": h.inputs, "outputs": h.outputs}
-            for h in tx.get_histories(node_id)
+            for h in tx.histories(node_id)
         ]  # fmt: skip
     context = {
-        pid: {k: {"type": t, "value": v, "code": code} for k, (t, v, code) in tx.load_context(pid).items()}
-        for pid in pipelines
+        pid: {k: {"type": t, "value": v, "code": code} for k, (t, v, code) in tx.context(pid).items()}
+        for pid in plan.pipelines
     }
-    events = [
-        {**e, "created_time": e["created_time"].isoformat() if e["created_time"] else None}
-        for e in reads.expand_event_rows(tx.get_event_rows(root_id, 0, 1_000_000))
-    ]
     return {
         "archive_schema_version": ARCHIVE_SCHEMA_VERSION,
         "root_id": root_id,
-        "tree": run[0] if run else None,
-        "root_pipeline_data": run[1] if run else None,
+        "tree": run.tree if run else None,
+        "root_pipeline_data": run.root_data if run else None,
         "states": [
             {
                 "node_id": s.node_id,
@@ -90,35 +71,21 @@ def export(core: EngineCore, tx: Tx, root_id: str) -> dict[str, Any]:
                 "started": s.started,
                 "archived": s.archived,
             }
-            for s in tx.states_of_root(root_id)
+            for s in tx.states(root_id=root_id)
         ],
-        "execution_data": {r[0]: {"inputs": loads(r[1]), "outputs": loads(r[2])} for r in exec_rows},
+        "execution_data": execution_data,
         "histories": histories,
         "context": context,
-        "events": events,
+        "events": [_event_dict(e) for e in tx.events(0, root_id, 10**9)],
     }
 
 
-def delete_run(core: EngineCore, step: Step, root_id: str) -> None:
+def delete_run(step: Step, root_id: str) -> None:
     """Delete every row of one run (its root must still be FINISHED or REVOKED)."""
-    root = step.tx.get_state(root_id)
+    root = step.state(root_id)
     if root is None or root.name not in _DONE:
         return
-    ids = _node_ids(core, root_id)
-    pipelines = list(core.plan(root_id).pipelines)
-    c = step.tx.c
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        m = _marks(chunk)
-        for table in ("exec_data", "data_override", "histories", "logs", "schedules", "callbacks", "timers"):
-            c.execute(f"DELETE FROM {table} WHERE node_id IN ({m})", chunk)
-        c.execute(f"DELETE FROM node_index WHERE node_id IN ({m})", chunk)
-    c.execute(f"DELETE FROM context WHERE pipeline_id IN ({_marks(pipelines)})", pipelines)
-    for table in ("states", "processes"):
-        c.execute(f"DELETE FROM {table} WHERE root_id=?", (root_id,))
-    step.tx.forget()  # deleted here, not through the Tx methods that keep the cache
-    step.tx.delete_events(root_id)
-    c.execute("DELETE FROM runs WHERE root_id=?", (root_id,))
+    step.tx.delete_run(root_id)
 
 
 def archive(
@@ -131,13 +98,13 @@ def archive(
 ) -> list[str]:
     """Archive (to ``out``, one JSON line per run) and delete runs finished more than
     ``older_than`` seconds ago. Returns the archived root ids."""
-    cutoff = time.time() - older_than
+    cutoff = core.clock.now() - older_than
     done: list[str] = []
     seen: set[str] = set()
     while limit is None or len(done) < limit:
         size = batch if limit is None else min(batch, limit - len(done))
         want = size + len(seen)
-        found = core.store.read(functools.partial(eligible_roots, cutoff=cutoff, limit=want))
+        found = core.store.read(lambda tx, want=want: tx.runs(finished_before=cutoff, limit=want))  # type: ignore[misc]
         roots = [r for r in found if r not in seen]
         if not roots:
             break
@@ -145,10 +112,10 @@ def archive(
             seen.add(root_id)
             if out is not None:
                 record = core.store.read(lambda tx, r=root_id: export(core, tx, r))  # type: ignore[misc]
-                out.write(orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+                out.write(dumps(record) + b"\n")
             if delete:
-                core.unit(lambda step, r=root_id: delete_run(core, step, r))  # type: ignore[misc]
-                core.forget(root_id)
+                core.unit(lambda step, r=root_id: delete_run(step, r))  # type: ignore[misc]
+                core.plans.forget(root_id)
             done.append(root_id)
         if not delete and len(roots) <= size:
             break

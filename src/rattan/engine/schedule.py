@@ -13,20 +13,23 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rattan import signals, states
+from rattan import signals
 from rattan.components.service import ScheduleType
 from rattan.engine import policies
 from rattan.engine.jobs import Prepared, service_logs
-from rattan.engine.loops import loop_config, next_after_pass, record_pass
-from rattan.engine.nodes import write_outputs
-from rattan.engine.records import ScheduleRecord
-from rattan.engine.step import P_DONE, P_FAILED, P_READY, P_SLEEP, Step, root_revoked
-from rattan.runtime.queries import dumps
+from rattan.engine.passes import close_pass, encode_data, stamp_outputs
+from rattan.engine.step import root_revoked
+from rattan.model import states
+from rattan.model.messages import Callback, Poll
+from rattan.model.records import CALLBACK_APPLIED, CALLBACK_REFUSED, CallbackRecord, ScheduleRecord
+from rattan.model.states import TokenStatus
+from rattan.runtime.interface import CallbackQuery, ScheduleQuery
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
-    from rattan.engine.records import CallbackRecord, ProcessRecord, StateRecord
-    from rattan.runtime.queries import Tx
+    from rattan.engine.step import Step
+    from rattan.model.records import StateRecord, TokenRecord
+    from rattan.runtime.interface import Reads
 
 
 @dataclass(slots=True)
@@ -52,82 +55,89 @@ class ScheduleResult:
     error_types: list[str] = field(default_factory=list)
 
 
-def load_job(core: EngineCore, tx: Tx, sid: int, callback_id: int | None) -> ScheduleJob | int | None:
-    """What one schedule step needs, read from committed data. Returns the schedule id when the
-    schedule is stale (the caller expires it), None when there is nothing to do."""
-    sched = tx.get_schedule(sid)
+def schedule_of(tx: Reads, sid: int) -> ScheduleRecord | None:
+    found = tx.waits(ScheduleQuery(id=sid))
+    return found[0] if found else None
+
+
+def pending_callbacks(tx: Reads, node_id: str, version: str) -> list[CallbackRecord]:
+    """A schedule's callbacks not yet applied, in arrival order."""
+    return tx.waits(CallbackQuery(node_id=node_id, version=version, pending=True))
+
+
+def load_job(core: EngineCore, tx: Reads, sid: int, callback: bool) -> ScheduleJob | int | None:
+    """What one schedule step needs, read from committed data (``callback``: the step applies
+    the schedule's first pending callback). Returns the schedule id when the schedule is stale
+    (the caller expires it), None when there is nothing to do."""
+    sched = schedule_of(tx, sid)
     if sched is None or sched.finished or sched.expired:
         return None
-    state = tx.get_state(sched.node_id)
+    found = tx.states([sched.node_id])
+    state = found[0] if found else None
     if state is None or state.version != sched.version or state.name != states.RUNNING:
         return sid
     cb = None
-    if callback_id is not None:
+    if callback:
         # callbacks of one schedule are applied one at a time, in arrival order
-        first = tx.first_pending_callback(sched.node_id, sched.version)
-        cb = tx.get_callback(first) if first is not None else None
-        if cb is None:
+        pending = pending_callbacks(tx, sched.node_id, sched.version)
+        if not pending:
             return None
-    proc = tx.get_process(sched.process_id)
-    if proc is None:
+        cb = pending[0]
+    tokens = tx.tokens([sched.process_id])
+    if not tokens:
         return None
-    data = tx.get_exec_data(sched.node_id)
-    info = core.plan(proc.root_id).info(sched.node_id)
-    node: Any = info.node
+    proc = tokens[0]
+    data = tx.node_data(sched.node_id)
+    info = core.plans.plan(proc.root_id).info(sched.node_id)
     prep = Prepared.of(
-        proc.id,
-        node,
-        state.version,
-        state.loop,
-        state.inner_loop,
-        proc.root_id,
-        info.pipeline_id,
-        data.inputs if data else {},
-        core.root_data(tx, proc.root_id),
-    )
-    return ScheduleJob(sched, prep, data.outputs if data else {}, cb)
+        proc.id, info.node, state.version, state.loop, state.inner_loop, proc.root_id, info.pipeline_id,
+        data.inputs or {}, core.plans.root_data(tx, proc.root_id),
+    )  # fmt: skip
+    return ScheduleJob(sched, prep, data.outputs or {}, cb)
 
 
 def expire_schedule(step: Step, sid: int) -> None:
-    sched = step.tx.get_schedule(sid)
+    sched = schedule_of(step.tx, sid)
     if sched is not None:
         expire(step, sched)
 
 
 def expire(step: Step, sched: ScheduleRecord) -> None:
     """No more polls or callbacks for this schedule: stored callbacks not yet applied are refused
-    (so a restart does not dispatch them again)."""
+    (so no engine dispatches them again)."""
     if not sched.finished:
         sched.expired = True
         sched.due = None
-        _save(step.tx, sched)
-    for cid in step.tx.pending_callbacks_of(sched.node_id, sched.version):
-        step.tx.mark_callback(cid, 2)
+        step.tx.put_wait(sched)
+    for cb in pending_callbacks(step.tx, sched.node_id, sched.version):
+        cb.applied = CALLBACK_REFUSED
+        step.tx.put_wait(cb)
 
 
 def run_schedule(core: EngineCore, job: ScheduleJob) -> ScheduleResult:
     """Call the user's ``schedule()`` (no transaction is open)."""
     prep = job.prepared
-    service = core.make_service(prep)
-    data, parent = core.data_objects(prep.inputs, dict(job.outputs), prep.root_data)
+    services = core.services
+    service = services.make_service(prep)
+    data, parent = services.data_objects(prep.inputs, dict(job.outputs), prep.root_data)
     events: list[str] = []
     error: BaseException | None = None
     callback_data = job.callback.data if job.callback is not None else None
-    core.hook(service, "pre_schedule", data, parent)
+    services.hook(service, "pre_schedule", data, parent)
     if signals.pre_service_schedule.has_receivers():
         signals.pre_service_schedule.send(
-            sender=core.owner, service=service, data=data, parent_data=parent, callback_data=job.callback
+            sender=core.sender, service=service, data=data, parent_data=parent, callback_data=job.callback
         )
     try:
-        value, ok = core.judge(service, data, service.schedule(data, parent, callback_data))
+        value, ok = services.judge(service, data, service.schedule(data, parent, callback_data))
         if ok:
-            core.hook(service, "post_schedule", data, parent)
+            services.hook(service, "post_schedule", data, parent)
     except Exception as exc:
         value, ok = False, False
         error = exc
         data.outputs["ex_data"] = traceback.format_exc()
         events.append("node_schedule_exception")
-        core.hook(service, "node_schedule_exception", data, parent, callback_data=job.callback)
+        services.hook(service, "node_schedule_exception", data, parent, callback_data=job.callback)
     stype = ScheduleType(job.schedule.type)
     finished = ok and (stype == ScheduleType.CALLBACK or service.is_schedule_finished())
     res = ScheduleResult(
@@ -156,106 +166,78 @@ def run_schedule(core: EngineCore, job: ScheduleJob) -> ScheduleResult:
     return res
 
 
-def record_schedule(step: Step, proc: ProcessRecord, res: ScheduleResult) -> bool:
+def record_schedule(step: Step, proc: TokenRecord, res: ScheduleResult) -> bool:
     """Apply a schedule result. True when the node completed and the token moves on."""
     tx = step.tx
     job = res.job
     if job.callback is not None:
-        tx.mark_callback(job.callback.id, 1)
-    sched, state = tx.schedule_and_state(job.schedule.id)
+        job.callback.applied = CALLBACK_APPLIED
+        tx.put_wait(job.callback)
+    sched = schedule_of(tx, job.schedule.id)
     if sched is None or sched.finished or sched.expired:
         return False
+    owner = step.core.owner_id
+    if sched.owner is not None and owner is not None and sched.owner != owner:
+        # another engine took the schedule over (it thought this one was gone): it is in charge
+        return False
+    state = step.state(sched.node_id)
     if state is None or state.version != sched.version or state.name != states.RUNNING:
         sched.expired = True
         sched.due = None
-        tx.save_schedule(sched)
+        tx.put_wait(sched)
         return False
     return apply_schedule(step, proc, state, sched, res)
 
 
 def apply_schedule(
-    step: Step, proc: ProcessRecord, state: StateRecord, sched: ScheduleRecord, res: ScheduleResult
+    step: Step, proc: TokenRecord, state: StateRecord, sched: ScheduleRecord, res: ScheduleResult
 ) -> bool:
     tx = step.tx
     prep = res.job.prepared
-    offset = step.core.settings.rerun_index_offset
-    outputs = res.outputs
     ok = res.ok
+    outputs = res.outputs
     if res.interval_error:
         ok = False
         outputs["ex_data"] = "interval generator returned None"
-    outputs["_result"] = res.value if ok else False
-    outputs["_loop"] = prep.loop + offset
-    outputs["_inner_loop"] = prep.inner_loop + offset
+    outputs = stamp_outputs(step, outputs, res.value, ok, prep)
     step.event("pre_schedule", root_pipeline_id=prep.root_id, node_id=prep.node_id)
     if res.ok:
         step.event("post_schedule", root_pipeline_id=prep.root_id, node_id=prep.node_id)
     for ev in res.events:
         step.event(ev, root_pipeline_id=prep.root_id, node_id=prep.node_id, ex_data=outputs.get("ex_data"))
-    cb_id = res.job.callback.id if res.job.callback is not None else None
-    tx.put_exec_data(prep.node_id, dumps(res.inputs), dumps(outputs))
-    if res.logs:
-        tx.add_logs([(prep.node_id, prep.version, line) for line in res.logs])
+    outputs, in_blob, out_blob, encoded = encode_data(res.inputs, outputs, ok)
+    ok = ok and encoded
+    tx.put_node_data(prep.node_id, inputs=in_blob, outputs=out_blob, logs=(prep.version, res.logs))
     sched.times += 1
-    info = step.core.plan(prep.root_id).info(prep.node_id)
-    node: Any = info.node
     if ok and not res.finished and root_revoked(step, proc):
         # revoked while this step ran: no further poll or callback, and the job is cancelled
         expire(step, sched)
-        proc.status = P_DONE
+        proc.status = TokenStatus.DONE
         step.save_process(proc)
         step.fx.cancels.append((prep.node_id, prep.version))
         return False
     if ok and not res.finished:
         if res.delay is not None:
             sched.due = step.now + res.delay
-            _save(tx, sched)
-            step.fx.polls.append((sched.due, sched.id))
+            tx.put_wait(sched)
+            step.fx.later.append((sched.due, Poll(sched.id)))
         else:
             sched.due = None
-            _save(tx, sched)
-            nxt = tx.first_pending_callback(sched.node_id, sched.version)
-            if nxt is not None:
-                step.fx.callbacks.append(nxt)
-        if proc.status != P_SLEEP:
-            proc.status = P_SLEEP
+            tx.put_wait(sched)
+            pending = pending_callbacks(tx, sched.node_id, sched.version)
+            if pending:
+                step.fx.sends.append(Callback(pending[0].id))
+        if proc.status != TokenStatus.SLEEP:
+            proc.status = TokenStatus.SLEEP
             step.save_process(proc)
         return False
+    cb_id = res.job.callback.id if res.job.callback is not None else None
+    info = step.core.plans.plan(prep.root_id).info(prep.node_id)
+    moved = close_pass(
+        step, proc, info, state, outputs, ok, "node_schedule_fail", res.error_types, callback_id=cb_id
+    )
+    # a finished node's schedule is done; a failed one's stays (a skip or retry expires it)
     sched.due = None
-    new = state.copy()
-    new.archived = step.now
-    cfg = loop_config(info)
-    if cfg is not None:
-        record_pass(step, info, cfg, outputs, prep.inner_loop)
-    else:
-        write_outputs(step, info, outputs)
-    if ok or node.error_ignorable or (cfg is not None and cfg.get("fail_skip")):
-        sched.finished = True
-        _save(tx, sched)
-        new.name = states.FINISHED
-        new.error_ignored = not ok
-        step.write_state(new, state)
-        proc.current = next_after_pass(info, cfg, prep.inner_loop) if cfg is not None else info.next_id()
-        proc.status = P_READY
-        step.save_process(proc)
-        if proc.current != prep.node_id:
-            step.event("node_finish", root_pipeline_id=prep.root_id, node_id=prep.node_id)
-        step.hook(node, "node_finish", callback_id=cb_id)
-        return True
-    _save(tx, sched)
-    new.name = states.FAILED
-    step.write_state(new, state)
-    proc.status = P_FAILED
-    step.save_process(proc)
-    step.event("node_schedule_fail", root_pipeline_id=prep.root_id, node_id=prep.node_id)
-    step.hook(node, "node_schedule_fail", callback_id=cb_id)
-    policies.on_failure(step, info, new, res.error_types or ["ReturnedFalse"])
-    return False
-
-
-def _save(tx: Tx, sched: ScheduleRecord) -> None:
-    """Update a stored schedule, or insert the first poll's schedule (id 0) with its final fields."""
-    if sched.id:
-        tx.save_schedule(sched)
-    else:
-        tx.insert_schedule_record(sched)
+    sched.finished = moved
+    tx.put_wait(sched)
+    return moved

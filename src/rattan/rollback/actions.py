@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rattan import states
-from rattan.engine.step import P_DONE, P_READY, P_SUSPENDED, Step
-from rattan.rollback import store
+from rattan.engine.step import Step
+from rattan.model import states
+from rattan.model.messages import Advance
+from rattan.model.records import ROLLBACK_JOB_DONE, ROLLBACK_JOB_RUNNING, RollbackJob
+from rattan.model.states import TokenStatus
 from rattan.rollback.checks import ANY, TOKEN, Checked, Request, build_graph
 
 if TYPE_CHECKING:
-    from rattan.engine.records import ProcessRecord, StateRecord
+    from rattan.model.records import StateRecord, TokenRecord
 
 EV_START = "rollback_start"
 EV_RETRY = "rollback_retry"
@@ -32,13 +34,13 @@ def set_state(step: Step, old: StateRecord, name: str) -> StateRecord:
     return new
 
 
-def _mover(step: Step, req: Request, checked: Checked) -> ProcessRecord:
+def _mover(step: Step, req: Request, checked: Checked) -> TokenRecord:
     """The token to move to the target: the one at the start, or - when the target lies in an outer
     region (ANY mode without the token check) - its ancestor whose region holds the target."""
     proc = checked.proc
     want = checked.tokens.get(req.target)
     while checked.tokens.get(proc.current) != want and proc.parent_id is not None:
-        parent = step.tx.get_process(proc.parent_id)
+        parent = step.token(proc.parent_id)
         if parent is None:
             break
         proc = parent
@@ -51,25 +53,25 @@ def begin(step: Step, req: Request, checked: Checked) -> None:
     skip = list(dict.fromkeys(req.skip))
     if checked.start_state.name == states.FAILED and req.start not in skip:
         skip.append(req.start)  # a failed start node is not rolled back itself
-    for st in tx.states_by_ids(graph.walk):
+    for st in tx.states(graph.walk):
         if (st.skip or st.error_ignored) and st.node_id not in skip:
             skip.append(st.node_id)  # skipped or failed-and-ignored: nothing to undo
     proc = _mover(step, req, checked)
-    job = store.Job(
+    job = RollbackJob(
         req.root_id, req.start, req.target, req.mode, proc.id, graph.walk, graph.clean, skip,
-        store.JOB_RUNNING, None, None,
+        ROLLBACK_JOB_RUNNING, None, None, step.core.owner_id,
     )  # fmt: skip
-    store.put_job(tx, job)
+    tx.rollback.put_job(job)
     if req.mode == ANY:
         finish(step, job)
         return
-    root = tx.get_state(req.root_id)
+    root = step.state(req.root_id)
     assert root is not None
     set_state(step, root, states.ROLLING_BACK)
     # park the token: no retry/skip of the start node while its region is being rolled back
-    proc.status = P_SUSPENDED
+    proc.status = TokenStatus.SUSPENDED
     proc.executing = None
-    tx.save_process(proc)
+    step.save_process(proc)
     step.event(
         EV_START, root_pipeline_id=req.root_id, node_id=req.start, start_node_id=req.start,
         target_node_id=req.target, mode=TOKEN, skip_rollback_nodes=skip,
@@ -77,7 +79,7 @@ def begin(step: Step, req: Request, checked: Checked) -> None:
 
 
 def _stack_for(step: Step, root_id: str, node_id: str) -> list[str]:
-    plan = step.core.plan(root_id)
+    plan = step.core.plans.plan(root_id)
     pipeline_id = plan.info(node_id).pipeline_id
     stack = [pipeline_id]
     while pipeline_id != root_id:
@@ -87,8 +89,8 @@ def _stack_for(step: Step, root_id: str, node_id: str) -> list[str]:
 
 
 def _retire_descendants(step: Step, root_id: str, keep: int) -> None:
-    procs = step.tx.processes_of_root(root_id)
-    children: dict[int, list[ProcessRecord]] = {}
+    procs = step.tx.tokens(root_id=root_id)
+    children: dict[int, list[TokenRecord]] = {}
     for p in procs:
         if p.parent_id is not None:
             children.setdefault(p.parent_id, []).append(p)
@@ -96,33 +98,35 @@ def _retire_descendants(step: Step, root_id: str, keep: int) -> None:
     while todo:
         p = todo.pop()
         todo.extend(children.get(p.id, []))
-        if p.status != P_DONE:
-            p.status = P_DONE
+        if p.status != TokenStatus.DONE:
+            p.status = TokenStatus.DONE
             p.executing = None
-            step.tx.save_process(p)
+            step.save_process(p)
 
 
-def finish(step: Step, job: store.Job) -> None:
+def finish(step: Step, job: RollbackJob) -> None:
     """Clean the graph's rows, clear snapshots and reservation, restart at the target."""
     tx = step.tx
     root_id = job.root_id
     core = step.core
     auto = core.settings.pipeline_enable_auto_execute_when_roll_backed
-    root = tx.get_state(root_id)
+    root = step.state(root_id)
     assert root is not None
     if job.mode == TOKEN:
         root = set_state(step, root, states.ROLL_BACK_SUCCESS)
-    store.clean_nodes(tx, job.clean)
-    store.clear_snapshots(tx, root_id)
-    store.expire_plans(tx, root_id, job.start_node_id)
-    store.set_job_status(tx, root_id, store.JOB_DONE)
+    rows = tx.rollback
+    rows.clean_nodes(job.clean)
+    rows.snapshot_done(None, root_id)
+    rows.expire_plans(root_id, job.start_node_id)
+    job.status = ROLLBACK_JOB_DONE
+    rows.put_job(job)
     # the target: a fresh state (new version, loop 1, retry 0), as if never executed but READY
-    parent = core.plan(root_id).info(job.target_node_id).pipeline_id
+    parent = core.plans.plan(root_id).info(job.target_node_id).pipeline_id
     fresh = step.new_state(job.target_node_id, root_id, parent, states.READY)
     fresh.started = None
     step.write_state(fresh, None)
     # the token goes to the target
-    proc = tx.get_process(job.process_id)
+    proc = step.token(job.process_id)
     assert proc is not None
     _retire_descendants(step, root_id, proc.id)
     proc.current = job.target_node_id
@@ -134,10 +138,11 @@ def finish(step: Step, job: store.Job) -> None:
         root = set_state(step, root, states.RUNNING if auto else states.SUSPENDED)
     elif not auto:
         root = set_state(step, root, states.SUSPENDED)
-    proc.status = P_READY if auto else P_SUSPENDED
-    tx.save_process(proc)
+    proc.status = TokenStatus.READY if auto else TokenStatus.SUSPENDED
+    proc.owner = core.owner_id
+    step.save_process(proc)
     if auto:
-        step.fx.dispatch.append(proc.id)
+        step.fx.sends.append(Advance(proc.id))
     step.event(
         EV_FINISH, root_pipeline_id=root_id, node_id=job.target_node_id, start_node_id=job.start_node_id,
         target_node_id=job.target_node_id, mode=job.mode,

@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, ParamSpec
 
-from rattan import states
-from rattan.api import api_result
 from rattan.errors import NotFoundError, RollBackException
-from rattan.rollback import store
+from rattan.model import states
+from rattan.model.records import ROLLBACK_JOB_FAILED, ROLLBACK_JOB_RUNNING, RollbackPlan
+from rattan.results import api_result
 from rattan.rollback.actions import EV_RETRY, begin, set_state
 from rattan.rollback.checks import (
     ANY,
@@ -25,13 +25,12 @@ from rattan.rollback.checks import (
     validate_reservation,
     validate_rollback,
 )
-from rattan.rollback.extension import extension_of
+from rattan.rollback.extension import Engine, extension_of
 from rattan.spec.model import NodeType
 
 if TYPE_CHECKING:
-    from rattan.engine.engine import Engine
     from rattan.engine.step import Step
-    from rattan.runtime.queries import Tx
+    from rattan.runtime.interface import Reads
 
 log = logging.getLogger("rattan.rollback")
 P = ParamSpec("P")
@@ -80,7 +79,8 @@ def reserve_rollback(
 
     def body(step: Step) -> None:
         validate_reservation(engine.core, step.tx, req)
-        store.add_plan(step.tx, root_pipeline_id, start_node_id, target_node_id, mode, dict(options))
+        plan = RollbackPlan(0, root_pipeline_id, start_node_id, target_node_id, mode, dict(options))
+        step.tx.rollback.put_plan(plan)
 
     engine.core.unit(body)
 
@@ -96,7 +96,7 @@ def cancel_reserved_rollback(
 
     def body(step: Step) -> None:
         validate_reservation(engine.core, step.tx, req, cancel=True)
-        store.expire_plans(step.tx, root_pipeline_id, start_node_id)
+        step.tx.rollback.expire_plans(root_pipeline_id, start_node_id)
 
     engine.core.unit(body)
 
@@ -122,19 +122,20 @@ def retry_rollback_failed_node(
                 f"retry rollback failed: pipeline {root_pipeline_id} is {root.name}, not ROLL_BACK_FAILED"
             )
         node = node_info(engine.core, tx, root_pipeline_id, node_id, "retried")
-        st = tx.get_state(node.node.id)
+        st = step.state(node.node.id)
         name = st.name if st is not None else "not executed (no state)"
         if st is None or st.name != states.ROLL_BACK_FAILED:
             raise RollBackException(f"retry rollback failed: node {node_id} is {name}, not ROLL_BACK_FAILED")
-        job = store.get_job(tx, root_pipeline_id)
-        if job is None or job.status != store.JOB_FAILED or node_id not in job.walk:
+        job = tx.rollback.job(root_pipeline_id)
+        if job is None or job.status != ROLLBACK_JOB_FAILED or node_id not in job.walk:
             raise RollBackException(
                 f"retry rollback failed: no failed rollback of {root_pipeline_id} holds {node_id}"
             )
         set_state(step, root, states.ROLLING_BACK)
         set_state(step, st, states.ROLLING_BACK)
-        job.status, job.retry_node, job.retry_data = store.JOB_RUNNING, node_id, retry_data
-        store.put_job(tx, job)
+        job.status, job.retry_node, job.retry_data = ROLLBACK_JOB_RUNNING, node_id, retry_data
+        job.owner = step.core.owner_id
+        tx.rollback.put_job(job)
         step.event(EV_RETRY, root_pipeline_id=root_pipeline_id, node_id=node_id, retry_data=retry_data)
 
     engine.core.unit(body)
@@ -152,9 +153,9 @@ def get_allowed_rollback_node_id_list(
     extension_of(engine)
     core = engine.core
 
-    def read(tx: Tx) -> list[str]:
+    def read(tx: Reads) -> list[str]:
         check_pipeline(tx, root_pipeline_id, mode)
-        owner = tx.root_of_node(start_node_id)
+        owner = tx.roots_of([start_node_id]).get(start_node_id)
         if owner is None:
             raise NotFoundError(f"node({start_node_id}) does not exist")
         if owner != root_pipeline_id:
@@ -165,9 +166,9 @@ def get_allowed_rollback_node_id_list(
         tokens = tokens_of(tx, root_pipeline_id)
         any_token = mode == ANY and bool(options.get("skip_check_token"))
         start_token = tokens.get(start_node_id)
-        plan = core.plan(root_pipeline_id)
+        plan = core.plans.plan(root_pipeline_id)
         out: list[str] = []
-        for st in tx.states_of_root(root_pipeline_id):
+        for st in tx.states(root_id=root_pipeline_id):
             node_id = st.node_id
             if node_id == start_node_id or node_id not in plan.nodes:
                 continue

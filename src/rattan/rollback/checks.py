@@ -8,18 +8,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rattan import states
-from rattan.engine.step import P_DONE
 from rattan.errors import NotFoundError, RollBackException
-from rattan.rollback import store
+from rattan.model import states
+from rattan.model.states import TokenStatus
 from rattan.spec.model import NodeType
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
     from rattan.engine.plan import NodeInfo
-    from rattan.engine.records import ProcessRecord, StateRecord
-    from rattan.runtime.queries import Tx
+    from rattan.model.records import StateRecord, TokenRecord
+    from rattan.runtime.interface import Reads as Tx
     from rattan.spec.model import PipelineSpec
+
+
+def _state(tx: Tx, node_id: str) -> StateRecord | None:
+    found = tx.states([node_id])
+    return found[0] if found else None
+
 
 TOKEN = "TOKEN"
 ANY = "ANY"
@@ -58,7 +63,7 @@ def check_options(options: dict[str, Any]) -> None:
 
 
 def root_state(tx: Tx, root_id: str) -> StateRecord:
-    st = tx.get_state(root_id)
+    st = _state(tx, root_id)
     if st is None:
         raise NotFoundError(f"pipeline({root_id}) does not exist")
     if st.root_id != root_id or st.parent_id:
@@ -80,14 +85,14 @@ def check_pipeline(tx: Tx, root_id: str, mode: str) -> StateRecord:
 
 
 def node_info(core: EngineCore, tx: Tx, root_id: str, node_id: str, role: str) -> NodeInfo:
-    owner = tx.root_of_node(node_id)
+    owner = tx.roots_of([node_id]).get(node_id)
     if owner is None:
         raise NotFoundError(f"node({node_id}) does not exist")
     if owner != root_id:
         raise RollBackException(
             f"rollback failed: {role} node {node_id} belongs to pipeline {owner}, not {root_id}"
         )
-    info = core.plan(root_id).info(node_id)
+    info = core.plans.plan(root_id).info(node_id)
     if info.kind not in ROLLBACK_KINDS:
         raise RollBackException(
             f"rollback failed: {role} node {node_id} is a {info.kind}; only ServiceActivity (or "
@@ -97,7 +102,7 @@ def node_info(core: EngineCore, tx: Tx, root_id: str, node_id: str, role: str) -
 
 
 def node_state(tx: Tx, node_id: str, role: str, allowed: tuple[str, ...]) -> StateRecord:
-    st = tx.get_state(node_id)
+    st = _state(tx, node_id)
     name = st.name if st is not None else "not executed (no state)"
     if st is None or st.name not in allowed:
         raise RollBackException(
@@ -106,10 +111,10 @@ def node_state(tx: Tx, node_id: str, role: str, allowed: tuple[str, ...]) -> Sta
     return st
 
 
-def process_at(tx: Tx, root_id: str, node_id: str) -> ProcessRecord:
+def process_at(tx: Tx, root_id: str, node_id: str) -> TokenRecord:
     """The live token whose current node is ``node_id`` (the start must be a tail of the flow)."""
-    for proc in tx.processes_of_root(root_id):
-        if proc.current == node_id and proc.status != P_DONE:
+    for proc in tx.tokens(root_id=root_id):
+        if proc.current == node_id and proc.status != TokenStatus.DONE:
             return proc
     raise RollBackException(
         f"rollback failed: start node {node_id} is not the current node of any token of pipeline "
@@ -118,7 +123,7 @@ def process_at(tx: Tx, root_id: str, node_id: str) -> ProcessRecord:
 
 
 def tokens_of(tx: Tx, root_id: str) -> dict[str, str]:
-    tokens = store.get_tokens(tx, root_id)
+    tokens = tx.rollback.tokens(root_id)
     if tokens is None:
         raise RollBackException(
             f"rollback failed: no rollback tokens for pipeline {root_id} (it was started without "
@@ -142,7 +147,7 @@ def check_token(tokens: dict[str, str], start: str, target: str) -> None:
 def check_no_running(tx: Tx, root_id: str, tokens: dict[str, str], start: str, mode: str) -> None:
     """ANY: no RUNNING node in the pipeline; TOKEN: none with the start node's token."""
     token = tokens.get(start)
-    for st in tx.states_of_root(root_id):
+    for st in tx.states(root_id=root_id):
         if st.node_id == root_id or st.name != states.RUNNING:
             continue
         if mode == ANY:
@@ -157,12 +162,12 @@ def check_no_running(tx: Tx, root_id: str, tokens: dict[str, str], start: str, m
 
 @dataclass
 class Checked:
-    proc: ProcessRecord
+    proc: TokenRecord
     tokens: dict[str, str]
     start_state: StateRecord
 
 
-def validate_rollback(core: EngineCore, tx: Tx, req: Request, halted: ProcessRecord | None = None) -> Checked:
+def validate_rollback(core: EngineCore, tx: Tx, req: Request, halted: TokenRecord | None = None) -> Checked:
     """Every precondition of an immediate rollback. ``halted``: the token a reservation stopped."""
     check_mode(req.mode)
     check_options(req.options)
@@ -199,7 +204,7 @@ def validate_reservation(core: EngineCore, tx: Tx, req: Request, cancel: bool = 
         return
     if req.check_token:
         check_token(tokens_of(tx, req.root_id), req.start, req.target)
-    plans = store.live_plans(tx, req.root_id)
+    plans = tx.rollback.plans(req.root_id)
     if plans:
         p = plans[0]
         raise RollBackException(
@@ -221,9 +226,9 @@ def build_graph(core: EngineCore, tx: Tx, root_id: str, start: str, target: str)
     Subprocess nodes on the path are expanded: their executed contents are rolled back at the
     subprocess's place (inner nodes first), then cleaned with it. Gateways are only cleaned.
     """
-    plan = core.plan(root_id)
+    plan = core.plans.plan(root_id)
     pipeline = plan.info(target).pipeline
-    executed = {s.node_id: s for s in tx.states_of_root(root_id)}
+    executed = {s.node_id: s for s in tx.states(root_id=root_id)}
     order = _path(pipeline, executed, target, start)
     if order is None:
         raise RollBackException(

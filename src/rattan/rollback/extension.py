@@ -9,9 +9,10 @@ In the transaction of the change (``core.tx_listeners``):
   is expired with a ``rollback_reservation_fail`` event and the node's completion proceeds.
 
 After the commit (``core.listeners``), ``rollback_start`` / ``rollback_retry`` events hand the walk
-to a worker (``dispatcher.submit``). The walk calls user ``rollback()`` code outside any
+to a worker (a ``rollback.walk`` task message). The walk calls user ``rollback()`` code outside any
 transaction: read in one unit, call, record in the next. Its progress is rows (node states, the
-snapshots' ``rolled_back`` flags, the job), so a restarted engine resumes unfinished walks.
+snapshots' ``rolled_back`` flags, the job, which names the engine that owns it), so when that
+engine is gone another one's sweep claims the job and resumes the walk.
 """
 
 from __future__ import annotations
@@ -20,15 +21,22 @@ import functools
 import logging
 import threading
 import traceback
-import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from rattan import states
 from rattan.builder.tokens import generate_pipeline_token
 from rattan.engine.jobs import Prepared
-from rattan.engine.step import P_READY, Step
+from rattan.engine.step import Step
 from rattan.errors import RattanError, RollBackException
-from rattan.rollback import store
+from rattan.model import states
+from rattan.model.messages import Task
+from rattan.model.records import (
+    ROLLBACK_JOB_FAILED,
+    ROLLBACK_JOB_RUNNING,
+    RollbackJob,
+    RollbackPlan,
+    RollbackSnapshot,
+)
+from rattan.model.states import TokenStatus
 from rattan.rollback.actions import (
     EV_NODE_FAIL,
     EV_RESERVATION_FAIL,
@@ -43,30 +51,39 @@ from rattan.spec.model import NodeType, ServiceActivityNode
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
-    from rattan.engine.engine import Engine
-    from rattan.engine.records import ProcessRecord
+    from rattan.model.records import TokenRecord
 
 log = logging.getLogger("rattan.rollback")
 
-_INSTALLED: weakref.WeakKeyDictionary[EngineCore, Rollback] = weakref.WeakKeyDictionary()
+WALK_TASK = "rollback.walk"  # the task that runs a walk (the store's lease claims it by this name)
+
+
+class Engine(Protocol):
+    """What rollback needs of a ``rattan.Engine`` (it installs itself on one)."""
+
+    @property
+    def core(self) -> EngineCore: ...
+
+    rollback_extension: Rollback | None
 
 
 def install_rollback(engine: Engine) -> Rollback:
-    """Turn rollback on for ``engine`` (``Engine(pipeline_enable_rollback=True)`` does this)."""
-    core = engine.core
-    ext = _INSTALLED.get(core)
+    """Turn rollback on for ``engine`` (``Engine(pipeline_enable_rollback=True)`` does this). The
+    extension is kept on the engine; walks left unfinished by engines that are gone are claimed
+    by this engine's sweep once it starts."""
+    ext: Rollback | None = getattr(engine, "rollback_extension", None)
     if ext is None:
+        core = engine.core
         ext = Rollback(core)
-        _INSTALLED[core] = ext
+        engine.rollback_extension = ext
         core.tx_listeners.append(ext.on_tx_event)
         core.listeners.append(ext.on_event)
-        for root_id in core.store.read(store.running_jobs):
-            ext.submit(root_id)  # resume walks a stopped engine left unfinished
+        core.tasks[WALK_TASK] = ext.walk
     return ext
 
 
 def extension_of(engine: Engine) -> Rollback:
-    ext = _INSTALLED.get(engine.core)
+    ext: Rollback | None = getattr(engine, "rollback_extension", None)
     if ext is None:
         raise RollBackException(
             "rollback is not enabled on this engine: "
@@ -86,53 +103,55 @@ class Rollback:
     def on_tx_event(self, step: Step, event_type: str, data: dict[str, Any]) -> None:
         if event_type == "post_prepare_run_pipeline":
             pipeline = data["pipeline"]
-            store.put_tokens(step.tx, str(pipeline["id"]), generate_pipeline_token(pipeline))
+            step.tx.rollback.put_tokens(str(pipeline["id"]), generate_pipeline_token(pipeline))
         elif event_type == "node_finish":
             root_id, node_id = data.get("root_pipeline_id"), data.get("node_id")
             if root_id and node_id:
                 self._node_finished(step, str(root_id), str(node_id))
 
     def _node_finished(self, step: Step, root_id: str, node_id: str) -> None:
-        info = self.core.plan(root_id).info(node_id)
+        info = self.core.plans.plan(root_id).info(node_id)
         node = info.node
         if not isinstance(node, ServiceActivityNode):
             return
         tx = step.tx
-        st = tx.get_state(node_id)
-        row = tx.c.execute("SELECT inputs, outputs FROM exec_data WHERE node_id=?", (node_id,)).fetchone()
-        if st is not None and row is not None:
-            store.add_snapshot(
-                tx, root_id, node_id, node.component_code, node.component_version, st.version,
-                st.loop, st.inner_loop, row[0], row[1], self.core.root_data(tx, root_id),
+        st = step.state(node_id)
+        data = tx.node_data(node_id)
+        if st is not None and data.outputs is not None:
+            tx.rollback.add_snapshot(
+                RollbackSnapshot(
+                    0, root_id, node_id, node.component_code, node.component_version, st.version, st.loop,
+                    st.inner_loop, data.inputs or {}, data.outputs, self.core.plans.root_data(tx, root_id),
+                )
             )  # fmt: skip
-        plans = store.live_plans(tx, root_id, node_id)
+        plans = tx.rollback.plans(root_id, node_id)
         if plans:
             self._reserved(step, root_id, node_id, info.next_id(), plans[0])
 
-    def _reserved(self, step: Step, root_id: str, node_id: str, next_id: str, plan: store.Plan) -> None:
+    def _reserved(self, step: Step, root_id: str, node_id: str, next_id: str, plan: RollbackPlan) -> None:
         """The reserved start node has just finished: roll back now instead of moving on."""
         tx = step.tx
         step.flush()  # the token's move is written; it is then taken back to the start node
         halted = self._halted_token(step, root_id, node_id, next_id)
         req = Request(root_id, node_id, plan.target_node_id, plan.mode, [], dict(plan.options))
-        store.expire_plans(tx, root_id, node_id)  # a reservation is used once, whatever happens
+        tx.rollback.expire_plans(root_id, node_id)  # a reservation is used once, whatever happens
         if halted is None:
             self._reservation_failed(step, req, "the token that finished the node was not found")
             return
         saved = (halted.current, halted.status)
-        halted.current, halted.status = node_id, P_READY
+        halted.current, halted.status = node_id, TokenStatus.READY
         try:
             checked = validate_rollback(self.core, tx, req, halted)
         except RattanError as exc:
             halted.current, halted.status = saved
             self._reservation_failed(step, req, str(exc))
             return
-        tx.save_process(halted)
+        step.save_process(halted)
         step.halt = True
         begin(step, req, checked)
 
-    def _halted_token(self, step: Step, root_id: str, node_id: str, next_id: str) -> ProcessRecord | None:
-        for proc in step.tx.processes_of_root(root_id, [P_READY]):
+    def _halted_token(self, step: Step, root_id: str, node_id: str, next_id: str) -> TokenRecord | None:
+        for proc in step.tx.tokens(root_id=root_id, statuses=[TokenStatus.READY]):
             if proc.current in (next_id, node_id) and not proc.executing:
                 return proc
         return None
@@ -150,7 +169,7 @@ class Rollback:
             self.submit(str(data["root_pipeline_id"]))
 
     def submit(self, root_id: str) -> None:
-        self.core.dispatcher.submit(lambda: self.walk(root_id))
+        self.core.send(Task(WALK_TASK, {"root_id": root_id}))
 
     # -- the walk (TOKEN mode) ---------------------------------------------------------------------
     def walk(self, root_id: str) -> None:
@@ -193,17 +212,17 @@ class Rollback:
             if not core.unit(functools.partial(_node_done, root_id=root_id, node_id=node_id)):
                 return
 
-    def _call_rollback(self, root_id: str, snap: store.Snapshot, rollback_data: Any) -> str | None:
+    def _call_rollback(self, root_id: str, snap: RollbackSnapshot, rollback_data: Any) -> str | None:
         """Call ``Service.rollback`` (no transaction open). None when it returned True."""
         core = self.core
         try:
-            info = core.plan(root_id).info(snap.node_id)
+            info = core.plans.plan(root_id).info(snap.node_id)
             prep = Prepared(
                 0, snap.node_id, snap.node_version, root_id, info.pipeline_id, snap.loop, snap.inner_loop,
                 info.node.name, snap.code, snap.component_version, snap.inputs, snap.root_data,
             )  # fmt: skip
-            service = core.make_service(prep)
-            data, parent = core.data_objects(snap.inputs, dict(snap.outputs), snap.root_data)
+            service = core.services.make_service(prep)
+            data, parent = core.services.data_objects(snap.inputs, dict(snap.outputs), snap.root_data)
             result = service.rollback(data, parent, rollback_data)
         except Exception:
             return traceback.format_exc()
@@ -212,13 +231,13 @@ class Rollback:
         return f"rollback() of node {snap.node_id} returned {result!r}"
 
 
-Work = tuple[str, list[store.Snapshot], Any]
+Work = tuple[str, list[RollbackSnapshot], Any]
 
 
-def _live_job(step: Step, root_id: str) -> store.Job | None:
-    job = store.get_job(step.tx, root_id)
-    root = step.tx.get_state(root_id)
-    if job is None or job.status != store.JOB_RUNNING or root is None or root.name != states.ROLLING_BACK:
+def _live_job(step: Step, root_id: str) -> RollbackJob | None:
+    job = step.tx.rollback.job(root_id)
+    root = step.state(root_id)
+    if job is None or job.status != ROLLBACK_JOB_RUNNING or root is None or root.name != states.ROLLING_BACK:
         return None
     return job
 
@@ -234,7 +253,7 @@ def _next_node(step: Step, root_id: str) -> Work | None:
     for node_id in job.walk:
         if node_id in skip:
             continue
-        st = tx.get_state(node_id)
+        st = step.state(node_id)
         if st is None or st.name == states.ROLL_BACK_SUCCESS:
             continue
         if st.name in (states.FINISHED, states.ROLL_BACK_FAILED):
@@ -242,8 +261,8 @@ def _next_node(step: Step, root_id: str) -> Work | None:
         if st.name != states.ROLLING_BACK:
             continue  # nothing this rollback can undo (e.g. never finished)
         snaps = []
-        if step.core.plan(root_id).info(node_id).kind == NodeType.ServiceActivity:
-            snaps = store.pending_snapshots(tx, root_id, node_id)
+        if step.core.plans.plan(root_id).info(node_id).kind == NodeType.ServiceActivity:
+            snaps = tx.rollback.snapshots(root_id, node_id)
         return node_id, snaps, job.retry_data if job.retry_node == node_id else None
     finish_job(step, job)
     return None
@@ -252,14 +271,14 @@ def _next_node(step: Step, root_id: str) -> Work | None:
 def _snapshot_done(step: Step, root_id: str, snapshot_id: int) -> bool:
     if _live_job(step, root_id) is None:
         return False
-    store.mark_rolled_back(step.tx, snapshot_id)
+    step.tx.rollback.snapshot_done(snapshot_id, root_id)
     return True
 
 
 def _node_done(step: Step, root_id: str, node_id: str) -> bool:
     if _live_job(step, root_id) is None:
         return False
-    st = step.tx.get_state(node_id)
+    st = step.state(node_id)
     if st is None or st.name != states.ROLLING_BACK:
         return False
     set_state(step, st, states.ROLL_BACK_SUCCESS)
@@ -269,12 +288,15 @@ def _node_done(step: Step, root_id: str, node_id: str) -> bool:
 def _node_failed(step: Step, root_id: str, node_id: str, error: str) -> None:
     if _live_job(step, root_id) is None:
         return
-    st = step.tx.get_state(node_id)
+    st = step.state(node_id)
     if st is not None and st.name == states.ROLLING_BACK:
         set_state(step, st, states.ROLL_BACK_FAILED)
-    root = step.tx.get_state(root_id)
+    root = step.state(root_id)
     assert root is not None
     set_state(step, root, states.ROLL_BACK_FAILED)
-    store.set_job_status(step.tx, root_id, store.JOB_FAILED)
+    job = step.tx.rollback.job(root_id)
+    if job is not None:
+        job.status = ROLLBACK_JOB_FAILED
+        step.tx.rollback.put_job(job)
     log.warning("rollback of node %s failed:\n%s", node_id, error)
     step.event(EV_NODE_FAIL, root_pipeline_id=root_id, node_id=node_id, ex_data=error)

@@ -1,1 +1,90 @@
-"""Runtimes: implementations of the store and dispatcher seam (see interface.py)."""
+"""Runtimes: implementations of the store / dispatcher seam (``rattan.runtime.interface``), and
+the factories that turn ``Engine(store=..., dispatcher=...)`` arguments into them.
+
+A backend is imported only when asked for, so ``import rattan`` never loads a driver, and an
+optional one that is not installed is named with the extra that brings it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rattan.errors import BackendUnavailableError, BadInputError
+from rattan.runtime.interface import INTERFACE_VERSION
+
+if TYPE_CHECKING:
+    from rattan.runtime.interface import Clock, Dispatcher, Store
+    from rattan.settings import Settings
+
+# scheme -> (extra to install, module whose import tells it is installed)
+_OPTIONAL = {
+    "postgresql": ("rattan[postgres]", "psycopg"),
+    "postgres": ("rattan[postgres]", "psycopg"),
+    "celery": ("rattan[celery]", "celery"),
+}
+THREADS = ("threads", "thread://", "threads://")
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else ""
+
+
+def _not_built(kind: str, url: str) -> BackendUnavailableError:
+    scheme = _scheme(url)
+    if scheme in _OPTIONAL:
+        extra, module = _OPTIONAL[scheme]
+        try:
+            __import__(module)
+        except ImportError:
+            return BackendUnavailableError(f"{kind} {url!r} needs {module}: pip install '{extra}'")
+        return BackendUnavailableError(
+            f"{kind} {url!r}: the {scheme} backend is not part of this rattan version yet; "
+            "use the embedded SQLite store and thread dispatcher"
+        )
+    return BackendUnavailableError(
+        f"unknown {kind} {url!r}: use 'sqlite:///path/to.db' or ':memory:' for a store, "
+        "'threads' for a dispatcher"
+    )
+
+
+def check_version(backend: Any, kind: str) -> None:
+    version = getattr(backend, "interface_version", None)
+    if not isinstance(version, tuple) or not version or version[0] != INTERFACE_VERSION[0]:
+        raise BackendUnavailableError(
+            f"{kind} {type(backend).__name__} implements runtime interface {version!r}; this rattan "
+            f"needs {INTERFACE_VERSION[0]}.x: upgrade the backend or rattan"
+        )
+
+
+def open_store(store: str | Store | None, settings: Settings) -> Store:
+    """``None`` (rattan.db here), a path, ``sqlite:///path``, ``:memory:``, or a Store."""
+    if store is not None and not isinstance(store, str):
+        check_version(store, "store")
+        return store
+    if store is not None and "://" in store and _scheme(store) != "sqlite":
+        raise _not_built("store", store)
+    from rattan.runtime.sqlite import SQLiteStore, parse_store_url
+
+    return SQLiteStore(
+        parse_store_url(store), settings.sqlite_synchronous, page_size=settings.sqlite_page_size
+    )
+
+
+def open_dispatcher(dispatcher: str | Dispatcher | None, settings: Settings, clock: Clock) -> Dispatcher:
+    """``None`` or ``"threads"`` (worker threads in this process), or a Dispatcher."""
+    if dispatcher is None or (isinstance(dispatcher, str) and dispatcher.lower() in THREADS):
+        from rattan.runtime.threads import ThreadDispatcher
+
+        return ThreadDispatcher(settings.workers, clock)
+    if isinstance(dispatcher, str):
+        raise _not_built("dispatcher", dispatcher)
+    if not all(hasattr(dispatcher, name) for name in ("start", "send", "send_at", "stop", "wait_idle")):
+        raise BadInputError(
+            f"dispatcher {dispatcher!r} is neither a URL nor a Dispatcher "
+            "(start, send, send_at, stop, wait_idle)"
+        )
+    check_version(dispatcher, "dispatcher")
+    return dispatcher
+
+
+__all__ = ["INTERFACE_VERSION", "check_version", "open_dispatcher", "open_store"]

@@ -1,7 +1,7 @@
 """Turn a validated tree dict into the frozen model of ``rattan.spec.model`` (SPEC 1).
 
-``parse_pipeline`` trusts that the tree passed ``validate_and_process_pipeline``; ``load_pipeline`` (in
-``rattan.spec``) does both. Nested subprocesses are parsed children-first without recursion.
+``parse_pipeline`` trusts that the tree passed ``validate_and_process_pipeline``; ``load_pipeline``
+(in ``rattan.validator``) does both. Nested subprocesses are parsed children-first without recursion.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def _build(tree: Mapping[str, Any], children: Mapping[str, PipelineSpec]) -> Pip
 
 
 def parse_pipeline(tree: Mapping[str, Any]) -> PipelineSpec:
-    """Parse an already validated tree (see ``rattan.spec.load_pipeline``) into a ``PipelineSpec``."""
+    """Parse an already validated tree (see ``rattan.validator.load_pipeline``) into a ``PipelineSpec``."""
     try:
         # post-order over nested pipelines with an explicit stack: children are built before parents
         built: dict[int, PipelineSpec] = {}
@@ -229,5 +229,5 @@ def parse_pipeline(tree: Mapping[str, Any]) -> PipelineSpec:
     except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
         raise TreeInvalidException(
             f"cannot parse pipeline tree ({type(exc).__name__}: {exc}); validate it first with "
-            "rattan.validator.validate_and_process_pipeline or use rattan.spec.load_pipeline"
+            "rattan.validator.validate_and_process_pipeline or use rattan.validator.load_pipeline"
         ) from exc

@@ -1,7 +1,9 @@
-"""Test kits for rattan users. ``rattan.testing`` currently ships the component test kit (SPEC 8.6)."""
+"""Test kits for rattan users: the component test kit (SPEC 8.6), ``FakeClock`` (time under the
+test's control), and the contract suites every store and dispatcher must pass."""
 
 from __future__ import annotations
 
+from rattan.testing.clock import FakeClock
 from rattan.testing.component import (
     Call,
     CallAssertion,
@@ -19,6 +21,7 @@ __all__ = [
     "ComponentTestCase",
     "ComponentTestMixin",
     "ExecuteAssertion",
+    "FakeClock",
     "Patcher",
     "ScheduleAssertion",
     "run_component_case",

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
+from rattan.spec import PipelineSpec, parse_pipeline
+
 from ._common import DEFAULT_MAX_DEPTH, DEFAULT_MAX_NODES, MAX_IN, MAX_OUT, add_sink_type
 from .api import (
     get_allowed_start_node_ids,
@@ -14,6 +19,15 @@ from .api import (
     validate_stream,
 )
 
+
+def load_pipeline(
+    tree: Any, *, cycle_tolerate: bool = False, sink_types: Iterable[str] | None = None
+) -> PipelineSpec:
+    """Validate ``tree`` (in place, as ``run_pipeline`` does) and parse it into a ``PipelineSpec``."""
+    validate_and_process_pipeline(tree, cycle_tolerate=cycle_tolerate, sink_types=sink_types)
+    return parse_pipeline(tree)
+
+
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_NODES",
@@ -22,6 +36,7 @@ __all__ = [
     "add_sink_type",
     "get_allowed_start_node_ids",
     "get_skipped_execute_node_ids",
+    "load_pipeline",
     "validate_and_process_pipeline",
     "validate_gateways",
     "validate_graph_connection",

@@ -1,11 +1,16 @@
 """The embedded store: one SQLite file in WAL mode, written through a group committer.
 
 Why group commit: SQLite serialises writers and a durable commit costs an fsync (synchronous=FULL)
-or a WAL append (NORMAL). Worker threads therefore share one writer connection: each worker's unit
-of work runs inside a SAVEPOINT of the currently open transaction, and the transaction is committed
-when no other worker is queued to join it. Every member waits for that commit before it goes on (so
-user code only ever runs after the state it depends on is durable). A member whose unit raises is
-rolled back to its savepoint alone; a failed COMMIT fails every member of that group.
+or a WAL append (NORMAL). The threads of a process therefore share one writer connection: each
+unit of work runs inside a SAVEPOINT of the currently open transaction, and the transaction is
+committed when no other thread is queued to join it. Every member waits for that commit before
+it goes on (so user code only ever runs after the state it depends on is durable). A member
+whose unit raises is rolled back to its savepoint alone; a failed COMMIT fails every member of
+that group.
+
+Several processes may open one file: SQLite's own lock serialises their transactions, and each
+transaction starts by asking SQLite whether another connection committed since (``PRAGMA
+data_version``); if so, the writer's cache is dropped before anything is read.
 """
 
 from __future__ import annotations
@@ -20,18 +25,19 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from rattan.errors import BackendUnavailableError
-from rattan.runtime.queries import Tx, WriterCache
-from rattan.runtime.schema import MIGRATIONS, SCHEMA_VERSION
+from rattan.runtime.interface import INTERFACE_VERSION, Reads, UnitOfWork
+from rattan.runtime.sqlite.checkpoint import WAL_LIMIT_BYTES, Checkpointer
+from rattan.runtime.sqlite.errors import translate
+from rattan.runtime.sqlite.rows import WriterCache
+from rattan.runtime.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
+from rattan.runtime.sqlite.unit import SQLiteUnit
 from rattan.settings import DEFAULT_PAGE_SIZE
 
 T = TypeVar("T")
 
-CHECKPOINT_SECONDS = 0.1  # how often the checkpointer looks
 CACHE_LIMIT = 50_000  # rows the writer keeps at most (see WriterCache): 25 MB or less
-QUIET_SECONDS = 0.2  # no commit for this long: quiet enough to checkpoint
-WAL_RESTART_BYTES = 32 * 2**20  # past this, rewind the WAL even while commits go on
-WAL_LIMIT_BYTES = 64 * 2**20  # a rewound WAL longer than this is truncated to it
-CHECKPOINT_WAIT_MS = 2000  # how long a checkpoint waits for the writer or for readers
+BUSY_MS = 30_000  # how long a statement waits for another process's lock before it fails
+OPEN_TRIES = 50  # attempts at switching a new file to WAL while another process does the same
 _PAGE_SIZES = frozenset(2**n for n in range(9, 17))
 MAX_GROUP = 256  # members per commit; bounds how long the first member waits
 
@@ -46,13 +52,15 @@ def parse_store_url(store: str | None) -> str:
         return store[len("sqlite://") :] or ":memory:"
     if "://" in store:
         raise BackendUnavailableError(
-            f"unsupported store URL {store!r}: the embedded runtime takes 'sqlite:///path' or ':memory:'"
+            f"unsupported store URL {store!r}: the SQLite store takes 'sqlite:///path' or ':memory:'"
         )
     return store
 
 
 class SQLiteStore:
-    """Durable store over one SQLite database file."""
+    """Durable store over one SQLite database file (see the module docstring)."""
+
+    interface_version = INTERFACE_VERSION
 
     def __init__(self, path: str, synchronous: str = "FULL", page_size: int = DEFAULT_PAGE_SIZE) -> None:
         if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
@@ -67,14 +75,15 @@ class SQLiteStore:
             # in-memory database cannot give without shared-cache table locks.
             self._tmpdir = tempfile.TemporaryDirectory(prefix="rattan-")
             path = os.path.join(self._tmpdir.name, "rattan.db")
-        self._uri = path
+        self.path = path
+        self.url = ":memory:" if self.memory else f"sqlite:///{path}"
         self._synchronous = synchronous.upper()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         try:
             self._writer = self._connect()
-            self._migrate()
+            self.migrate()
         except sqlite3.Error as exc:
             raise BackendUnavailableError(f"cannot open SQLite store {path!r}: {exc}") from exc
         self._cond = threading.Condition(threading.Lock())
@@ -84,33 +93,26 @@ class SQLiteStore:
         self._next_gen = 1
         self._members = 0
         self._committed: int = 0
-        self._last_commit = 0.0  # time.monotonic() of the last commit (read by the checkpointer)
         self._failed: dict[int, BaseException] = {}
         self._closed = False
         # rows as the writer last wrote or read them (see WriterCache), valid while no other
         # connection commits: PRAGMA data_version, read as each transaction begins, says when
         self._cache = WriterCache()
         self._data_version = -1
-        # WAL checkpoints run on their own thread, not inside a worker's COMMIT (see _checkpoints)
-        self._stop = threading.Event()
-        self._checkpointer = threading.Thread(target=self._checkpoints, name="rattan-checkpoint", daemon=True)
-        self._checkpointer.start()
+        self._checkpointer = Checkpointer(path, self._connect)
 
     # -- connections ---------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self._uri,
-            isolation_level=None,
-            check_same_thread=False,
-            cached_statements=512,
-            timeout=30.0,
-        )
+            self.path, isolation_level=None, check_same_thread=False, cached_statements=512,
+            timeout=BUSY_MS / 1000,
+        )  # fmt: skip
+        conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
         # only a store with no tables yet takes the page size (afterwards SQLite ignores it)
         conn.execute(f"PRAGMA page_size={self._page_size}")
-        conn.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(conn)
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA wal_autocheckpoint=0")
-        conn.execute("PRAGMA busy_timeout=30000")
         conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         return conn
 
@@ -123,7 +125,10 @@ class SQLiteStore:
                 self._readers.append(conn)
         return conn
 
-    def _migrate(self) -> None:
+    def migrate(self) -> int:
+        """Bring the schema up to date. Safe while other processes open or use the file: the
+        migration runs in one IMMEDIATE transaction, and a process that finds the work done
+        does nothing."""
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -141,60 +146,22 @@ class SQLiteStore:
                         continue
                     conn.execute(statement)
                 conn.execute(
-                    "INSERT OR REPLACE INTO rattan_meta(key, value) VALUES ('schema_version', ?)",
+                    "INSERT INTO rattan_meta(key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                     (str(version),),
                 )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-
-    def _checkpoints(self) -> None:
-        """Copy the WAL back into the database and rewind it, off the workers' commit path.
-
-        Measured on this project's machines (docs/performance.md): appending to the WAL costs
-        several times more than overwriting a WAL file that is already that long, because every
-        append grows the file and the file system journals each size change; and a checkpoint's
-        fsync stalls those appends. So the WAL is rewound (RESTART: copied back, then written
-        again from its start, in place) whenever it passes WAL_RESTART_BYTES, and otherwise only
-        in a quiet moment (no commit for QUIET_SECONDS), so a burst of work is not interrupted.
-        PASSIVE checkpoints are never used: they copy pages but cannot rewind a WAL that a busy
-        writer keeps appending to, so the file would only grow. A WAL longer than WAL_LIMIT_BYTES
-        (one huge transaction) is truncated to zero instead, and ``journal_size_limit`` caps what
-        a rewind leaves on disk.
-        """
-        conn: sqlite3.Connection | None = None
-        wal = f"{self._uri}-wal"
-        done_at = -1.0  # the last commit a checkpoint has already covered
-        while not self._stop.wait(CHECKPOINT_SECONDS):
-            try:
-                last = self._last_commit
-                if last == done_at:
-                    continue  # nothing committed since the last checkpoint
-                quiet = time.monotonic() - last >= QUIET_SECONDS
-                size = os.path.getsize(wal)
-                if not quiet and size < WAL_RESTART_BYTES:
-                    continue
-                if conn is None:
-                    conn = self._connect()
-                    # a RESTART holds the write lock while it waits for readers to move on: a
-                    # slow reader may delay the workers this long at most (then it tries later)
-                    conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
-                # a WAL left long by a big transaction (or a long busy spell) is cut back to zero
-                big = size > WAL_LIMIT_BYTES
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)" if big else "PRAGMA wal_checkpoint(RESTART)")
-                done_at = last
-            except (sqlite3.Error, OSError):
-                pass
-        if conn is not None:
-            conn.close()
+        return SCHEMA_VERSION
 
     def schema_version(self) -> int:
         row = self._reader().execute("SELECT value FROM rattan_meta WHERE key='schema_version'").fetchone()
         return int(row[0]) if row else 0
 
     # -- units of work -------------------------------------------------------------------------
-    def run(self, fn: Callable[[Tx], T]) -> T:
+    def unit(self, fn: Callable[[UnitOfWork], T]) -> T:
         """Run ``fn`` in the shared write transaction and return once its effects are durable."""
         with self._count_lock:
             self._queued += 1
@@ -206,46 +173,23 @@ class SQLiteStore:
                 raise BackendUnavailableError("the store is closed")
             conn = self._writer
             if not self._open_gen:
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                except sqlite3.Error as exc:
-                    raise BackendUnavailableError(f"cannot start a store transaction: {exc}") from exc
-                try:
-                    version: int | None = conn.execute("PRAGMA data_version").fetchone()[0]
-                except sqlite3.Error:
-                    version = None  # unknown: trust nothing cached
-                if version is None or version != self._data_version or self._cache.size() > CACHE_LIMIT:
-                    # another connection wrote: trust nothing cached (or the cache is full: start
-                    # again from what the next steps read)
-                    self._cache.clear()
-                    self._data_version = -1 if version is None else version
-                self._open_gen = self._next_gen
-                self._next_gen += 1
-                self._members = 0
+                self._begin(conn)
             gen = self._open_gen
             # the first member needs no savepoint: if it fails, the whole transaction is its own
             alone = self._members == 0
             self._members += 1
-            if not alone:
-                conn.execute("SAVEPOINT unit")
             error: BaseException | None = None
             result: Any = None
             try:
-                result = fn(Tx(conn, self._cache))
+                if not alone:
+                    conn.execute("SAVEPOINT unit")
+                result = fn(SQLiteUnit(conn, self._cache))
                 if not alone:
                     conn.execute("RELEASE unit")
             except BaseException as exc:
                 error = exc
                 self._cache.clear()  # rolled back below: the cache may hold what never happened
-                try:
-                    if alone:
-                        conn.execute("ROLLBACK")
-                        conn.execute("BEGIN IMMEDIATE")
-                    else:
-                        conn.execute("ROLLBACK TO unit")
-                        conn.execute("RELEASE unit")
-                except sqlite3.Error:
-                    pass
+                self._undo(conn, alone)
             if self._queued == 0 or self._members >= MAX_GROUP:
                 self._commit(gen)
             else:
@@ -253,15 +197,44 @@ class SQLiteStore:
                     cond.wait()
             failed = self._failed.pop(gen, None) if self._open_gen != gen else None
             if failed is not None:
-                raise BackendUnavailableError(f"store commit failed: {failed}") from failed
+                raise BackendUnavailableError(f"store commit failed: {failed}; retry later") from failed
             if error is not None:
                 if isinstance(error, sqlite3.Error):
-                    raise BackendUnavailableError(f"store error: {error}") from error
+                    raise translate(error) from error
                 raise error
             return result  # type: ignore[no-any-return]
 
-    def has_waiters(self) -> bool:
-        """True when another thread is queued to use the store (read without a lock: a hint)."""
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(f"cannot start a store transaction: {exc}; retry later") from exc
+        try:
+            version: int | None = conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error:
+            version = None  # unknown: trust nothing cached
+        if version is None or version != self._data_version or self._cache.size() > CACHE_LIMIT:
+            # another connection wrote: trust nothing cached (or the cache is full: start again
+            # from what the next steps read)
+            self._cache.clear()
+            self._data_version = -1 if version is None else version
+        self._open_gen = self._next_gen
+        self._next_gen += 1
+        self._members = 0
+
+    def _undo(self, conn: sqlite3.Connection, alone: bool) -> None:
+        try:
+            if alone:
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+            else:
+                conn.execute("ROLLBACK TO unit")
+                conn.execute("RELEASE unit")
+        except sqlite3.Error:
+            pass
+
+    def waiting(self) -> bool:
+        """True when another thread is queued to write (read without a lock: a hint)."""
         return self._queued > 0
 
     def _commit(self, gen: int) -> None:
@@ -275,16 +248,17 @@ class SQLiteStore:
                 pass
             self._failed[gen] = exc
         self._committed = gen
-        self._last_commit = time.monotonic()
         self._open_gen = 0
         self._cond.notify_all()
 
-    def read(self, fn: Callable[[Tx], T]) -> T:
+    def read(self, fn: Callable[[Reads], T]) -> T:
         """Run read-only ``fn`` on this thread's reader connection (committed data only)."""
+        if self._closed:
+            raise BackendUnavailableError("the store is closed")
         try:
-            return fn(Tx(self._reader()))
+            return fn(SQLiteUnit(self._reader()))
         except sqlite3.Error as exc:
-            raise BackendUnavailableError(f"store read failed: {exc}") from exc
+            raise translate(exc, "store read failed") from exc
 
     @contextmanager
     def raw(self) -> Iterator[sqlite3.Connection]:
@@ -292,9 +266,7 @@ class SQLiteStore:
         yield self._reader()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._checkpointer.is_alive():
-            self._checkpointer.join(5)
+        self._checkpointer.stop()
         with self._cond:
             if self._closed:
                 return
@@ -315,3 +287,19 @@ class SQLiteStore:
             self._readers.clear()
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
+
+
+def _enter_wal(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode. A file already in WAL needs nothing; switching a new file takes
+    an exclusive lock, which SQLite refuses at once (no busy wait) while another process opens
+    the same new file: that attempt is retried, so opening never fails with "database is locked"."""
+    for attempt in range(OPEN_TRIES):
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if attempt == OPEN_TRIES - 1 or "lock" not in str(exc):
+                raise
+            time.sleep(0.01 * (attempt + 1))

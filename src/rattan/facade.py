@@ -1,32 +1,42 @@
-"""``rattan.Engine``: the embedded runtime's facade. Methods raise typed errors; ``rattan.api``
-wraps them into ``EngineAPIResult`` values with the peer's function names."""
+"""``rattan.Engine``: the facade. Methods raise typed errors; ``rattan.api`` wraps them into
+``EngineAPIResult`` values with the peer's function names.
+
+It builds the runtime it is given (a store and a dispatcher, as instances or URLs, and a clock)
+and the engine on top: ``EngineCore`` (units of work), the ``Worker`` the dispatcher hands
+messages to, and the ``Sweeper`` that keeps this process's lease and takes over orphaned work.
+"""
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rattan import signals, states
+from rattan import signals
 from rattan.components import Registry
 from rattan.components import registry as default_registry
 from rattan.context import ContextValue
 from rattan.engine import controls, preview, reads, retention
-from rattan.engine.activity import recover_interrupted
 from rattan.engine.core import EngineCore
 from rattan.engine.prepare import run_pipeline
-from rattan.engine.records import ExecutionData, HistoryRecord, ScheduleRecord, StateRecord
+from rattan.engine.reads import state_of
 from rattan.engine.schedule import expire_schedule
-from rattan.errors import NotFoundError, RattanError
-from rattan.rollback.extension import install_rollback
-from rattan.runtime.queries import Tx
-from rattan.runtime.sqlite import SQLiteStore, parse_store_url
+from rattan.engine.sweep import Sweeper
+from rattan.engine.worker import Worker
+from rattan.errors import NotFoundError
+from rattan.model import states
+from rattan.model.records import ExecutionData, HistoryRecord, ScheduleRecord, StateRecord
+from rattan.rollback.extension import Rollback, install_rollback
+from rattan.runtime import open_dispatcher, open_store
+from rattan.runtime.clock import SystemClock
+from rattan.runtime.interface import ScheduleQuery
 from rattan.settings import Settings, check_fields
-from rattan.signals import EVENTS_PER_ROW
+
+if TYPE_CHECKING:
+    from rattan.runtime.interface import Clock, Dispatcher, Store
 
 log = logging.getLogger("rattan.engine")
 
@@ -36,49 +46,56 @@ class Engine:
 
     ``Engine()`` stores everything in ``rattan.db`` in the working directory and runs pipelines on
     worker threads of this process. ``Engine(store="sqlite:///path/to.db")`` picks the file;
-    ``Engine(store=":memory:")`` uses a throw-away database (tests).
+    ``Engine(store=":memory:")`` uses a throw-away database (tests). Any number of processes may
+    open one store (docs/engine.md, "Several processes on one store").
 
     Args:
-        store: where runs are stored.
+        store: where runs are stored: a URL or path, or a ``rattan.runtime.interface.Store``.
+        dispatcher: how work reaches workers: ``"threads"`` (the default) or a ``Dispatcher``.
         settings: a ``rattan.Settings``; keyword ``overrides`` replace single fields.
         components: an isolated ``rattan.Registry`` (default: the process's ``rattan.registry``).
         component_modules: modules to import (packages recursively) so their components register.
         load_entry_points: also load the ``rattan.components`` entry-point group.
-        start: start the worker threads now (and resume unfinished work found in the store).
+        start: start the workers now (and take over unfinished work found in the store). An engine
+            that is not started submits, controls and reads; running engines do its work.
+        clock: the engine's time (``rattan.testing.FakeClock`` in tests); the wall clock by default.
     """
 
     def __init__(
         self,
-        store: str | None = None,
-        dispatcher: str | None = None,
+        store: str | Store | None = None,
+        dispatcher: str | Dispatcher | None = None,
         settings: Settings | None = None,
         *,
         components: Registry | None = None,
         component_modules: Iterable[str] = (),
         load_entry_points: bool = False,
         start: bool = True,
+        clock: Clock | None = None,
         **overrides: Any,
     ) -> None:
         check_fields(overrides)
         base = settings or Settings()
         self.settings = base.replace(**overrides) if overrides else base
-        if dispatcher not in (None, "threads", "thread://"):
-            raise RattanError(f"unsupported dispatcher {dispatcher!r}: the embedded runtime uses 'threads'")
         registry = components if components is not None else default_registry
         modules = list(component_modules)
         if modules:
             registry.import_modules(modules)
         if load_entry_points:
             registry.load_entry_points()
-        self.store_url = parse_store_url(store)
-        self._store = SQLiteStore(
-            self.store_url, self.settings.sqlite_synchronous, page_size=self.settings.sqlite_page_size
-        )
-        self._core = EngineCore(self._store, self.settings, registry)
-        self._core.owner = self
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._dispatcher = open_dispatcher(dispatcher, self.settings, self.clock)
+        self._store = open_store(store, self.settings)
+        self.store_url = self._store.url
+        self._core = EngineCore(self._store, self._dispatcher, self.settings, registry, self.clock)
+        self._core.sender = self
+        self._worker = Worker(self._core)
+        self._sweeper = Sweeper(self._core)
         if self.settings.enable_pipeline_event_signals:
             self._core.listeners.append(self._signal)
         self._closed = False
+        self._started = False
+        self.rollback_extension: Rollback | None = None
         self._stop = threading.Event()
         if self.settings.pipeline_enable_rollback:  # rollback extension (SPEC 11)
             install_rollback(self)
@@ -94,50 +111,37 @@ class Engine:
         """Events of the durable log with ``id > after``, oldest first (every pipeline when
         ``pipeline_id`` is None). Keep the last ``id`` you processed as the cursor of the next call:
         a consumer that was down catches up without losing events. See docs/hooks-and-events.md."""
-        out: list[dict[str, Any]] = []
-        row_after = after // EVENTS_PER_ROW
-        while len(out) < limit:
-            rows = self._store.read(
-                functools.partial(_event_rows, pipeline_id=pipeline_id, after_row=row_after)
-            )
-            if not rows:
-                break
-            out += reads.expand_event_rows(rows, after)
-            row_after = rows[-1][0] + 1
-        return out[:limit]
+        return [e.as_dict() for e in self._store.read(lambda tx: tx.events(after, pipeline_id, limit))]
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
     def core(self) -> EngineCore:
         return self._core
 
-    def start(self) -> None:
-        """Resume everything the store says is unfinished, then start the workers.
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self._dispatcher
 
-        Recovery reads the store before any worker runs: a token this engine enters afterwards
-        must never be mistaken for one a crash interrupted."""
-        self.recover()
-        self._core.dispatcher.start()
+    @property
+    def owner_id(self) -> str | None:
+        """This engine's id as an owner of work (None until it starts)."""
+        return self._core.owner_id
+
+    def start(self) -> None:
+        """Start the workers: take an owner id, take over the work no live engine owns (what a
+        crash left, what engines that run no workers wrote), then keep the lease."""
+        if self._started or self._closed:
+            return
+        self._started = True
+        self._dispatcher.start(self._worker.handle)
+        self._sweeper.start()
         if self.settings.retention_seconds is not None:
             threading.Thread(target=self._retention_loop, name="rattan-retention", daemon=True).start()
 
     def recover(self) -> None:
-        core = self._core
-        procs = self._store.read(lambda tx: tx.processes_with_status("ready"))
-        for p in procs:
-            if p.executing:
-                pid = p.id
-                prepared = core.unit(lambda step, pid=pid: recover_interrupted(step, pid))  # type: ignore[misc]
-                if prepared is not None:
-                    core.dispatcher.execute(prepared)
-            else:
-                core.dispatcher.process(p.id)
-        for sched in self._store.read(lambda tx: tx.due_schedules()):
-            core.dispatcher.poll(sched.id, sched.due or time.time())
-        for cid in self._store.read(lambda tx: tx.pending_callbacks()):
-            core.dispatcher.callback(cid)
-        for tid, due in self._store.read(lambda tx: tx.all_timers()):
-            core.dispatcher.timer(tid, due)
+        """Claim and resume orphaned work now (the sweep does this every ``sweep_seconds``)."""
+        if self._started:
+            self._sweeper.sweep()
 
     def archive(
         self, older_than: float, path: str | None = None, batch: int = 100, delete: bool = True
@@ -164,14 +168,19 @@ class Engine:
                 log.exception("retention pass failed")
 
     def close(self, timeout: float = 30.0) -> None:
-        """Drain queued and running work (up to ``timeout`` seconds), then close the store."""
+        """Drain queued and running work (up to ``timeout`` seconds), give this process's lease up
+        (other engines take over what is left at once), then close the store."""
         if self._closed:
             return
         self._closed = True
         self._stop.set()
-        self._core.dispatcher.stop(timeout)
+        if self._started:
+            self.wait_idle(timeout)
+            self._worker.closing = True
+            self._dispatcher.stop(timeout)
+            self._sweeper.stop()
         self._store.close()
-        self._core.release()
+        self._core.plans.release()
 
     def __enter__(self) -> Engine:
         return self
@@ -180,8 +189,17 @@ class Engine:
         self.close()
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Wait until no dispatched work is queued or running (pending polls may remain)."""
-        return self._core.dispatcher.wait_idle(timeout)
+        """Wait until no dispatched work is queued, running or waiting for its round (pending
+        polls and timers may remain)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self._dispatcher.wait_idle(max(0.0, deadline - time.monotonic())):
+                return False
+            if self._worker.idle() and self._dispatcher.wait_idle(0):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.001)
 
     # -- starting --------------------------------------------------------------------------------
     def run_pipeline(
@@ -291,12 +309,10 @@ class Engine:
         return reads.node_debug_info(self._core, node_id)
 
     def get_execution_data_inputs(self, node_id: str) -> dict[str, Any]:
-        data = self._store.read(lambda tx: tx.get_exec_data(node_id))
-        return data.inputs if data else {}
+        return self._store.read(lambda tx: tx.node_data(node_id)).inputs or {}
 
     def get_execution_data_outputs(self, node_id: str) -> dict[str, Any]:
-        data = self._store.read(lambda tx: tx.get_exec_data(node_id))
-        return data.outputs if data else {}
+        return self._store.read(lambda tx: tx.node_data(node_id)).outputs or {}
 
     def get_data(self, node_id: str) -> dict[str, Any]:
         return reads.static_data(self._core, node_id)
@@ -308,7 +324,7 @@ class Engine:
         return [reads.history_dict(h, full=False) for h in self.get_histories(node_id, loop)]
 
     def get_histories(self, node_id: str, loop: int = -1) -> list[HistoryRecord]:
-        return self._store.read(lambda tx: tx.get_histories(node_id, loop))
+        return self._store.read(lambda tx: tx.histories(node_id, loop))
 
     def get_state(self, node_id: str) -> StateRecord:
         st = self.get_state_or_none(node_id)
@@ -317,20 +333,20 @@ class Engine:
         return st
 
     def get_state_or_none(self, node_id: str) -> StateRecord | None:
-        return self._store.read(lambda tx: tx.get_state(node_id))
+        return self._store.read(lambda tx: state_of(tx, node_id))
 
     def has_state(self, node_id: str) -> bool:
         return self.get_state_or_none(node_id) is not None
 
     def batch_get_state_name(self, node_ids: Iterable[str]) -> dict[str, str]:
         ids = list(node_ids)
-        return {s.node_id: s.name for s in self._store.read(lambda tx: tx.states_by_ids(ids))}
+        return {s.node_id: s.name for s in self._store.read(lambda tx: tx.states(ids))}
 
     def get_exec_data(self, node_id: str) -> ExecutionData:
-        data = self._store.read(lambda tx: tx.get_exec_data(node_id))
-        if data is None:
+        data = self._store.read(lambda tx: tx.node_data(node_id))
+        if data.outputs is None:
             raise NotFoundError(f"node {node_id} has no execution data")
-        return data
+        return ExecutionData(data.inputs or {}, data.outputs)
 
     get_execution_data_object = get_exec_data
 
@@ -342,11 +358,12 @@ class Engine:
         return [cv for cv in self.get_context(pipeline_id) if cv.key in wanted]
 
     def get_context_outputs(self, pipeline_id: str) -> set[str]:
-        spec = self._core.plan(self._root_of(pipeline_id)).pipelines.get(pipeline_id)
+        spec = self._core.plans.plan(self._root_of(pipeline_id)).pipelines.get(pipeline_id)
         return set(spec.data.outputs) if spec else set()
 
     def get_schedule_with_node_and_version(self, node_id: str, version: str) -> ScheduleRecord:
-        sched = self._store.read(lambda tx: tx.get_schedule_by(node_id, version))
+        found = self._store.read(lambda tx: tx.waits(ScheduleQuery(node_id=node_id, version=version)))
+        sched = found[0] if found else None
         if sched is None:
             raise NotFoundError(f"no schedule for node {node_id} version {version}")
         return sched
@@ -358,7 +375,7 @@ class Engine:
         if version is None:
             st = self.get_state_or_none(node_id)
             version = st.version if st else None
-        return "\n".join(self._store.read(lambda tx: tx.get_logs(node_id, version)))
+        return "\n".join(self._store.read(lambda tx: tx.logs(node_id, version)))
 
     def get_pipeline_debug_info(self, pipeline_id: str) -> dict[str, Any]:
         return reads.debug_info(self._core, pipeline_id)
@@ -378,7 +395,3 @@ class Engine:
     def is_finished(self, root_id: str) -> bool:
         st = self.get_state_or_none(root_id)
         return st is not None and st.name == states.FINISHED
-
-
-def _event_rows(tx: Tx, pipeline_id: str | None, after_row: int) -> list[tuple[Any, ...]]:
-    return tx.get_event_rows(pipeline_id, after_row, 200)

@@ -9,7 +9,7 @@ Times are stored as REAL seconds since the epoch (UTC); JSON columns hold orjson
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -117,5 +117,25 @@ MIGRATIONS: dict[int, list[str]] = {
         "DROP TABLE events",
         "ALTER TABLE events_v4 RENAME TO events",
         "CREATE INDEX events_root ON events(root_id, id)",
+    ],
+    # many engine processes on one store (leases): every row that stands for pending work names
+    # the engine that owns it; an owner renews its lease in ``owners``, and the work of an owner
+    # whose lease ran out (or that crashed on this machine) is claimed by another. Rows with no
+    # owner (written by an engine that runs no workers, or before this migration) are claimed by
+    # the first engine that looks; the partial indexes hold only those, so looking is cheap.
+    # Tokens get a revision: their writes are compare-and-set like those of states.
+    5: [
+        """CREATE TABLE owners (
+            id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, pid_started TEXT,
+            expires REAL NOT NULL)""",
+        "ALTER TABLE processes ADD COLUMN owner TEXT",
+        "ALTER TABLE processes ADD COLUMN rev INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE schedules ADD COLUMN owner TEXT",
+        "ALTER TABLE timers ADD COLUMN owner TEXT",
+        "ALTER TABLE rollback_jobs ADD COLUMN owner TEXT",
+        "CREATE INDEX processes_unowned ON processes(id) WHERE owner IS NULL AND status = 'ready'",
+        "CREATE INDEX schedules_unowned ON schedules(id) "
+        "WHERE owner IS NULL AND finished = 0 AND expired = 0",
+        "CREATE INDEX timers_unowned ON timers(id) WHERE owner IS NULL",
     ],
 }

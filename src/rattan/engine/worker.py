@@ -1,0 +1,310 @@
+"""The engine's entry point for dispatched messages (``Worker.handle``) and its rounds.
+
+A message's user code (an activity's ``execute``, a poll, a callback step) runs in the thread
+that handles it, outside any transaction. What the engine must do next (advance a token, record
+a user step's result and move on) goes to a shared batch, and one thread at a time, the round
+leader, advances the whole batch (up to ``BATCH`` tokens) in ONE transaction: a hundred parallel
+branches cost one commit, not a hundred. The leader then runs the first piece of user code the
+tokens reached itself and sends the rest as messages: a chain of activities stays on one thread
+instead of handing the interpreter lock to another thread for every node. A thread that handled
+quick work while more messages wait takes those first, so the next round carries a batch.
+
+A round whose store fails (busy, full, I/O) keeps its batch, user results included, and tries
+again after a pause: nothing a worker computed is dropped because a commit failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rattan.engine import policies
+from rattan.engine.activity import ExecResult, load_execute, recover_interrupted, run_execute
+from rattan.engine.advance import Outcome
+from rattan.engine.batch import Batch, Work
+from rattan.engine.jobs import Prepared
+from rattan.engine.schedule import ScheduleJob, expire_schedule, load_job, run_schedule
+from rattan.errors import BackendUnavailableError
+from rattan.model.messages import Advance, Callback, Execute, FireTimer, Message, Poll, Recover, Task
+from rattan.runtime.interface import CallbackQuery, ScheduleQuery
+
+if TYPE_CHECKING:
+    from rattan.engine.core import EngineCore
+
+log = logging.getLogger("rattan.engine")
+
+BATCH = 64  # tokens per round, and quick messages a thread handles before it leads a round
+SLOW_USER_CODE = 0.02  # seconds of user code after which a thread leads instead of taking more
+BUSY_RETRY = 0.02  # seconds before a step meeting a busy schedule is tried again
+RETRY_FIRST = 0.05  # pause after a failed round, doubled while the store keeps failing ...
+RETRY_MAX = 1.0  # ... up to this
+
+
+@dataclass(slots=True)
+class Continuation:
+    """User code a round reached: its message and what the engine already has for it."""
+
+    msg: Execute | Poll
+    payload: Prepared | ScheduleJob
+
+
+class Worker:
+    def __init__(self, core: EngineCore) -> None:
+        self.core = core
+        self.batch = Batch(core)
+        self._lock = threading.Lock()
+        self._pending: list[Work] = []
+        self._leader = threading.Lock()
+        self._busy: set[int] = set()  # schedules with a step running or waiting to be recorded
+        self._stash: dict[Message, Prepared | ScheduleJob] = {}
+        self._local = threading.local()
+        self._retry_delay = RETRY_FIRST
+        self.closing = False
+
+    # -- entry point -------------------------------------------------------------------------------
+    def handle(self, msg: Message) -> None:
+        """Do what ``msg`` asks (called by the dispatcher, one message per call)."""
+        try:
+            self._handle(msg)
+        finally:
+            self._after()
+
+    def idle(self) -> bool:
+        return not self._pending and not self._leader.locked()
+
+    def _handle(self, msg: Message) -> None:
+        core = self.core
+        if isinstance(msg, Advance):
+            self._pend(Work(msg.token_id))
+        elif isinstance(msg, Execute):
+            self._execute(msg)
+        elif isinstance(msg, Poll):
+            self._schedule_step(msg, msg.schedule_id, callback=False)
+        elif isinstance(msg, Callback):
+            sid = core.store.read(lambda tx: _schedule_of_callback(tx, msg.callback_id))
+            if sid is not None:
+                self._schedule_step(msg, sid, callback=True)
+        elif isinstance(msg, FireTimer):
+            self._unit_or_retry(msg, lambda step: policies.fire(step, msg.timer_id))
+        elif isinstance(msg, Recover):
+            prepared = self._unit_or_retry(msg, lambda step: recover_interrupted(step, msg.token_id))
+            if prepared is not None:
+                self._pend(Work(prepared.pid, run_execute(core, prepared)))
+        elif isinstance(msg, Task):
+            fn = core.tasks.get(msg.name)
+            if fn is None:
+                log.error("no task %r is registered with this engine: %r dropped", msg.name, msg)
+            else:
+                fn(**msg.args)
+
+    def _unit_or_retry(self, msg: Message, fn: Any) -> Any:
+        """Run a unit for ``msg``; if the store fails, send the message again after a pause (its
+        row is still there, so the retry finds the same work)."""
+        try:
+            return self.core.unit(fn)
+        except BackendUnavailableError as exc:
+            if not self.closing:
+                log.warning("store unavailable while handling %r (%s): trying again", msg, exc)
+                self.core.send_at(self.core.clock.now() + RETRY_MAX, msg)
+            return None
+
+    # -- user steps --------------------------------------------------------------------------------
+    def _execute(self, msg: Execute) -> None:
+        prepared = self._stash.pop(msg, None)
+        if not isinstance(prepared, Prepared):
+            core = self.core
+            loaded = core.store.read(lambda tx: load_execute(core, tx, msg))
+            if loaded is None:
+                return  # stale: the node moved on, or another engine handled it
+            if isinstance(loaded, ExecResult):
+                self._pend(Work(msg.token_id, loaded))
+                return
+            prepared = loaded
+        self._pend(Work(prepared.pid, run_execute(self.core, prepared)))
+
+    def _schedule_step(self, msg: Poll | Callback, sid: int, callback: bool) -> None:
+        """One poll or callback step; one step per schedule at a time (a busy schedule's step is
+        tried again shortly, never dropped)."""
+        core = self.core
+        with self._lock:
+            busy = sid in self._busy
+            if not busy:
+                self._busy.add(sid)
+        if busy:
+            core.send_at(core.clock.now() + BUSY_RETRY, msg)
+            return
+        handed = False
+        try:
+            job = self._stash.pop(msg, None)
+            if not isinstance(job, ScheduleJob):
+                loaded = core.store.read(lambda tx: load_job(core, tx, sid, callback))
+                if loaded is None:
+                    return
+                if isinstance(loaded, int):
+                    self._unit_or_retry(msg, lambda step: expire_schedule(step, sid))
+                    return
+                job = loaded
+            self._pend(Work(job.prepared.pid, run_schedule(core, job), sid))
+            handed = True
+        finally:
+            if not handed:
+                with self._lock:
+                    self._busy.discard(sid)
+
+    # -- rounds ------------------------------------------------------------------------------------
+    def _pend(self, work: Work) -> None:
+        with self._lock:
+            self._pending.append(work)
+
+    def _after(self) -> None:
+        """Lead a round unless more messages wait and this thread's work so far was quick (then
+        it takes them first). The leader runs the first user code its round reached, and looks
+        again."""
+        while True:
+            loc = self._local
+            count = getattr(loc, "count", 0)
+            if count == 0:
+                loc.started = time.monotonic()
+            if (
+                self.core.dispatcher.pending
+                and count + 1 < BATCH
+                and time.monotonic() - loc.started < SLOW_USER_CODE
+            ):
+                loc.count = count + 1
+                return
+            loc.count = 0
+            kept = self._lead()
+            if kept is None:
+                return
+            try:
+                self._continue(kept)
+            except Exception:
+                log.exception("worker failed on %r", kept.msg)
+
+    def _lead(self) -> Continuation | None:
+        """Become the round leader if nobody is: advance every pending token, BATCH at a time.
+
+        A thread that finds a leader at work leaves its tokens to it: the leader drains the batch
+        before it lets go, and looks again after letting go, so nothing is stranded. Returns one
+        piece of user code the last round reached, for the caller to run; the rest is sent."""
+        kept: Continuation | None = None
+        while self._pending:
+            if not self._leader.acquire(blocking=False):
+                return kept
+            try:
+                while True:
+                    with self._lock:
+                        batch = self._pending[:BATCH]
+                        del self._pending[:BATCH]
+                    if not batch:
+                        break
+                    if kept is not None:  # another round first: let any worker have it
+                        self._send(kept)
+                        kept = None
+                    kept = self._round(batch)
+            finally:
+                self._leader.release()
+        return kept
+
+    def _round(self, batch: list[Work]) -> Continuation | None:
+        """Advance a batch in one transaction; send the user code it reached but the first, which
+        is returned for the leader to run."""
+        try:
+            outcomes, leftover = self.batch.advance(batch)
+        except BackendUnavailableError as exc:
+            self._round_failed(batch, exc)
+            return None
+        except Exception:
+            log.exception("engine round failed")
+            self._release(batch)
+            return None
+        self._retry_delay = RETRY_FIRST
+        if leftover:  # stopped early for another caller, or to be tried again: first next round
+            with self._lock:
+                self._pending[:0] = leftover
+        self._release([w for w, _ in outcomes])
+        kept: Continuation | None = None
+        for work, outcome in outcomes:
+            cont = _continuation(work, outcome)
+            if cont is None:
+                continue
+            if kept is None:
+                kept = cont
+            else:
+                self._send(cont)
+        return kept
+
+    def _round_failed(self, batch: list[Work], exc: BackendUnavailableError) -> None:
+        """Nothing of the batch was written: keep it (with its user results) and try again after a
+        pause, holding the lead so that the retry keeps the order of work."""
+        if self.closing:
+            log.error(
+                "engine closing while its store fails (%s): %d tokens not advanced; they are "
+                "resumed from the store when an engine starts again", exc, len(batch)
+            )  # fmt: skip
+            self._release(batch)
+            return
+        log.warning(
+            "store unavailable (%s): %d tokens kept, trying again in %.2fs",
+            exc,
+            len(batch),
+            self._retry_delay,
+        )
+        with self._lock:
+            self._pending[:0] = batch
+        time.sleep(self._retry_delay)
+        self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
+
+    def _release(self, works: list[Work]) -> None:
+        """The schedules whose steps these works carried are free for their next step."""
+        done = {w.schedule_id for w in works if w.schedule_id is not None}
+        if done:
+            with self._lock:
+                self._busy.difference_update(done)
+
+    # -- continuations ---------------------------------------------------------------------------
+    def _send(self, cont: Continuation) -> None:
+        if self.core.dispatcher.shares_memory:
+            self._stash[cont.msg] = cont.payload
+        self.core.send(cont.msg)
+
+    def _continue(self, cont: Continuation) -> None:
+        """Run a continuation's user code here, now (the leader's own)."""
+        payload = cont.payload
+        if isinstance(payload, Prepared):
+            self._pend(Work(payload.pid, run_execute(self.core, payload)))
+            return
+        sid = payload.schedule.id
+        with self._lock:
+            self._busy.add(sid)
+        try:
+            result = run_schedule(self.core, payload)
+        except BaseException:
+            with self._lock:
+                self._busy.discard(sid)
+            raise
+        self._pend(Work(payload.prepared.pid, result, sid))
+
+
+def _continuation(work: Work, outcome: Outcome | None) -> Continuation | None:
+    if outcome is None:
+        return None
+    if outcome.poll is not None:
+        job = outcome.poll
+        return Continuation(Poll(job.schedule.id), job)
+    if outcome.execute is not None:
+        prep = outcome.execute
+        return Continuation(Execute(prep.pid, prep.node_id, prep.version), prep)
+    return None
+
+
+def _schedule_of_callback(tx: Any, cid: int) -> int | None:
+    found = tx.waits(CallbackQuery(id=cid))
+    if not found:
+        return None
+    cb = found[0]
+    scheds = tx.waits(ScheduleQuery(node_id=cb.node_id, version=cb.version))
+    return scheds[0].id if scheds else None

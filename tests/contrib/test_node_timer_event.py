@@ -5,14 +5,16 @@ engine side (``policies.arm_timeout`` / ``fire``): events armed when a service a
 fired by the durable timer thread, re-armed per repetition from the arming time, no-ops once the
 node version is no longer current, surviving an engine restart on the same SQLite file.
 
-Fire times are measured by a recording action (``te_record``) against the node's ``started`` time,
-which is the arming time (same step). Every wait is bounded.
+Every engine here runs on a ``FakeClock``: time moves only when a test moves it, so a timer due at
+T is checked not to fire at T - ``TICK`` and to fire at T, and its firing is recorded by a
+recording action (``te_record``) at the engine's clock time, which is exactly T. The node's
+``started`` time is the arming time (same step). "Nothing more happens" is: the clock moved far
+past every due time, and nothing fired and no timer is left armed. Every wait is bounded.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -42,17 +44,19 @@ from rattan.contrib.node_timer_event import (
 from rattan.errors import BadInputError
 from rattan.model.messages import FireTimer
 from rattan.results import EngineAPIResult
+from rattan.testing import FakeClock
+from waits import wait_for
 
 FORCED_FAIL_EX_DATA = "forced fail by timer event"
-EARLY = 0.01  # a firing may not come earlier than its due time (minus clock rounding)
-LATE = 0.25  # ... nor later than this after it
-WAIT = 10.0
+WAIT = 10.0  # real seconds any bounded wait may take
+TICK = 0.001  # "just before a due time" (the clock's float resolution at its epoch is ~2.4e-7 s)
+FAR = 3600.0  # clock seconds "far past" every due time of these tests
 
 
 # -- recording actions -------------------------------------------------------------------------------
 @dataclass
 class Fire:
-    at: float  # time.time() inside do()
+    at: float  # the engine's clock inside do()
     node_id: str
     version: str
     root_id: str
@@ -71,7 +75,7 @@ def _record(action: BaseAction, data: Any, parent_data: Any) -> None:
     with _FIRES_LOCK:
         _FIRES.append(
             Fire(
-                time.time(),
+                action.engine.clock.now(),
                 action.node_id,
                 action.version,
                 action.root_pipeline_id,
@@ -149,10 +153,17 @@ def reg() -> rattan.Registry:
 
 
 @pytest.fixture
-def make_engine(reg: rattan.Registry) -> Iterator[Callable[..., rattan.Engine]]:
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_engine(reg: rattan.Registry, clock: FakeClock) -> Iterator[Callable[..., rattan.Engine]]:
+    """Engines on the test's ``clock`` (engines reopened on one store share it)."""
     made: list[rattan.Engine] = []
 
     def make(store: str = ":memory:", **overrides: Any) -> rattan.Engine:
+        overrides.setdefault("clock", clock)
         eng = rattan.Engine(store, components=reg, **overrides)
         made.append(eng)
         return eng
@@ -168,17 +179,6 @@ def engine(make_engine: Callable[..., rattan.Engine]) -> rattan.Engine:
 
 
 # -- polling -----------------------------------------------------------------------------------------
-def wait_for(fn: Callable[[], Any], timeout: float = WAIT, interval: float = 0.005) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
-        time.sleep(interval)
-
-
 def wait_state(engine: rattan.Engine, node_id: str, state: str, timeout: float = WAIT) -> Any:
     def check() -> Any:
         st = engine.get_state_or_none(node_id)
@@ -205,6 +205,40 @@ def wait_waiting(engine: rattan.Engine, node_id: str, timeout: float = WAIT) -> 
         return st
 
     return wait_for(check, timeout)
+
+
+def armed(engine: rattan.Engine) -> list[float]:
+    """Due times of the durable timers armed and not yet due, earliest first."""
+    return [due for due, msg in engine.dispatcher.pending_timers() if isinstance(msg, FireTimer)]
+
+
+def settle(engine: rattan.Engine) -> None:
+    """Wait until the engine has no queued or running work (armed timers may remain)."""
+    assert engine.wait_idle(WAIT), f"engine not idle within {WAIT}s"
+
+
+def fire_at(engine: rattan.Engine, clock: FakeClock, node_id: str, due: float, count: int) -> Fire:
+    """The ``count``-th firing on ``node_id`` is armed for ``due``: it has not come when the clock is
+    just before ``due``, and comes, recorded at exactly ``due``, once the clock is there."""
+    settle(engine)
+    assert due in armed(engine), (due, armed(engine))
+    clock.set(due - TICK)
+    settle(engine)
+    assert fire_count(node_id) == count - 1, offsets(node_id, due)
+    assert due in armed(engine), "fired before its due time"
+    clock.set(due)
+    wait_for(lambda: fire_count(node_id) >= count)
+    got = fires(node_id)[count - 1]
+    assert got.at == due, (got.at, due)
+    return got
+
+
+def move_far(engine: rattan.Engine, clock: FakeClock) -> None:
+    """Move the clock far past every due time and wait until what was due has been handled."""
+    clock.advance(FAR)
+    now = clock.now()
+    wait_for(lambda: all(due > now for due, _ in engine.dispatcher.pending_timers()))
+    settle(engine)
 
 
 def timer_events_of(engine: rattan.Engine, root_id: str, node_id: str) -> list[dict[str, Any]]:
@@ -540,15 +574,15 @@ def test_base_action_do_is_abstract(engine: rattan.Engine) -> None:
 # engine: firing
 # =====================================================================================================
 @pytest.mark.timeout(60)
-def test_time_duration_fires_once_after_its_duration(engine: rattan.Engine) -> None:
+def test_time_duration_fires_once_after_its_duration(engine: rattan.Engine, clock: FakeClock) -> None:
     root, a, _ = one_node_run(engine, [ev("time_duration", "PT0.4S")])
     st = wait_waiting(engine, a)
-    wait_for(lambda: fire_count(a) >= 1)
-    time.sleep(0.6)  # nothing more comes
+    assert st.started == clock.now()  # armed when it went RUNNING, on the engine's clock
+    fire_at(engine, clock, a, st.started + 0.4, 1)
+    move_far(engine, clock)  # nothing more comes
     got = fires(a)
     assert len(got) == 1, offsets(a, st.started)
-    delay = got[0].at - st.started
-    assert 0.4 - EARLY <= delay <= 0.4 + LATE, delay
+    assert armed(engine) == []
     assert got[0].version == st.version
     assert got[0].root_id == root
     assert got[0].engine is engine
@@ -561,39 +595,62 @@ def test_time_duration_fires_once_after_its_duration(engine: rattan.Engine) -> N
 
 
 @pytest.mark.timeout(60)
-def test_time_cycle_fires_n_times_without_drift(engine: rattan.Engine) -> None:
+def test_time_cycle_fires_n_times_without_drift(engine: rattan.Engine, clock: FakeClock) -> None:
     root, a, _ = one_node_run(engine, [ev("time_cycle", "R3/PT0.2S")])
-    st = wait_waiting(engine, a)
-    armed = float(st.started)
-    # repetition 2 is re-armed from the arming time, not from the firing time
-    wait_for(lambda: fire_count(a) >= 1)
-    pending = wait_for(lambda: [d for d, m in engine.dispatcher.pending_timers() if isinstance(m, FireTimer)])
-    assert pending[0] == pytest.approx(armed + 0.4, abs=1e-6)
-    wait_for(lambda: fire_count(a) >= 3)
-    time.sleep(0.5)  # a 4th repetition would be due at 0.8 s
-    rel = [f.at - armed for f in fires(a)]
-    assert len(rel) == 3, rel
-    for k, t in enumerate(rel, start=1):
-        assert k * 0.2 - EARLY <= t <= k * 0.2 + LATE, rel
+    start = float(wait_waiting(engine, a).started)
+    for k in (1, 2, 3):
+        fire_at(engine, clock, a, start + 0.2 * k, k)
+        settle(engine)
+        # repetition k+1 is re-armed from the arming time, not from the firing time; none after R3
+        assert armed(engine) == ([start + 0.2 * (k + 1)] if k < 3 else []), (k, armed(engine))
+    move_far(engine, clock)  # a 4th repetition would be due at 0.8 s
+    assert [f.at for f in fires(a)] == [start + 0.2 * k for k in (1, 2, 3)], offsets(a, start)
     assert [e["data"]["index"] for e in timer_events_of(engine, root, a)] == [1, 1, 1]
     assert engine.dispatcher.pending_timers() == []
     finish_by_callback(engine, a)
 
 
 @pytest.mark.timeout(60)
-def test_time_cycle_unbounded_fires_until_node_leaves_running(engine: rattan.Engine) -> None:
+def test_time_cycle_late_firing_does_not_shift_later_repetitions(
+    engine: rattan.Engine, clock: FakeClock
+) -> None:
+    """A repetition handled late fires at once; the next one stays due at arming time + k periods,
+    and repetitions overdue together each fire once."""
+    root, a, _ = one_node_run(engine, [ev("time_cycle", "R4/PT0.2S")])
+    start = float(wait_waiting(engine, a).started)
+    clock.set(start + 0.25)  # repetition 1 (due at 0.2 s) is seen late
+    wait_for(lambda: fire_count(a) >= 1)
+    settle(engine)
+    assert armed(engine) == [start + 0.2 * 2]  # not 0.25 + 0.2
+    fire_at(engine, clock, a, start + 0.2 * 2, 2)
+    clock.set(start + 0.85)  # repetitions 3 (0.6 s) and 4 (0.8 s) are both overdue
+    wait_for(lambda: fire_count(a) >= 4)
+    move_far(engine, clock)
+    assert [f.at for f in fires(a)] == [start + 0.25, start + 0.2 * 2, start + 0.85, start + 0.85]
+    assert [e["data"]["index"] for e in timer_events_of(engine, root, a)] == [1, 1, 1, 1]
+    assert engine.dispatcher.pending_timers() == []
+    finish_by_callback(engine, a)
+
+
+@pytest.mark.timeout(60)
+def test_time_cycle_unbounded_fires_until_node_leaves_running(
+    engine: rattan.Engine, clock: FakeClock
+) -> None:
     root, a, _ = one_node_run(engine, [ev("time_cycle", "R/PT0.2S")])
     st = wait_waiting(engine, a)
-    wait_for(lambda: fire_count(a) >= 5)
-    rel = [f.at - st.started for f in fires(a)][:5]
-    for k, t in enumerate(rel, start=1):
-        assert k * 0.2 - EARLY <= t <= k * 0.2 + LATE, rel
+    for k in range(1, 6):
+        fire_at(engine, clock, a, st.started + 0.2 * k, k)
+    settle(engine)
+    assert armed(engine) == [st.started + 0.2 * 6]  # unbounded: the next repetition is armed
     finished = finish_by_callback(engine, a)
+    assert finished.archived == st.started + 0.2 * 5
     n_events = len(timer_events_of(engine, root, a))
-    time.sleep(0.7)  # 3+ more periods
+    assert n_events == 5
+    move_far(engine, clock)  # the armed 6th repetition comes due, and thousands of periods more
     assert len(timer_events_of(engine, root, a)) == n_events  # no firing after FINISHED
     assert fire_count(a) == n_events  # every fired event ran its action once, nothing else
-    assert all(f.at <= finished.archived + LATE for f in fires(a)), (offsets(a, st.started), finished)
+    assert armed(engine) == []  # the stale repetition was not re-armed
+    assert all(f.at <= finished.archived for f in fires(a)), (offsets(a, st.started), finished)
     # in the durable log every firing comes before the node finished
     log = [(e["event_type"], e["node_id"]) for e in engine.events(root)]
     assert ("node_timer_event", a) not in log[log.index(("node_finish", a)) :]
@@ -601,39 +658,43 @@ def test_time_cycle_unbounded_fires_until_node_leaves_running(engine: rattan.Eng
 
 
 @pytest.mark.timeout(60)
-def test_time_date_in_the_past_fires_at_once(engine: rattan.Engine) -> None:
+def test_time_date_in_the_past_fires_at_once(engine: rattan.Engine, clock: FakeClock) -> None:
     root, a, _ = one_node_run(
         engine, [ev("time_date", "2000-01-01T00:00:00+00:00"), ev("time_date", "2001-01-01T00:00:00")]
     )
     st = wait_state(engine, a, "RUNNING")
-    wait_for(lambda: fire_count(a) >= 2)
-    time.sleep(0.3)
+    wait_for(lambda: fire_count(a) >= 2)  # the clock has not moved
+    move_far(engine, clock)
     assert len(fires(a)) == 2
-    assert all(f.at - st.started <= LATE for f in fires(a)), offsets(a, st.started)
+    assert all(f.at == st.started for f in fires(a)), offsets(a, st.started)
     assert sorted(e["data"]["index"] for e in timer_events_of(engine, root, a)) == [1, 2]
+    assert armed(engine) == []
     finish_by_callback(engine, a)
 
 
 @pytest.mark.timeout(60)
-def test_time_date_in_the_future_fires_at_that_time(engine: rattan.Engine) -> None:
-    target = datetime.now(UTC) + timedelta(seconds=0.7)
+def test_time_date_in_the_future_fires_at_that_time(engine: rattan.Engine, clock: FakeClock) -> None:
+    target = datetime.fromtimestamp(clock.now(), UTC) + timedelta(seconds=0.7)
     naive_target = (target + timedelta(seconds=0.3)).replace(tzinfo=None)  # naive: read as UTC
     root, a, _ = one_node_run(
         engine, [ev("time_date", target.isoformat()), ev("time_date", naive_target.isoformat())]
     )
-    wait_for(lambda: fire_count(a) >= 2)
-    time.sleep(0.3)
-    got = fires(a)
-    assert len(got) == 2
-    assert target.timestamp() - EARLY <= got[0].at <= target.timestamp() + LATE
+    wait_waiting(engine, a)
+    target_ts = target.timestamp()
     naive_ts = naive_target.replace(tzinfo=UTC).timestamp()
-    assert naive_ts - EARLY <= got[1].at <= naive_ts + LATE
+    settle(engine)
+    assert armed(engine) == [target_ts, naive_ts]
+    fire_at(engine, clock, a, target_ts, 1)
+    fire_at(engine, clock, a, naive_ts, 2)
+    move_far(engine, clock)
+    assert [f.at for f in fires(a)] == [target_ts, naive_ts]
     assert [e["data"]["index"] for e in timer_events_of(engine, root, a)] == [1, 2]
+    assert armed(engine) == []
     finish_by_callback(engine, a)
 
 
 @pytest.mark.timeout(60)
-def test_event_indices_skip_disabled_and_unparsable_entries(engine: rattan.Engine) -> None:
+def test_event_indices_skip_disabled_and_unparsable_entries(engine: rattan.Engine, clock: FakeClock) -> None:
     root, a, _ = one_node_run(
         engine,
         [
@@ -643,24 +704,36 @@ def test_event_indices_skip_disabled_and_unparsable_entries(engine: rattan.Engin
             ev("time_duration", "PT0.4S", action="example"),
         ],
     )
-    wait_waiting(engine, a)
+    st = wait_waiting(engine, a)
+    settle(engine)
+    assert armed(engine) == [st.started + 0.2, st.started + 0.4]  # nothing for the disabled one
+    fire_at(engine, clock, a, st.started + 0.2, 1)
+    clock.set(st.started + 0.4)
     wait_for(lambda: len(timer_events_of(engine, root, a)) >= 2)
-    time.sleep(0.3)
+    move_far(engine, clock)
     assert [e["data"] for e in timer_events_of(engine, root, a)] == [
         {"node_id": a, "index": 1, "action": "te_record"},
         {"node_id": a, "index": 2, "action": "example"},
     ]
     assert fire_count(a) == 1  # only the te_record event ran our action
+    assert armed(engine) == []
     finish_by_callback(engine, a)
 
 
 @pytest.mark.timeout(60)
-def test_forced_fail_action_fails_the_node(engine: rattan.Engine) -> None:
+def test_forced_fail_action_fails_the_node(engine: rattan.Engine, clock: FakeClock) -> None:
     root, a, _ = one_node_run(engine, [ev("time_duration", "PT0.3S", action="bamboo_engine_forced_fail")])
     running = wait_waiting(engine, a)
+    due = running.started + 0.3
+    settle(engine)
+    assert armed(engine) == [due]
+    clock.set(due - TICK)
+    settle(engine)
+    assert engine.get_state(a).version == running.version
+    clock.set(due)
     failed = wait_state(engine, a, "FAILED")
     assert failed.version != running.version
-    assert failed.archived - running.started >= 0.3 - EARLY
+    assert failed.archived == due
     assert failed.skip is False
     data = ok(api.get_execution_data(engine, a))
     assert data["outputs"]["ex_data"] == FORCED_FAIL_EX_DATA
@@ -671,7 +744,9 @@ def test_forced_fail_action_fails_the_node(engine: rattan.Engine) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_forced_fail_and_skip_action_finishes_the_node_skipped(engine: rattan.Engine) -> None:
+def test_forced_fail_and_skip_action_finishes_the_node_skipped(
+    engine: rattan.Engine, clock: FakeClock
+) -> None:
     a = waiting_act()
     b = ServiceActivity(component_code="te_ok")
     tree = chain_tree(a, b)
@@ -680,9 +755,18 @@ def test_forced_fail_and_skip_action_finishes_the_node_skipped(engine: rattan.En
     }
     ok(api.run_pipeline(engine, tree))
     running = wait_waiting(engine, a.id)
+    due = running.started + 0.3
+    settle(engine)
+    assert armed(engine) == [due]
+    clock.set(due - TICK)
+    settle(engine)
+    assert engine.get_state(a.id).version == running.version
+    assert engine.get_state_or_none(b.id) is None
+    clock.set(due)
     done = wait_state(engine, a.id, "FINISHED")
     assert done.skip is True
     assert done.version != running.version
+    assert done.archived == due
     assert ok(api.get_execution_data_outputs(engine, a.id))["ex_data"] == FORCED_FAIL_EX_DATA
     wait_state(engine, tree["id"], "FINISHED")  # the run goes on past the skipped node
     assert engine.get_state(b.id).name == "FINISHED"
@@ -691,71 +775,90 @@ def test_forced_fail_and_skip_action_finishes_the_node_skipped(engine: rattan.En
 
 
 @pytest.mark.timeout(60)
-def test_forced_fail_on_a_cycle_stops_further_repetitions(engine: rattan.Engine) -> None:
+def test_forced_fail_on_a_cycle_stops_further_repetitions(engine: rattan.Engine, clock: FakeClock) -> None:
     """The first repetition force-fails the node: the re-armed later ones are stale and do nothing."""
     root, a, _ = one_node_run(
         engine,
         [ev("time_cycle", "R4/PT0.2S", action="bamboo_engine_forced_fail"), ev("time_cycle", "R/PT0.1S")],
     )
-    wait_state(engine, a, "FAILED")
+    st = wait_waiting(engine, a)
+    fire_at(engine, clock, a, st.started + 0.1, 1)  # the recording cycle (index 2) runs
+    clock.set(st.started + 0.2)  # the forced fail (index 1) is due, with the recording cycle's 2nd
+    failed = wait_state(engine, a, "FAILED")
+    assert failed.archived == st.started + 0.2
+    settle(engine)
     n = fire_count(a)
-    time.sleep(0.9)
+    assert n in (1, 2)  # the recording repetition due at the same time saw RUNNING or not
+    move_far(engine, clock)
     assert fire_count(a) == n
+    assert armed(engine) == []  # the stale repetitions fired as no-ops and were not re-armed
     assert [e["data"]["index"] for e in timer_events_of(engine, root, a)].count(1) == 1
     assert engine.get_state(a).name == "FAILED"
 
 
 @pytest.mark.timeout(60)
-def test_timer_events_do_not_fire_after_the_node_finished(engine: rattan.Engine) -> None:
+def test_timer_events_do_not_fire_after_the_node_finished(engine: rattan.Engine, clock: FakeClock) -> None:
     root, a, _ = one_node_run(
         engine,
         [
             ev("time_duration", "PT0.4S"),
             ev("time_cycle", "R3/PT0.3S"),
-            ev("time_date", (datetime.now(UTC) + timedelta(seconds=0.5)).isoformat()),
+            ev("time_date", datetime.fromtimestamp(clock.now() + 0.5, UTC).isoformat()),
             ev("time_duration", "PT0.4S", action="bamboo_engine_forced_fail"),
         ],
     )
+    st = wait_waiting(engine, a)
+    settle(engine)
+    assert len(armed(engine)) == 4 and armed(engine)[0] == st.started + 0.3
     finished = finish_by_callback(engine, a)
-    assert finished.archived - finished.started < 0.3  # finished before any event was due
-    time.sleep(0.9)
+    assert finished.archived == finished.started  # finished before any event was due
+    move_far(engine, clock)
     assert fires(a) == []
     assert timer_events_of(engine, root, a) == []
+    assert armed(engine) == []  # every one came due, did nothing, and re-armed nothing
     assert engine.get_state(a).name == "FINISHED"  # the forced_fail event did not touch it
     wait_state(engine, root, "FINISHED")
     assert engine.wait_idle(WAIT)
 
 
 @pytest.mark.timeout(60)
-def test_timer_of_an_old_version_does_nothing_after_retry(engine: rattan.Engine) -> None:
+def test_timer_of_an_old_version_does_nothing_after_retry(engine: rattan.Engine, clock: FakeClock) -> None:
     """Fail the node before its event is due and retry it: only the new version's event fires,
     measured from the new RUNNING time."""
     root, a, _ = one_node_run(engine, [ev("time_duration", "PT0.6S")])
     first = wait_waiting(engine, a)
     ok(api.callback(engine, a, first.version, {"fail": True}))
     wait_state(engine, a, "FAILED")
-    time.sleep(0.2)
+    clock.advance(0.2)
     ok(api.retry_node(engine, a))
     second = wait_waiting(engine, a)
     assert second.version != first.version
-    wait_for(lambda: fire_count(a) >= 1)
-    time.sleep(max(0.0, first.started + 0.6 + 0.3 - time.time()) + 0.4)
+    assert second.started == first.started + 0.2
+    settle(engine)
+    assert armed(engine) == [first.started + 0.6, second.started + 0.6]
+    clock.set(first.started + 0.6)  # the old version's event comes due: it does nothing
+    wait_for(lambda: armed(engine) == [second.started + 0.6])
+    settle(engine)
+    assert fires(a) == []
+    fire_at(engine, clock, a, second.started + 0.6, 1)
+    move_far(engine, clock)
     got = fires(a)
     assert len(got) == 1, [(f.version, f.at - first.started) for f in got]
     assert got[0].version == second.version
-    assert 0.6 - EARLY <= got[0].at - second.started <= 0.6 + LATE
+    assert got[0].at == second.started + 0.6
+    assert armed(engine) == []
     finish_by_callback(engine, a)
     wait_state(engine, root, "FINISHED")
 
 
 @pytest.mark.timeout(60)
-def test_action_receives_node_execution_data_and_root_data(engine: rattan.Engine) -> None:
+def test_action_receives_node_execution_data_and_root_data(engine: rattan.Engine, clock: FakeClock) -> None:
     a = waiting_act(x=41, label="hello")
     tree = chain_tree(a)
     ok(apply_node_timer_event_configs(tree, {a.id: [ev("time_duration", "PT0.3S")]}))
     ok(api.run_pipeline(engine, tree, root_pipeline_data={"operator": "alice", "biz": 7}))
-    wait_for(lambda: fire_count(a.id) >= 1)
-    got = fires(a.id)[0]
+    st = wait_waiting(engine, a.id)
+    got = fire_at(engine, clock, a.id, st.started + 0.3, 1)
     exec_data = ok(api.get_execution_data(engine, a.id))
     assert got.inputs == exec_data["inputs"]
     assert got.inputs["x"] == 41
@@ -770,28 +873,29 @@ def test_action_receives_node_execution_data_and_root_data(engine: rattan.Engine
 
 
 @pytest.mark.timeout(60)
-def test_timer_events_inside_a_subprocess(engine: rattan.Engine) -> None:
+def test_timer_events_inside_a_subprocess(engine: rattan.Engine, clock: FakeClock) -> None:
     tree, _a, _sub, inner, _b = _nested_tree()
     ok(apply_node_timer_event_configs(tree, {inner: [ev("time_duration", "PT0.2S")]}))
     # the first activity finishes at once by callback, then the nested one waits
     ok(api.run_pipeline(engine, tree))
     finish_by_callback(engine, _a)
     st = wait_waiting(engine, inner)
-    wait_for(lambda: fire_count(inner) >= 1)
-    got = fires(inner)[0]
+    got = fire_at(engine, clock, inner, st.started + 0.2, 1)
     assert got.root_id == tree["id"]
-    assert 0.2 - EARLY <= got.at - st.started <= 0.2 + LATE
     finish_by_callback(engine, inner)
     wait_state(engine, tree["id"], "FINISHED")
     assert fire_count(inner) == 1
 
 
 @pytest.mark.timeout(60)
-def test_a_raising_action_does_not_stop_later_repetitions(engine: rattan.Engine) -> None:
+def test_a_raising_action_does_not_stop_later_repetitions(engine: rattan.Engine, clock: FakeClock) -> None:
     root, a, _ = one_node_run(engine, [ev("time_cycle", "R3/PT0.15S", action="te_raise")])
-    wait_for(lambda: fire_count(a) >= 3)
-    time.sleep(0.3)
+    st = wait_waiting(engine, a)
+    for k in (1, 2, 3):
+        fire_at(engine, clock, a, st.started + 0.15 * k, k)
+    move_far(engine, clock)
     assert fire_count(a) == 3
+    assert armed(engine) == []
     assert engine.wait_idle(WAIT)
     assert engine.get_state(a).name == "RUNNING"
     finish_by_callback(engine, a)
@@ -799,8 +903,12 @@ def test_a_raising_action_does_not_stop_later_repetitions(engine: rattan.Engine)
 
 
 @pytest.mark.timeout(60)
-def test_unknown_action_is_logged_and_does_not_break_the_node(engine: rattan.Engine) -> None:
+def test_unknown_action_is_logged_and_does_not_break_the_node(
+    engine: rattan.Engine, clock: FakeClock
+) -> None:
     root, a, _ = one_node_run(engine, [ev("time_duration", "PT0.1S", action="te_no_such_action")])
+    st = wait_waiting(engine, a)
+    clock.set(st.started + 0.1)
     wait_for(lambda: timer_events_of(engine, root, a))
     assert engine.wait_idle(WAIT)
     assert engine.get_state(a).name == "RUNNING"
@@ -823,7 +931,7 @@ def test_timer_events_not_a_list_is_refused_at_run(engine: rattan.Engine) -> Non
 # =====================================================================================================
 @pytest.mark.timeout(60)
 def test_timer_events_survive_an_engine_restart(
-    make_engine: Callable[..., rattan.Engine], tmp_path: Path
+    make_engine: Callable[..., rattan.Engine], clock: FakeClock, tmp_path: Path
 ) -> None:
     db = str(tmp_path / "timers.sqlite")
     first = make_engine(db)
@@ -837,48 +945,53 @@ def test_timer_events_survive_an_engine_restart(
     )
     ok(api.run_pipeline(first, tree))
     st = wait_waiting(first, a.id)
+    settle(first)
+    assert armed(first) == [st.started + 0.4, st.started + 1.2]
     first.close(timeout=10)
-    closed_at = time.time()
-    assert closed_at - st.started < 0.4, "too slow to close before the first event was due"
-    time.sleep(max(0.0, st.started + 0.7 - time.time()))
-    assert fires(a.id) == []  # nothing fired while the engine was down
+    clock.set(st.started + 0.7)  # the second event comes due while no engine runs
+    assert fires(a.id) == []
 
     second = make_engine(db)
-    reopened = time.time()
-    wait_for(lambda: fire_count(a.id) >= 2)
-    time.sleep(0.4)
+    reopened = clock.now()
+    wait_for(lambda: fire_count(a.id) >= 1)  # the overdue one fires at once on restart ...
+    fire_at(second, clock, a.id, st.started + 1.2, 2)  # ... the other on time
+    move_far(second, clock)
     got = fires(a.id)
     assert len(got) == 2, offsets(a.id, st.started)
-    late, due = got  # the overdue one fires at once on restart, the other on time
-    assert late.at - reopened <= LATE
-    assert 1.2 - EARLY <= due.at - st.started <= 1.2 + LATE
+    late, due = got
+    assert late.at == reopened
+    assert due.at == st.started + 1.2
     assert all(f.engine is second for f in got)
     assert all(f.version == st.version for f in got)
     assert late.outputs["marker"] == "seen-5"
     assert sorted(e["data"]["index"] for e in timer_events_of(second, tree["id"], a.id)) == [1, 2]
+    assert armed(second) == []
     finish_by_callback(second, a.id)
     wait_state(second, tree["id"], "FINISHED")
 
 
 @pytest.mark.timeout(60)
 def test_cycle_survives_restart_and_keeps_its_arming_schedule(
-    make_engine: Callable[..., rattan.Engine], tmp_path: Path
+    make_engine: Callable[..., rattan.Engine], clock: FakeClock, tmp_path: Path
 ) -> None:
     db = str(tmp_path / "cycle.sqlite")
     first = make_engine(db)
     root, a, _ = one_node_run(first, [ev("time_cycle", "R4/PT0.3S")])
     st = wait_waiting(first, a)
-    wait_for(lambda: fire_count(a) >= 1)
+    fire_at(first, clock, a, st.started + 0.3 * 1, 1)
+    settle(first)
+    assert armed(first) == [st.started + 0.3 * 2]
     first.close(timeout=10)
     n_before = fire_count(a)
     assert n_before == 1
+    clock.set(st.started + 0.45)  # time passes while no engine runs; nothing is due yet
     second = make_engine(db)
-    wait_for(lambda: fire_count(a) >= 4)
-    time.sleep(0.5)
-    rel = [f.at - st.started for f in fires(a)]
-    assert len(rel) == 4, rel
-    for k, t in enumerate(rel, start=1):
-        assert k * 0.3 - EARLY <= t <= k * 0.3 + LATE, rel
+    for k in (2, 3, 4):  # the claimed cycle keeps its arming time
+        fire_at(second, clock, a, st.started + 0.3 * k, k)
+    move_far(second, clock)
+    assert [f.at for f in fires(a)] == [st.started + 0.3 * k for k in (1, 2, 3, 4)], offsets(a, st.started)
+    assert [f.engine for f in fires(a)] == [first, second, second, second]
+    assert armed(second) == []
     finish_by_callback(second, a)
     wait_state(second, root, "FINISHED")
 
@@ -887,22 +1000,29 @@ def test_cycle_survives_restart_and_keeps_its_arming_schedule(
 # engine bugs this suite found (fixed): zero repetitions, revoked pipelines
 # =====================================================================================================
 @pytest.mark.timeout(60)
-def test_time_cycle_r0_never_fires(engine: rattan.Engine) -> None:
+def test_time_cycle_r0_never_fires(engine: rattan.Engine, clock: FakeClock) -> None:
     assert parse_timer("time_cycle", "R0/PT0.1S") == (None, 0.1, 0)
     _root, a, _ = one_node_run(engine, [ev("time_cycle", "R0/PT0.1S")])
     wait_waiting(engine, a)
-    time.sleep(0.5)
+    settle(engine)
+    assert armed(engine) == []
+    move_far(engine, clock)
     assert fire_count(a) == 0
     finish_by_callback(engine, a)
 
 
 @pytest.mark.timeout(60)
-def test_timer_events_stop_when_the_pipeline_is_revoked(engine: rattan.Engine) -> None:
+def test_timer_events_stop_when_the_pipeline_is_revoked(engine: rattan.Engine, clock: FakeClock) -> None:
     root, a, _ = one_node_run(engine, [ev("time_cycle", "R/PT0.2S")])
-    wait_waiting(engine, a)
+    st = wait_waiting(engine, a)
+    fire_at(engine, clock, a, st.started + 0.2, 1)  # it fires while the pipeline runs
     ok(api.revoke_pipeline(engine, root))
     wait_state(engine, root, "REVOKED")
-    time.sleep(0.1)
+    settle(engine)
     n = fire_count(a)
-    time.sleep(0.7)
+    assert n == 1
+    assert armed(engine) == [st.started + 0.2 * 2]  # armed before the revoke
+    move_far(engine, clock)
     assert fire_count(a) == n
+    assert len(timer_events_of(engine, root, a)) == n
+    assert armed(engine) == []  # it came due as a no-op and was not re-armed

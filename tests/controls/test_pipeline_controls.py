@@ -1,8 +1,12 @@
-"""pause_pipeline / resume_pipeline / revoke_pipeline (SPEC 6.5, 7.2, Appendix D.4)."""
+"""pause_pipeline / resume_pipeline / revoke_pipeline (SPEC 6.5, 7.2, Appendix D.4).
+
+The tests of polling nodes run their engine on a ``FakeClock``: each poll comes at an exact clock
+time (not just before it), and "no poll after revoke" is checked by moving the clock far past
+every due time, not by sleeping."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 
 import pytest
 from control_helpers import (
@@ -29,8 +33,13 @@ from control_helpers import (
 import rattan
 from rattan import api
 from rattan.builder import EmptyEndEvent, EmptyStartEvent, SubProcess, build_tree
+from rattan.model.messages import Poll
+from rattan.testing import FakeClock
 
 pytestmark = pytest.mark.timeout(60)
+TICK = 0.001  # "just before a due time" (the clock's float resolution at its epoch is ~2.4e-7 s)
+FAR = 3600.0  # clock seconds "far past" every due time of these tests
+POLL_INTERVAL = 0.1  # c_poll's interval (control_helpers.install)
 
 PIPELINE_EVENTS = {
     "pre_pause_pipeline",
@@ -41,6 +50,41 @@ PIPELINE_EVENTS = {
     "post_revoke_pipeline",
     "pipeline_finish",
 }
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def poll_due(engine: rattan.Engine) -> float:
+    """Due time of the one poll armed."""
+    polls = wait_for(lambda: [d for d, msg in engine.dispatcher.pending_timers() if isinstance(msg, Poll)])
+    assert len(polls) == 1, polls
+    return float(polls[0])
+
+
+def next_poll(engine: rattan.Engine, clock: FakeClock, lab: Lab, node_id: str) -> float:
+    """Run the node's next poll: it does not come just before its due time, and comes at it.
+    Returns that due time."""
+    wait_idle(engine)
+    due = poll_due(engine)
+    n = lab.count("schedule", node_id)
+    clock.set(due - TICK)
+    wait_idle(engine)
+    assert lab.count("schedule", node_id) == n
+    clock.set(due)
+    wait_for(lambda: lab.count("schedule", node_id) == n + 1)
+    wait_idle(engine)
+    return due
+
+
+def move_far(engine: rattan.Engine, clock: FakeClock) -> None:
+    """Move the clock far past every due time and wait until what was due has been handled."""
+    clock.advance(FAR)
+    now = clock.now()
+    wait_for(lambda: all(due > now for due, _ in engine.dispatcher.pending_timers()))
+    wait_idle(engine)
 
 
 # -- pause / resume ----------------------------------------------------------------------------------
@@ -82,17 +126,26 @@ def test_pause_lets_the_running_node_finish_and_starts_nothing_new(engine: ratta
     assert pause["root_id"] == root
 
 
-def test_pause_of_a_polling_node_keeps_polling_to_completion(engine: rattan.Engine, lab: Lab) -> None:
+def test_pause_of_a_polling_node_keeps_polling_to_completion(
+    make_engine: Callable[..., rattan.Engine], clock: FakeClock, lab: Lab
+) -> None:
+    engine = make_engine(clock=clock)
     a, b = act("c_poll", polls=3), act("c_ok")
     tree, start, _end = chain(a, b)
     root = run(engine, tree)
     wait_schedule(engine, a.id)
+    wait_for(lambda: lab.count("schedule", a.id) == 1)  # the first poll runs at once
+    first = clock.now()
     ok(api.pause_pipeline(engine, root))
+    # paused, the node keeps polling on its interval
+    assert next_poll(engine, clock, lab, a.id) == first + POLL_INTERVAL
+    assert next_poll(engine, clock, lab, a.id) == first + POLL_INTERVAL + POLL_INTERVAL
     wait_state(engine, a.id, "FINISHED")
     wait_idle(engine)
     assert [c.payload for c in lab.of("schedule", a.id)] == [1, 2, 3]
     assert node_states(engine, root) == {start.id: "FINISHED", a.id: "FINISHED"}
     assert root_state(engine, root) == "SUSPENDED"
+    assert engine.dispatcher.pending_timers() == []  # no further poll
     ok(api.resume_pipeline(engine, root))
     wait_finished(engine, root)
     assert lab.count("execute", b.id) == 1
@@ -208,23 +261,27 @@ def test_controls_on_a_finished_pipeline_are_refused(engine: rattan.Engine, lab:
 
 
 # -- revoke --------------------------------------------------------------------------------------------
-def test_revoke_while_polling_stops_every_poll_and_cancels_once(make_engine, lab: Lab) -> None:
-    engine = make_engine()
-    a, b = act("c_poll"), act("c_ok")  # polls every 0.1 s, never finishes by itself
+def test_revoke_while_polling_stops_every_poll_and_cancels_once(
+    make_engine: Callable[..., rattan.Engine], clock: FakeClock, lab: Lab
+) -> None:
+    engine = make_engine(clock=clock)
+    a, b = act("c_poll"), act("c_ok")  # polls every 0.1 s of the clock, never finishes by itself
     tree, start, _end = chain(a, b)
     root = run(engine, tree)
     version = wait_schedule(engine, a.id)
-    wait_for(lambda: lab.count("schedule", a.id) >= 2)
+    wait_for(lambda: lab.count("schedule", a.id) == 1)  # the first poll runs at once
+    first = clock.now()
+    assert next_poll(engine, clock, lab, a.id) == first + POLL_INTERVAL
+    wait_idle(engine)
+    assert poll_due(engine) == first + POLL_INTERVAL + POLL_INTERVAL  # the third is armed
 
     ok(api.revoke_pipeline(engine, root))
-    revoked_at = time.monotonic()
     assert root_state(engine, root) == "REVOKED"
-    # a poll that was already running when revoke committed may still finish; wait 4 intervals
-    time.sleep(0.4)
-    wait_idle(engine)
     polls = lab.of("schedule", a.id)
-    late = [c for c in polls if c.at > revoked_at + 0.05]
-    assert late == [], f"polls after revoke: {late}"
+    assert [c.payload for c in polls] == [1, 2]
+    move_far(engine, clock)  # the armed poll and thousands of intervals more come due
+    assert lab.of("schedule", a.id) == polls, "a poll ran after revoke"
+    assert engine.dispatcher.pending_timers() == []  # the armed poll did nothing and armed nothing
     assert lab.count("cancel", a.id) == 1
     assert lab.of("cancel", a.id)[0].version == version
     sched = engine.get_schedule_with_node_and_version(a.id, version)
@@ -233,8 +290,9 @@ def test_revoke_while_polling_stops_every_poll_and_cancels_once(make_engine, lab
     assert node_states(engine, root) == {start.id: "FINISHED", a.id: "RUNNING"}
     assert lab.count("execute", b.id) == 0
     # and nothing comes back later
-    time.sleep(0.3)
+    move_far(engine, clock)
     assert len(lab.of("schedule", a.id)) == len(polls)
+    assert engine.dispatcher.pending_timers() == []
     assert lab.count("cancel", a.id) == 1
     assert events(engine, root, PIPELINE_EVENTS) == [
         ("pre_revoke_pipeline", None),
@@ -276,10 +334,13 @@ def test_revoke_refuses_later_callbacks(engine: rattan.Engine, lab: Lab) -> None
     assert node_states(engine, root) == {start.id: "FINISHED", a.id: "RUNNING"}
 
 
-def test_revoke_while_execute_runs_then_no_poll_ever_runs(engine: rattan.Engine, lab: Lab) -> None:
+def test_revoke_while_execute_runs_then_no_poll_ever_runs(
+    make_engine: Callable[..., rattan.Engine], clock: FakeClock, lab: Lab
+) -> None:
     """A revoke that lands while a polling node is inside ``execute``: the execute completes, but
     no poll of that pipeline may run afterwards (SPEC D.4: after revoke nothing of that pipeline
     is scheduled or executed again) and the Service is told to cancel once."""
+    engine = make_engine(clock=clock)
     a, b = act("c_poll_block"), act("c_ok")
     tree, _start, _end = chain(a, b)
     root = run(engine, tree)
@@ -287,8 +348,9 @@ def test_revoke_while_execute_runs_then_no_poll_ever_runs(engine: rattan.Engine,
     ok(api.revoke_pipeline(engine, root))
     lab.open(a.id)
     wait_for(lambda: lab.count("execute_done", a.id) == 1)
-    time.sleep(0.4)  # four poll intervals
     wait_idle(engine)
+    assert engine.dispatcher.pending_timers() == []  # no poll armed
+    move_far(engine, clock)  # thousands of poll intervals
     assert lab.count("schedule", a.id) == 0, "a poll ran after revoke"
     assert lab.count("execute", b.id) == 0
     assert lab.count("cancel", a.id) == 1

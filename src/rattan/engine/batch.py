@@ -6,8 +6,9 @@ is undone alone and its neighbours commit. What the failure was decides what hap
 
 * a conflict (another writer changed what it read) or an unavailable store: the token, with the
   result of its user step, is kept and tried again in a later round, reading afresh;
-* anything else is an engine error: the user step's result is still recorded, then the node the
-  token stopped at is failed with ``engine error: ...`` (never a token stranded).
+* anything else is an engine error: the user step's result is still recorded, and the node the
+  token stopped at is failed with ``engine error: ...``, in the same transaction (never a token
+  stranded, and nothing lost if that transaction's commit fails: the batch is tried again).
 
 Effects apply after the commit. When another caller waits to write (an API call, a
 ``run_pipeline``), the batch stops early so that caller is not kept waiting for the whole batch:
@@ -81,11 +82,9 @@ class Batch:
             leftover.clear()
             results = core.store.unit(lambda tx: self._careful(tx, work, leftover))
         done: list[tuple[Work, Outcome | None]] = []
-        for item, outcome, fx, exc in results:
+        for item, outcome, fx, _ in results:
             if fx is not None:
                 core.apply(fx)
-            if exc is not None:
-                self._engine_error(item, exc)
             done.append((item, outcome))
         return done, leftover
 
@@ -120,8 +119,9 @@ class Batch:
     def _record_only(
         self, tx: UnitOfWork, item: Work, exc: Exception, sink: LogSink
     ) -> tuple[Work, Outcome | None, Effects | None, Exception | None]:
-        """The token raised: keep its user step's result (if any); the node after it is failed
-        once the batch commits (``_engine_error``)."""
+        """The token raised: keep its user step's result (if any), then fail the node it stands
+        at, in this same transaction."""
+        log.error("engine error while advancing token %s", item.token_id, exc_info=exc)
         mine: LogSink = []
         step = Step(self.core, tx, mine)  # the failed step's effects were rolled back with it
         if item.carry is not None:
@@ -131,13 +131,12 @@ class Batch:
             except Exception:
                 mine = []
                 step = Step(self.core, tx, mine)
-        sink.extend(mine)
-        return item, None, step.fx, exc
-
-    def _engine_error(self, item: Work, exc: Exception) -> None:
-        log.error("engine error while advancing token %s", item.token_id, exc_info=exc)
         message = f"engine error: {type(exc).__name__}: {exc}"
         try:
-            self.core.unit(lambda step: fail_engine_error(step, item.token_id, message))
+            with tx.savepoint():
+                fail_engine_error(step, item.token_id, message)
+                step.flush()
         except Exception:
             log.exception("could not record the engine error of token %s", item.token_id)
+        sink.extend(mine)
+        return item, None, step.fx, exc

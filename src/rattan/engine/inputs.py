@@ -139,12 +139,13 @@ def resolve_inputs(
         refs = input_references(inputs)
     renderer = Renderer(core, root_data, inner_loop, node_id)
     if refs:
+        # read outside the try below: a store error is the store's, not a failure of the node
+        ctx = tx.context(pipeline_id)
+        # a node that exports its own loop counter sees the current value through the context
+        # (a unit of work also stores it: store_loop_counters)
+        for row in loop_counter_rows(pipeline_id, output_map, system):
+            ctx[row.key] = (row.type, row.value, row.code)
         try:
-            ctx = tx.context(pipeline_id)
-            # a node that exports its own loop counter sees the current value through the
-            # context (a unit of work also stores it: store_loop_counters)
-            for row in loop_counter_rows(pipeline_id, output_map, system):
-                ctx[row.key] = (row.type, row.value, row.code)
             renderer.load(ctx, refs)
         except HydrateError:
             raise

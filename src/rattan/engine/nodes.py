@@ -65,15 +65,14 @@ def _pass(
     return _move_on(step, proc, info)
 
 
-def _renderer(
-    step: Step, proc: TokenRecord, entered: StateRecord, pipeline_id: str, keys: set[str]
-) -> Renderer:
-    r = Renderer(
-        step.core, step.core.plans.root_data(step.tx, proc.root_id), entered.inner_loop, entered.node_id
-    )
-    if keys:
-        r.load(step.tx.context(pipeline_id), keys)
-    return r
+def _renderer(step: Step, proc: TokenRecord, entered: StateRecord) -> Renderer:
+    root_data = step.core.plans.root_data(step.tx, proc.root_id)
+    return Renderer(step.core, root_data, entered.inner_loop, entered.node_id)
+
+
+# Rendering is user data and user code (lazy variables): its failures fail the node. Reads and
+# writes of the store stay outside those try blocks: a store error is the store's (the unit is
+# tried again), never a node's failure.
 
 
 def _start(
@@ -81,18 +80,19 @@ def _start(
 ) -> TokenRecord | None:
     keys = info.pipeline.data.pre_render_keys
     if keys:
+        r = _renderer(step, proc, entered)
+        ctx = step.tx.context(info.pipeline_id)
         try:
-            r = _renderer(step, proc, entered, info.pipeline_id, set(keys))
-            existing = step.tx.context(info.pipeline_id)
-            rows = [
-                ContextRow(info.pipeline_id, key, ContextValueType.PLAIN, r.names.get(key[2:-1]))
-                for key in keys
-                if key in existing
-            ]
-            step.tx.put_context(rows)
+            r.load(ctx, set(keys))
         except Exception as exc:
             step.fail_node(proc, entered, old, f"context hydrate failed({exc}), check node log for details.")
             return None
+        rows = [
+            ContextRow(info.pipeline_id, key, ContextValueType.PLAIN, r.names.get(key[2:-1]))
+            for key in keys
+            if key in ctx
+        ]
+        step.tx.put_context(rows)
     step.finish_simple(old, entered)
     return _move_on(step, proc, info)
 
@@ -105,11 +105,12 @@ def render_exports(
         return {}
     ctx = step.tx.context(pipeline_id)
     present = {k for k in keys if k in ctx}
-    r = Renderer(
-        step.core, step.core.plans.root_data(step.tx, proc.root_id), entered.inner_loop, entered.node_id
-    )
+    r = _renderer(step, proc, entered)
     if present:
-        r.load(ctx, present)
+        try:
+            r.load(ctx, present)
+        except Exception as exc:
+            raise HydrateError(str(exc)) from exc
     return {k: (r.names.get(k[2:-1]) if k in present else k) for k in keys}
 
 
@@ -126,7 +127,7 @@ def _end(
             return None
     try:
         outputs = render_exports(step, proc, entered, info.pipeline_id, info.pipeline.data.outputs)
-    except Exception as exc:
+    except HydrateError as exc:
         step.fail_node(proc, entered, old, f"context hydrate failed({exc})")
         return None
     step.finish_simple(old, entered)
@@ -189,10 +190,15 @@ def evaluate_gateway(step: Step, proc: TokenRecord, info: NodeInfo, entered: Sta
     refs: set[str] = set()
     for cond in node.conditions:
         refs |= references(cond.evaluate)
-    try:
-        r = _renderer(step, proc, entered, info.pipeline_id, refs)
-    except Exception as exc:
-        raise HydrateError(f"evaluation context hydrate failed({exc}), check node log for details.") from exc
+    r = _renderer(step, proc, entered)
+    if refs:
+        ctx = step.tx.context(info.pipeline_id)
+        try:
+            r.load(ctx, refs)
+        except Exception as exc:
+            raise HydrateError(
+                f"evaluation context hydrate failed({exc}), check node log for details."
+            ) from exc
     r.names = {k: _escape(v) for k, v in r.names.items()}
     fn = step.core.settings.pipeline_exclusive_gateway_expr_func or evaluate_condition
     exclusive = info.kind == NodeType.ExclusiveGateway

@@ -27,7 +27,7 @@ from rattan.engine.advance import Outcome
 from rattan.engine.batch import Batch, Work
 from rattan.engine.jobs import Prepared
 from rattan.engine.schedule import ScheduleJob, expire_schedule, load_job, run_schedule
-from rattan.errors import BackendUnavailableError
+from rattan.errors import BackendUnavailableError, ConflictError
 from rattan.model.messages import Advance, Callback, Execute, FireTimer, Message, Poll, Recover, Task
 from rattan.runtime.interface import CallbackQuery, ScheduleQuery
 
@@ -66,11 +66,22 @@ class Worker:
 
     # -- entry point -------------------------------------------------------------------------------
     def handle(self, msg: Message) -> None:
-        """Do what ``msg`` asks (called by the dispatcher, one message per call)."""
+        """Do what ``msg`` asks (called by the dispatcher, one message per call). If the store
+        fails (or another writer wins) while the message is read or its unit written, the message
+        is sent again after a pause: its work is still a row, and the retry finds it."""
         try:
             self._handle(msg)
+        except (BackendUnavailableError, ConflictError) as exc:
+            self._again(msg, exc)
         finally:
             self._after()
+
+    def _again(self, msg: Message, exc: Exception) -> None:
+        if self.closing:
+            log.error("engine closing: %r not handled (%s); it resumes from the store later", msg, exc)
+            return
+        log.warning("store unavailable while handling %r (%s): trying again", msg, exc)
+        self.core.send_at(self.core.clock.now() + RETRY_MAX, msg)
 
     def idle(self) -> bool:
         return not self._pending and not self._leader.locked()
@@ -88,9 +99,9 @@ class Worker:
             if sid is not None:
                 self._schedule_step(msg, sid, callback=True)
         elif isinstance(msg, FireTimer):
-            self._unit_or_retry(msg, lambda step: policies.fire(step, msg.timer_id))
+            core.unit(lambda step: policies.fire(step, msg.timer_id))
         elif isinstance(msg, Recover):
-            prepared = self._unit_or_retry(msg, lambda step: recover_interrupted(step, msg.token_id))
+            prepared = core.unit(lambda step: recover_interrupted(step, msg.token_id))
             if prepared is not None:
                 self._pend(Work(prepared.pid, run_execute(core, prepared)))
         elif isinstance(msg, Task):
@@ -99,17 +110,6 @@ class Worker:
                 log.error("no task %r is registered with this engine: %r dropped", msg.name, msg)
             else:
                 fn(**msg.args)
-
-    def _unit_or_retry(self, msg: Message, fn: Any) -> Any:
-        """Run a unit for ``msg``; if the store fails, send the message again after a pause (its
-        row is still there, so the retry finds the same work)."""
-        try:
-            return self.core.unit(fn)
-        except BackendUnavailableError as exc:
-            if not self.closing:
-                log.warning("store unavailable while handling %r (%s): trying again", msg, exc)
-                self.core.send_at(self.core.clock.now() + RETRY_MAX, msg)
-            return None
 
     # -- user steps --------------------------------------------------------------------------------
     def _execute(self, msg: Execute) -> None:
@@ -144,7 +144,7 @@ class Worker:
                 if loaded is None:
                     return
                 if isinstance(loaded, int):
-                    self._unit_or_retry(msg, lambda step: expire_schedule(step, sid))
+                    core.unit(lambda step: expire_schedule(step, sid))
                     return
                 job = loaded
             self._pend(Work(job.prepared.pid, run_schedule(core, job), sid))
@@ -217,9 +217,9 @@ class Worker:
         except BackendUnavailableError as exc:
             self._round_failed(batch, exc)
             return None
-        except Exception:
+        except Exception as exc:  # not expected: a token's own errors are isolated in the batch
             log.exception("engine round failed")
-            self._release(batch)
+            self._round_failed(batch, exc)
             return None
         self._retry_delay = RETRY_FIRST
         if leftover:  # stopped early for another caller, or to be tried again: first next round
@@ -237,7 +237,7 @@ class Worker:
                 self._send(cont)
         return kept
 
-    def _round_failed(self, batch: list[Work], exc: BackendUnavailableError) -> None:
+    def _round_failed(self, batch: list[Work], exc: Exception) -> None:
         """Nothing of the batch was written: keep it (with its user results) and try again after a
         pause, holding the lead so that the retry keeps the order of work."""
         if self.closing:

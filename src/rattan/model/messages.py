@@ -84,6 +84,11 @@ Message = Advance | Execute | Poll | Callback | FireTimer | Recover | Task
 _KINDS: dict[str, type[Message]] = {
     cls.kind: cls for cls in (Advance, Execute, Poll, Callback, FireTimer, Recover, Task)
 }
+# the JSON type of each field, from the annotations: int, str or dict
+_FIELDS: dict[type[Message], dict[str, type]] = {
+    cls: {f.name: {"int": int, "str": str}.get(str(f.type), dict) for f in fields(cls)}
+    for cls in _KINDS.values()
+}
 
 
 def encode(msg: Message) -> dict[str, Any]:
@@ -95,13 +100,22 @@ def decode(data: Any) -> Message:
     """The message ``encode`` made; a malformed one raises BadInputError naming what is wrong."""
     if not isinstance(data, dict):
         raise BadInputError(f"a dispatcher message must be a dict, not {type(data).__name__}")
-    cls = _KINDS.get(data.get("kind"))  # type: ignore[arg-type]
+    kind = data.get("kind")
+    cls = _KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise BadInputError(f"unknown dispatcher message kind {data.get('kind')!r}")
-    names = {f.name for f in fields(cls)}
+        raise BadInputError(f"unknown dispatcher message kind {kind!r}: one of {sorted(_KINDS)}")
+    expected = _FIELDS[cls]
     given = {k: v for k, v in data.items() if k != "kind"}
-    if set(given) != names:
+    if set(given) != set(expected):
         raise BadInputError(
-            f"dispatcher message {data.get('kind')!r} needs fields {sorted(names)}, got {sorted(given)}"
+            f"dispatcher message {kind!r} needs fields {sorted(expected)}, got {sorted(given)}"
         )
+    for name, want in expected.items():
+        value = given[name]
+        # bool is an int to Python, never an id here
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            got = type(value).__name__
+            raise BadInputError(
+                f"dispatcher message {kind!r}: field {name} must be {want.__name__}, not {got}"
+            )
     return cls(**given)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rattan.builder.tokens import generate_pipeline_token
 from rattan.engine.jobs import Prepared
 from rattan.engine.step import Step
-from rattan.errors import RattanError, RollBackException
+from rattan.errors import BackendUnavailableError, ConflictError, RattanError, RollBackException
 from rattan.model import states
 from rattan.model.messages import Task
 from rattan.model.records import (
@@ -183,6 +183,8 @@ class Rollback:
             while True:
                 try:
                     self._walk(root_id)
+                except (BackendUnavailableError, ConflictError):
+                    raise  # the worker sends the walk again after a pause: its progress is rows
                 except Exception:
                     log.exception("rollback walk of pipeline %s stopped by an error", root_id)
                 with self._lock:
@@ -215,8 +217,8 @@ class Rollback:
     def _call_rollback(self, root_id: str, snap: RollbackSnapshot, rollback_data: Any) -> str | None:
         """Call ``Service.rollback`` (no transaction open). None when it returned True."""
         core = self.core
+        info = core.plans.plan(root_id).info(snap.node_id)  # a store read: its errors are the store's
         try:
-            info = core.plans.plan(root_id).info(snap.node_id)
             prep = Prepared(
                 0, snap.node_id, snap.node_version, root_id, info.pipeline_id, snap.loop, snap.inner_loop,
                 info.node.name, snap.code, snap.component_version, snap.inputs, snap.root_data,

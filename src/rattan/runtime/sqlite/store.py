@@ -61,6 +61,8 @@ class SQLiteStore:
     """Durable store over one SQLite database file (see the module docstring)."""
 
     interface_version = INTERFACE_VERSION
+    # the class of every connection the store opens (a subclass injects faults in tests)
+    connection_class: type[sqlite3.Connection] = sqlite3.Connection
 
     def __init__(self, path: str, synchronous: str = "FULL", page_size: int = DEFAULT_PAGE_SIZE) -> None:
         if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
@@ -105,7 +107,7 @@ class SQLiteStore:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, cached_statements=512,
-            timeout=BUSY_MS / 1000,
+            timeout=BUSY_MS / 1000, factory=self.connection_class,
         )  # fmt: skip
         conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
         # only a store with no tables yet takes the page size (afterwards SQLite ignores it)
@@ -206,6 +208,8 @@ class SQLiteStore:
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         try:
+            if conn.in_transaction:  # a rollback that failed left one open: end it first
+                conn.execute("ROLLBACK")
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise BackendUnavailableError(f"cannot start a store transaction: {exc}; retry later") from exc

@@ -20,8 +20,24 @@ def to_datetime(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
+class _Times:
+    """``started_time`` / ``archived_time``: a record's times as datetimes (the seeds' shape)."""
+
+    __slots__ = ()
+    started: float | None
+    archived: float | None
+
+    @property
+    def started_time(self) -> datetime | None:
+        return to_datetime(self.started)
+
+    @property
+    def archived_time(self) -> datetime | None:
+        return to_datetime(self.archived)
+
+
 @dataclass(slots=True)
-class StateRecord:
+class StateRecord(_Times):
     """A node's state (SPEC 6): one row per node of a run, written by compare-and-set on
     ``version`` (a fresh random id each time the node is entered, retried, skipped or failed)."""
 
@@ -49,14 +65,6 @@ class StateRecord:
     @property
     def created_time(self) -> datetime | None:
         return to_datetime(self.created)
-
-    @property
-    def started_time(self) -> datetime | None:
-        return to_datetime(self.started)
-
-    @property
-    def archived_time(self) -> datetime | None:
-        return to_datetime(self.archived)
 
 
 @dataclass(slots=True)
@@ -202,7 +210,7 @@ class TimerRecord:
 
 
 @dataclass(slots=True)
-class HistoryRecord:
+class HistoryRecord(_Times):
     """One finished pass of a node, kept when the node is entered again (retry, loop, skip)."""
 
     id: int
@@ -215,14 +223,6 @@ class HistoryRecord:
     archived: float | None
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def started_time(self) -> datetime | None:
-        return to_datetime(self.started)
-
-    @property
-    def archived_time(self) -> datetime | None:
-        return to_datetime(self.archived)
 
 
 EVENT_SCHEMA_VERSION = 1  # the shape of an event's data in the durable log

@@ -1,0 +1,37 @@
+"""The store contract: the store mixins put together into the one class a backend subclasses."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+
+from rattan.testing.contract.store_events import StoreEvents
+from rattan.testing.contract.store_leases import StoreLeases
+from rattan.testing.contract.store_lifecycle import StoreLifecycle
+from rattan.testing.contract.store_writes import StoreWrites
+
+
+class StoreContract(StoreWrites, StoreLeases, StoreEvents, StoreLifecycle):
+    """The store half of the seam contract, as a pytest mixin (see ``rattan.testing.contract``).
+
+    A subclass provides ``make_store`` and ``rows_of_run`` and, for the tests that run a second OS
+    process against the store, ``open_in_subprocess``. Each test method checks one rule of
+    ``rattan.runtime.interface``: compare-and-set writes, atomic units and savepoints, committed
+    reads, the leasing of work, the event cursor, the deletion of runs and schema migrations.
+
+    Attributes:
+        schema_version: The version ``migrate()`` must return; None accepts any (stable) version.
+
+    Hooks (defined, with their defaults, in ``rattan.testing.contract._store_base.StoreBase``):
+        make_store(tmp_path): Open the store kept at ``tmp_path``, creating it when there is none;
+            every call is one more connection to the SAME store. Required.
+        rows_of_run(store, root_id, node_ids): Per table, how many rows still belong to the run.
+            Required.
+        open_in_subprocess(tmp_path): A locator string and an opener that opens the store from it
+            in a spawned child. Optional: the default (None) skips the cross-process tests.
+    """
+
+    # every test has a timeout, also in a project that sets none (the slow ones have 60 s)
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.timeout(120)]
+    schema_version: ClassVar[int | None] = None

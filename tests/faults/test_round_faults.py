@@ -137,3 +137,40 @@ def test_an_engine_error_is_logged_with_its_traceback_and_fails_its_node_only(
     text = logging.Formatter().format(record)
     assert "Traceback (most recent call last)" in text and "the gateway handler broke" in text
     assert "NoneType: None" not in text
+
+
+def test_a_failed_commit_fails_every_member_of_its_group(tmp_path: Path) -> None:
+    """Units of several threads share one transaction; when its COMMIT fails, each of them is
+    told so (before, only the first member to look saw the failure: the others reported success
+    for writes that were rolled back)."""
+    from rattan.model.records import ContextRow
+
+    faults = CommitsFail()
+    FaultyConnection.faults = faults
+    store = FaultyStore(str(tmp_path / "g.db"))
+    outcome: dict[int, str] = {}
+    start = threading.Barrier(8)
+
+    def member(i: int) -> None:
+        start.wait()
+        try:
+            store.unit(lambda tx: tx.put_context([ContextRow("p", f"k{i}", 1, i)]))
+            outcome[i] = "committed"
+        except rattan.errors.BackendUnavailableError as exc:
+            outcome[i] = "failed" if "disk I/O error" in str(exc) else str(exc)
+
+    try:
+        faults.on.set()
+        threads = [threading.Thread(target=member, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert outcome == dict.fromkeys(range(8), "failed")
+        assert store.read(lambda tx: tx.context("p")) == {}
+        faults.on.clear()
+        store.unit(lambda tx: tx.put_context([ContextRow("p", "after", 1, "ok")]))
+        assert store.read(lambda tx: tx.context("p")) == {"after": (1, "ok", None)}
+    finally:
+        FaultyConnection.faults = None
+        store.close()

@@ -95,7 +95,7 @@ class SQLiteStore:
         self._next_gen = 1
         self._members = 0
         self._committed: int = 0
-        self._failed: dict[int, BaseException] = {}
+        self._failed: dict[int, tuple[BaseException, int]] = {}  # gen -> (why, members yet to see it)
         self._closed = False
         # rows as the writer last wrote or read them (see WriterCache), valid while no other
         # connection commits: PRAGMA data_version, read as each transaction begins, says when
@@ -191,19 +191,24 @@ class SQLiteStore:
             except BaseException as exc:
                 error = exc
                 self._cache.clear()  # rolled back below: the cache may hold what never happened
-                self._undo(conn, alone)
-            if self._queued == 0 or self._members >= MAX_GROUP:
-                self._commit(gen)
-            else:
-                while self._committed < gen and gen not in self._failed:
-                    cond.wait()
-            failed = self._failed.pop(gen, None) if self._open_gen != gen else None
-            if failed is not None:
-                raise BackendUnavailableError(f"store commit failed: {failed}; retry later") from failed
+                if not self._undo(conn, alone):
+                    # the transaction is gone, not just this member's savepoint: SQLite rolls
+                    # everything back on some errors (a full disk, an I/O error). The members
+                    # before this one lost their writes too; the next unit begins anew.
+                    self._end(gen, exc if self._members > 1 else None)
+            if self._open_gen == gen:
+                if self._queued == 0 or self._members >= MAX_GROUP:
+                    self._commit(gen)
+                else:
+                    while self._committed < gen:
+                        cond.wait()
+            failed = self._take_failure(gen)
             if error is not None:
                 if isinstance(error, sqlite3.Error):
                     raise translate(error) from error
                 raise error
+            if failed is not None:
+                raise BackendUnavailableError(f"store commit failed: {failed}; retry later") from failed
             return result  # type: ignore[no-any-return]
 
     def _begin(self, conn: sqlite3.Connection) -> None:
@@ -226,16 +231,24 @@ class SQLiteStore:
         self._next_gen += 1
         self._members = 0
 
-    def _undo(self, conn: sqlite3.Connection, alone: bool) -> None:
+    @staticmethod
+    def _undo(conn: sqlite3.Connection, alone: bool) -> bool:
+        """Undo a failed member's writes. True when the group's transaction goes on (only the
+        member's savepoint was rolled back); False when it is gone."""
         try:
-            if alone:
-                conn.execute("ROLLBACK")
-                conn.execute("BEGIN IMMEDIATE")
-            else:
+            if not alone and conn.in_transaction:
                 conn.execute("ROLLBACK TO unit")
                 conn.execute("RELEASE unit")
+                return True
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
         except sqlite3.Error:
-            pass
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # _begin ends what is left before the next transaction
+        return False
 
     def waiting(self) -> bool:
         """True when another thread is queued to write (read without a lock: a hint)."""
@@ -250,10 +263,29 @@ class SQLiteStore:
                 self._writer.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            self._failed[gen] = exc
+            self._end(gen, exc)
+            return
+        self._end(gen, None)
+
+    def _end(self, gen: int, failure: BaseException | None) -> None:
+        """The group ``gen`` is over: committed, or (``failure``) lost for every member of it."""
+        if failure is not None:
+            self._failed[gen] = (failure, self._members)
         self._committed = gen
         self._open_gen = 0
         self._cond.notify_all()
+
+    def _take_failure(self, gen: int) -> BaseException | None:
+        """Why group ``gen`` failed, or None; each member asks once (the last one clears it)."""
+        entry = self._failed.get(gen)
+        if entry is None:
+            return None
+        failure, left = entry
+        if left <= 1:
+            del self._failed[gen]
+        else:
+            self._failed[gen] = (failure, left - 1)
+        return failure
 
     def read(self, fn: Callable[[Reads], T]) -> T:
         """Run read-only ``fn`` on this thread's reader connection (committed data only)."""

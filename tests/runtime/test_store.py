@@ -211,7 +211,7 @@ def test_the_wal_file_is_reset_once_it_grows_past_the_limit(
         assert not wal.exists() or wal.stat().st_size <= 64 * 1024, wal.stat().st_size
 
 
-def test_a_process_saved_with_its_status_unchanged_leaves_the_status_column_alone(tmp_path: Path) -> None:
+def test_a_token_saved_with_its_status_and_owner_unchanged_names_neither(tmp_path: Path) -> None:
     store = SQLiteStore(str(tmp_path / "p.db"))
     statements: list[str] = []
     try:
@@ -222,20 +222,32 @@ def test_a_process_saved_with_its_status_unchanged_leaves_the_status_column_alon
         proc.current = "n2"
         store.unit(lambda tx: tx.put_token(proc))
         stack = b'["r1"]'.hex()
+        # the writer's cache knows the owner it wrote: an unchanged one is not named either
         assert [s for s in statements if s.startswith("UPDATE")] == [
             f"UPDATE processes SET current='n2', destination=NULL, stack=x'{stack}', "
-            f"pending=0, executing=NULL, owner=NULL, rev=rev+1 WHERE id={pid} AND rev=0"
+            f"pending=0, executing=NULL, rev=rev+1 WHERE id={pid} AND rev=0"
         ]
         assert proc.rev == 1
         statements.clear()
         proc.status = "sleep"
         store.unit(lambda tx: tx.put_token(proc))
-        assert any("status='sleep'" in s for s in statements if s.startswith("UPDATE"))
+        assert [s for s in statements if s.startswith("UPDATE")] == [
+            f"UPDATE processes SET current='n2', destination=NULL, stack=x'{stack}', "
+            f"pending=0, executing=NULL, rev=rev+1, status='sleep' WHERE id={pid} AND rev=1"
+        ]
         assert proc.stored_status == "sleep" and proc.rev == 2
+        statements.clear()
+        proc.owner = "o-1"
+        store.unit(lambda tx: tx.put_token(proc))
+        assert [s for s in statements if s.startswith("UPDATE")] == [
+            f"UPDATE processes SET current='n2', destination=NULL, stack=x'{stack}', "
+            f"pending=0, executing=NULL, rev=rev+1, owner='o-1' WHERE id={pid} AND rev=2"
+        ]
+        assert proc.rev == 3
         store._writer.set_trace_callback(None)
         [again] = store.read(lambda tx: tx.tokens([pid]))
-        got = (again.current, again.status, again.stack, again.stored_status, again.rev)
-        assert got == ("n2", "sleep", ["r1"], "sleep", 2)
+        got = (again.current, again.status, again.stack, again.stored_status, again.rev, again.owner)
+        assert got == ("n2", "sleep", ["r1"], "sleep", 3, "o-1")
         # the (root_id, status) index still finds it under its new status
         assert [p.id for p in store.read(lambda tx: tx.tokens(root_id="r1", statuses=["sleep"]))] == [pid]
         assert store.read(lambda tx: tx.tokens(root_id="r1", statuses=["ready"])) == []

@@ -60,7 +60,7 @@ def render(core: EngineCore, tx: Reads, proc: TokenRecord, info: NodeInfo, state
     """The node's ``Prepared`` with its inputs rendered now; raises HydrateError."""
     node = info.node
     assert isinstance(node, ServiceActivityNode)
-    inputs = _static_inputs(tx, info, state)
+    inputs = _static_inputs(tx, info, state) if state.retry else None
     refs = static_references(info) if inputs is None else None
     root_data = core.plans.root_data(tx, proc.root_id)
     rendered = resolve_inputs(
@@ -79,7 +79,10 @@ def enter_activity(
     node = info.node
     assert isinstance(node, ServiceActivityNode)
     core = step.core
-    store_loop_counters(core, step.tx, info.pipeline_id, info.output_map, entered.loop, entered.inner_loop)
+    if info.output_map:
+        store_loop_counters(
+            core, step.tx, info.pipeline_id, info.output_map, entered.loop, entered.inner_loop
+        )
     try:
         prepared = render(core, step.tx, proc, info, entered)
     except HydrateError as exc:

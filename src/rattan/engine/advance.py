@@ -52,9 +52,10 @@ def advance(
 
 
 def _advance(step: Step, pid: int, carry: ExecResult | ScheduleResult | None, record_only: bool) -> Outcome:
-    proc = step.token(pid)
-    if proc is None:
+    found = step.tx.tokens((pid,))  # nothing is changed in this step yet: read it as stored
+    if not found:
         return Outcome()
+    proc = found[0]
     # the engine that advances a token is the one in charge of it (and of the work it reaches)
     proc.owner = step.core.owner_id
     if carry is not None:

@@ -10,6 +10,7 @@ the recovery of work whose owner is gone).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +21,7 @@ from rattan.engine.plans import Plans
 from rattan.engine.services import Services
 from rattan.engine.step import Effects, Step
 from rattan.model.messages import Callback, Message
+from rattan.runtime.clock import SystemClock
 
 if TYPE_CHECKING:
     from rattan.runtime.interface import Clock, Dispatcher, Store, UnitOfWork
@@ -37,6 +39,9 @@ class EngineCore:
         self.dispatcher = dispatcher
         self.settings = settings
         self.clock = clock
+        # the time a unit of work stamps on what it writes: time.time itself for the wall clock
+        # (two units per node call it)
+        self.now: Callable[[], float] = time.time if type(clock) is SystemClock else clock.now
         self.services = Services(self, registry)
         self.plans = Plans(store, self.services.sink_types)
         # the engine process that owns the work this engine writes (None: it runs no workers, so
@@ -101,7 +106,7 @@ class EngineCore:
         has no owner, and a running engine's sweep claims it."""
         if self.owner_id is None:
             return
-        if isinstance(msg, Callback):
+        if type(msg) is Callback:
             self.sent_callbacks.add(msg.callback_id)
         self.dispatcher.send(msg)
 

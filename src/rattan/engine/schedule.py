@@ -180,7 +180,8 @@ def record_schedule(step: Step, proc: TokenRecord, res: ScheduleResult) -> bool:
     if sched.owner is not None and owner is not None and sched.owner != owner:
         # another engine took the schedule over (it thought this one was gone): it is in charge
         return False
-    state = step.state(sched.node_id)
+    found = tx.states((sched.node_id,))
+    state = found[0] if found else None
     if state is None or state.version != sched.version or state.name != states.RUNNING:
         sched.expired = True
         sched.due = None

@@ -67,9 +67,13 @@ class Services:
     def wants_hooks(self, node: Any) -> bool:
         """True for a service activity whose service sets ``__need_run_hook__``."""
         code = getattr(node, "component_code", None)
-        if code is None or not self.has_component(code, node.component_version):
+        if code is None:
             return False
-        return bool(getattr(self.service_class(code, node.component_version), "__need_run_hook__", False))
+        try:
+            service = self.service_class(code, node.component_version)
+        except ComponentNotExistException:
+            return False
+        return bool(getattr(service, "__need_run_hook__", False))
 
     def is_idempotent(self, node: Any) -> bool:
         if not self.has_component(node.component_code, node.component_version):

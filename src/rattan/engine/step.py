@@ -9,7 +9,7 @@ from rattan.model import states
 from rattan.model.codec import dumps
 from rattan.model.messages import Advance, Message
 from rattan.model.records import ContextRow, StateRecord, TokenRecord
-from rattan.model.states import TokenStatus, check_token_transition
+from rattan.model.states import TOKEN_REACH, TokenStatus, check_token_transition
 from rattan.signals import post_set_state
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class Step:
         self.core = core
         self.tx = tx
         self.fx = Effects()
-        self.now = core.clock.now()
+        self.now = core.now()
         # token rows changed in this step, written once by flush(): a token's row changes
         # several times while it crosses nodes, and each write costs a statement
         self._dirty: dict[int, TokenRecord] = {}
@@ -108,11 +108,14 @@ class Step:
         self.fx.sends.append(Advance(proc.id))
 
     def flush(self) -> None:
-        for proc in self._dirty.values():
-            if proc.status != proc.stored_status:
-                check_token_transition(proc.id, proc.stored_status, proc.status)
-            self.tx.put_token(proc)
-        self._dirty.clear()
+        if self._dirty:
+            put = self.tx.put_token
+            for proc in self._dirty.values():
+                status = proc.status
+                if status != proc.stored_status and status not in TOKEN_REACH.get(proc.stored_status, ()):  # type: ignore[arg-type]
+                    check_token_transition(proc.id, proc.stored_status, status)  # raises, naming it
+                put(proc)
+            self._dirty.clear()
         if self._log:
             if self._sink is not None:
                 self._sink.extend(self._log)
@@ -125,10 +128,13 @@ class Step:
         """Record an event: logged durably in this transaction (``_log`` replaces the payload in
         the log when given), signalled after the commit, and shown now to the engine's
         in-transaction listeners (extensions such as rollback)."""
-        self.fx.events.append((event_type, data))
+        core = self.core
+        if core.listeners:  # nobody listening after the commit (no signals, no rollback): skip
+            self.fx.events.append((event_type, data))
         self._log.append((event_type, data if _log is None else _log))
-        for listener in self.core.tx_listeners:
-            listener(self, event_type, data)
+        if core.tx_listeners:
+            for listener in core.tx_listeners:
+                listener(self, event_type, data)
 
     def hook(self, node: Node, name: str, save: bool = True, callback_id: int | None = None) -> None:
         """Call a service hook after the commit (SPEC 9); ``save`` keeps its data changes.

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from rattan.engine import policies
@@ -43,23 +43,28 @@ RETRY_FIRST = 0.05  # pause after a failed round, doubled while the store keeps 
 RETRY_MAX = 1.0  # ... up to this
 
 
-@dataclass(slots=True)
-class Continuation:
-    """User code a round reached: its message and what the engine already has for it."""
-
-    msg: Execute | Poll
-    payload: Prepared | ScheduleJob
+# user code a round reached: its message and what the engine already has for it (a tuple: one is
+# made per activity)
+Continuation = tuple[Execute | Poll, Prepared | ScheduleJob]
 
 
 class Worker:
     def __init__(self, core: EngineCore) -> None:
         self.core = core
         self.batch = Batch(core)
-        self._lock = threading.Lock()
-        self._pending: list[Work] = []
+        # deque and dict operations are atomic under the interpreter lock: the hot paths need no
+        # lock of their own (a contended lock costs a thread switch on every message)
+        self._pending: deque[Work] = deque()
         self._leader = threading.Lock()
-        self._busy: set[int] = set()  # schedules with a step running or waiting to be recorded
-        self._stash: dict[Message, Prepared | ScheduleJob] = {}
+        self._busy: dict[int, object] = {}  # schedules with a step running or waiting to be recorded
+        # what the engine has for a message it sent, by the message's identity: the in-process
+        # dispatcher hands the handler the very object that was sent
+        self._stash: dict[int, Continuation] = {}
+        self._shares_memory = bool(getattr(core.dispatcher, "shares_memory", False))
+        self._handlers: dict[type, Any] = {
+            Advance: self._advance, Execute: self._execute, Poll: self._poll, Callback: self._callback,
+            FireTimer: self._fire, Recover: self._recover, Task: self._task,
+        }  # fmt: skip
         self._local = threading.local()
         self._retry_delay = RETRY_FIRST
         self.closing = False
@@ -70,7 +75,15 @@ class Worker:
         fails (or another writer wins) while the message is read or its unit written, the message
         is sent again after a pause: its work is still a row, and the retry finds it."""
         try:
-            self._handle(msg)
+            if type(msg) is Execute:  # the most frequent message, handled without a detour
+                entry = self._stash.pop(id(msg), None)
+                if entry is not None and entry[0] is msg:
+                    prepared = entry[1]
+                    self._pending.append(Work(prepared.pid, run_execute(self.core, prepared)))  # type: ignore[union-attr, arg-type]
+                else:
+                    self._execute(msg)
+            else:
+                self._handlers[type(msg)](msg)
         except (BackendUnavailableError, ConflictError) as exc:
             self._again(msg, exc)
         finally:
@@ -86,34 +99,40 @@ class Worker:
     def idle(self) -> bool:
         return not self._pending and not self._leader.locked()
 
-    def _handle(self, msg: Message) -> None:
+    def _advance(self, msg: Advance) -> None:
+        self._pending.append(Work(msg.token_id))
+
+    def _poll(self, msg: Poll) -> None:
+        self._schedule_step(msg, msg.schedule_id, callback=False)
+
+    def _callback(self, msg: Callback) -> None:
+        sid = self.core.store.read(lambda tx: _schedule_of_callback(tx, msg.callback_id))
+        if sid is not None:
+            self._schedule_step(msg, sid, callback=True)
+
+    def _fire(self, msg: FireTimer) -> None:
+        self.core.unit(lambda step: policies.fire(step, msg.timer_id))
+
+    def _recover(self, msg: Recover) -> None:
         core = self.core
-        if isinstance(msg, Advance):
-            self._pend(Work(msg.token_id))
-        elif isinstance(msg, Execute):
-            self._execute(msg)
-        elif isinstance(msg, Poll):
-            self._schedule_step(msg, msg.schedule_id, callback=False)
-        elif isinstance(msg, Callback):
-            sid = core.store.read(lambda tx: _schedule_of_callback(tx, msg.callback_id))
-            if sid is not None:
-                self._schedule_step(msg, sid, callback=True)
-        elif isinstance(msg, FireTimer):
-            core.unit(lambda step: policies.fire(step, msg.timer_id))
-        elif isinstance(msg, Recover):
-            prepared = core.unit(lambda step: recover_interrupted(step, msg.token_id))
-            if prepared is not None:
-                self._pend(Work(prepared.pid, run_execute(core, prepared)))
-        elif isinstance(msg, Task):
-            fn = core.tasks.get(msg.name)
-            if fn is None:
-                log.error("no task %r is registered with this engine: %r dropped", msg.name, msg)
-            else:
-                fn(**msg.args)
+        prepared = core.unit(lambda step: recover_interrupted(step, msg.token_id))
+        if prepared is not None:
+            self._pend(Work(prepared.pid, run_execute(core, prepared)))
+
+    def _task(self, msg: Task) -> None:
+        fn = self.core.tasks.get(msg.name)
+        if fn is None:
+            log.error("no task %r is registered with this engine: %r dropped", msg.name, msg)
+        else:
+            fn(**msg.args)
+
+    def _stashed(self, msg: Message) -> Prepared | ScheduleJob | None:
+        entry = self._stash.pop(id(msg), None)
+        return entry[1] if entry is not None and entry[0] is msg else None
 
     # -- user steps --------------------------------------------------------------------------------
     def _execute(self, msg: Execute) -> None:
-        prepared = self._stash.pop(msg, None)
+        prepared = self._stashed(msg)
         if not isinstance(prepared, Prepared):
             core = self.core
             loaded = core.store.read(lambda tx: load_execute(core, tx, msg))
@@ -129,16 +148,13 @@ class Worker:
         """One poll or callback step; one step per schedule at a time (a busy schedule's step is
         tried again shortly, never dropped)."""
         core = self.core
-        with self._lock:
-            busy = sid in self._busy
-            if not busy:
-                self._busy.add(sid)
-        if busy:
+        mine = object()
+        if self._busy.setdefault(sid, mine) is not mine:  # an atomic test-and-set
             core.send_at(core.clock.now() + BUSY_RETRY, msg)
             return
         handed = False
         try:
-            job = self._stash.pop(msg, None)
+            job = self._stashed(msg)
             if not isinstance(job, ScheduleJob):
                 loaded = core.store.read(lambda tx: load_job(core, tx, sid, callback))
                 if loaded is None:
@@ -151,28 +167,26 @@ class Worker:
             handed = True
         finally:
             if not handed:
-                with self._lock:
-                    self._busy.discard(sid)
+                self._busy.pop(sid, None)
 
     # -- rounds ------------------------------------------------------------------------------------
     def _pend(self, work: Work) -> None:
-        with self._lock:
-            self._pending.append(work)
+        self._pending.append(work)
 
     def _after(self) -> None:
         """Lead a round unless more messages wait and this thread's work so far was quick (then
         it takes them first). The leader runs the first user code its round reached, and looks
         again."""
+        loc = self._local
+        dispatcher = self.core.dispatcher
         while True:
-            loc = self._local
-            count = getattr(loc, "count", 0)
+            try:
+                count = loc.count
+            except AttributeError:  # this thread's first message
+                count = 0
             if count == 0:
                 loc.started = time.monotonic()
-            if (
-                self.core.dispatcher.pending
-                and count + 1 < BATCH
-                and time.monotonic() - loc.started < SLOW_USER_CODE
-            ):
+            if dispatcher.pending and count + 1 < BATCH and time.monotonic() - loc.started < SLOW_USER_CODE:
                 loc.count = count + 1
                 return
             loc.count = 0
@@ -182,7 +196,7 @@ class Worker:
             try:
                 self._continue(kept)
             except Exception:
-                log.exception("worker failed on %r", kept.msg)
+                log.exception("worker failed on %r", kept[0])
 
     def _lead(self) -> Continuation | None:
         """Become the round leader if nobody is: advance every pending token, BATCH at a time.
@@ -196,9 +210,7 @@ class Worker:
                 return kept
             try:
                 while True:
-                    with self._lock:
-                        batch = self._pending[:BATCH]
-                        del self._pending[:BATCH]
+                    batch = self._take(BATCH)
                     if not batch:
                         break
                     if kept is not None:  # another round first: let any worker have it
@@ -208,6 +220,17 @@ class Worker:
             finally:
                 self._leader.release()
         return kept
+
+    def _take(self, n: int) -> list[Work]:
+        batch: list[Work] = []
+        pending = self._pending
+        take = pending.popleft
+        try:
+            for _ in range(min(n, len(pending))):
+                batch.append(take())
+        except IndexError:  # another thread took the last one
+            pass
+        return batch
 
     def _round(self, batch: list[Work]) -> Continuation | None:
         """Advance a batch in one transaction; send the user code it reached but the first, which
@@ -223,8 +246,7 @@ class Worker:
             return None
         self._retry_delay = RETRY_FIRST
         if leftover:  # stopped early for another caller, or to be tried again: first next round
-            with self._lock:
-                self._pending[:0] = leftover
+            self._pending.extendleft(reversed(leftover))
         self._release([w for w, _ in outcomes])
         kept: Continuation | None = None
         for work, outcome in outcomes:
@@ -253,38 +275,35 @@ class Worker:
             len(batch),
             self._retry_delay,
         )
-        with self._lock:
-            self._pending[:0] = batch
+        self._pending.extendleft(reversed(batch))
         time.sleep(self._retry_delay)
         self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
 
     def _release(self, works: list[Work]) -> None:
         """The schedules whose steps these works carried are free for their next step."""
-        done = {w.schedule_id for w in works if w.schedule_id is not None}
-        if done:
-            with self._lock:
-                self._busy.difference_update(done)
+        for w in works:
+            if w.schedule_id is not None:
+                self._busy.pop(w.schedule_id, None)
 
     # -- continuations ---------------------------------------------------------------------------
     def _send(self, cont: Continuation) -> None:
-        if self.core.dispatcher.shares_memory:
-            self._stash[cont.msg] = cont.payload
-        self.core.send(cont.msg)
+        msg = cont[0]  # an Execute or a Poll: nothing core.send must note
+        if self._shares_memory:
+            self._stash[id(msg)] = cont
+        self.core.dispatcher.send(msg)
 
     def _continue(self, cont: Continuation) -> None:
         """Run a continuation's user code here, now (the leader's own)."""
-        payload = cont.payload
+        payload = cont[1]
         if isinstance(payload, Prepared):
             self._pend(Work(payload.pid, run_execute(self.core, payload)))
             return
         sid = payload.schedule.id
-        with self._lock:
-            self._busy.add(sid)
+        self._busy[sid] = payload
         try:
             result = run_schedule(self.core, payload)
         except BaseException:
-            with self._lock:
-                self._busy.discard(sid)
+            self._busy.pop(sid, None)
             raise
         self._pend(Work(payload.prepared.pid, result, sid))
 
@@ -294,10 +313,10 @@ def _continuation(work: Work, outcome: Outcome | None) -> Continuation | None:
         return None
     if outcome.poll is not None:
         job = outcome.poll
-        return Continuation(Poll(job.schedule.id), job)
+        return Poll(job.schedule.id), job
     if outcome.execute is not None:
         prep = outcome.execute
-        return Continuation(Execute(prep.pid, prep.node_id, prep.version), prep)
+        return Execute(prep.pid, prep.node_id, prep.version), prep
     return None
 
 

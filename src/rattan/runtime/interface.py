@@ -66,7 +66,7 @@ class NodeData:
     override: dict[str, Any] | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScheduleQuery:
     """Which schedules ``Reads.waits`` returns: the one with ``id``, or a node's (at ``version``);
     ``pending`` keeps live ones (neither finished nor expired). Oldest first."""
@@ -77,7 +77,7 @@ class ScheduleQuery:
     pending: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallbackQuery:
     """Which callbacks ``Reads.waits`` returns; every field given narrows the result. ``pending``
     keeps those not yet applied. Oldest first."""

@@ -85,6 +85,8 @@ class LeaseQueries:
         # only ready ones are work now. Without an owner, only ready tokens are looked for
         # (what the partial index holds): a parked one gets an owner when it is next advanced.
         live = "status = 'ready'" if where == "owner IS NULL" else "status != 'done'"
+        if where == "owner IS NULL":  # tokens without owner that are no work leave the index
+            c.execute("UPDATE processes SET owner='' WHERE owner IS NULL AND status != 'ready'")
         for token_id, status, executing in c.execute(
             f"UPDATE processes SET owner=?, rev=rev+1 WHERE {where} AND {live} "
             "RETURNING id, status, executing",
@@ -93,6 +95,8 @@ class LeaseQueries:
             claimed += 1
             if status == TokenStatus.READY:
                 work.append((now, Recover(token_id) if executing else Advance(token_id)))
+        if where == "owner IS NULL":
+            c.execute("UPDATE schedules SET owner='' WHERE owner IS NULL AND (finished=1 OR expired=1)")
         for sid, due in c.execute(
             f"UPDATE schedules SET owner=? WHERE {where} AND finished=0 AND expired=0 RETURNING id, due",
             (me, *args),

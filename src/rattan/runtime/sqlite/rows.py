@@ -21,12 +21,19 @@ STATES_BY = [""] + [
     f"SELECT {STATE_COLS} FROM states WHERE node_id IN ({','.join('?' * n)})" for n in range(1, 9)
 ]
 PROC_BY_ID = f"SELECT {PROC_COLS} FROM processes WHERE id=?"
-# a token is written only if no one else wrote it since it was read (its rev is unchanged)
-SAVE_PROC = (
-    "UPDATE processes SET current=?, destination=?, stack=?, pending=?, executing=?, owner=?, rev=rev+1 "
-    "WHERE id=? AND rev=?"
-)
-SAVE_PROC_STATUS = SAVE_PROC.replace(", rev=rev+1", ", rev=rev+1, status=?")
+# A token is written only if no one else wrote it since it was read (its rev is unchanged). The
+# status and the owner are named only when they change: naming a column makes SQLite revisit every
+# index that depends on it (status: the root/status index; owner: the partial index of rows
+# with no owner), and a step changes neither most of the time. Key: (status changed, owner changed).
+_SAVE = "UPDATE processes SET current=?, destination=?, stack=?, pending=?, executing=?, rev=rev+1"
+SAVE_PROC = {
+    (status, owner): _SAVE
+    + (", status=?" if status else "")
+    + (", owner=?" if owner else "")
+    + " WHERE id=? AND rev=?"
+    for status in (False, True)
+    for owner in (False, True)
+}
 INSERT_PROC = (
     "INSERT INTO processes(root_id, parent_id, current, destination, stack, status, pending, executing, "
     "owner) VALUES (?,?,?,?,?,?,?,?,?)"

@@ -121,9 +121,12 @@ MIGRATIONS: dict[int, list[str]] = {
     # many engine processes on one store (leases): every row that stands for pending work names
     # the engine that owns it; an owner renews its lease in ``owners``, and the work of an owner
     # whose lease ran out (or that crashed on this machine) is claimed by another. Rows with no
-    # owner (written by an engine that runs no workers, or before this migration) are claimed by
-    # the first engine that looks; the partial indexes hold only those, so looking is cheap.
-    # Tokens get a revision: their writes are compare-and-set like those of states.
+    # owner (NULL: written by an engine that runs no workers, or live work stored before this
+    # migration) are claimed by the first engine that looks; the partial indexes hold only those,
+    # so looking is cheap, and depend on the owner column alone, so the writes of a step (which
+    # leave the owner as it is) never touch them. Rows that are no work ('' as owner: finished
+    # tokens and schedules) are in no index. Tokens get a revision: their writes are
+    # compare-and-set like those of states.
     5: [
         """CREATE TABLE owners (
             id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, pid_started TEXT,
@@ -133,9 +136,10 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE schedules ADD COLUMN owner TEXT",
         "ALTER TABLE timers ADD COLUMN owner TEXT",
         "ALTER TABLE rollback_jobs ADD COLUMN owner TEXT",
-        "CREATE INDEX processes_unowned ON processes(id) WHERE owner IS NULL AND status = 'ready'",
-        "CREATE INDEX schedules_unowned ON schedules(id) "
-        "WHERE owner IS NULL AND finished = 0 AND expired = 0",
+        "UPDATE processes SET owner='' WHERE status = 'done'",
+        "UPDATE schedules SET owner='' WHERE finished = 1 OR expired = 1",
+        "CREATE INDEX processes_unowned ON processes(id) WHERE owner IS NULL",
+        "CREATE INDEX schedules_unowned ON schedules(id) WHERE owner IS NULL",
         "CREATE INDEX timers_unowned ON timers(id) WHERE owner IS NULL",
     ],
 }

@@ -27,7 +27,6 @@ from rattan.runtime.sqlite.rows import (
     PROC_BY_ID,
     PROC_COLS,
     SAVE_PROC,
-    SAVE_PROC_STATUS,
     STATE_COLS,
     STATES_BY,
     ContextRows,
@@ -157,8 +156,11 @@ class SQLiteUnit(WaitQueries, LeaseQueries):
                 f"SELECT {STATE_COLS} FROM states WHERE root_id=? ORDER BY created", (root_id,)
             )
             return [state_record(r) for r in cursor]
-        batch = node_ids if isinstance(node_ids, list) else list(node_ids)
         cache = self.cache
+        if cache is not None and len(node_ids) == 1 and node_ids[0] in cache.states:
+            row = cache.states[node_ids[0]]  # the hot path: one node, known to the cache
+            return [] if row is None else [state_record(row)]
+        batch = node_ids if isinstance(node_ids, list) else list(node_ids)
         if cache is None:
             return [state_record(r) for r in self._state_rows(batch)]
         states = cache.states
@@ -231,6 +233,10 @@ class SQLiteUnit(WaitQueries, LeaseQueries):
                 sql += f" AND status IN ({marks(len(st))})"
                 args += st
             return [proc_record(r) for r in self.c.execute(sql + " ORDER BY id", args)]
+        if len(token_ids) == 1:  # the hot path: a step reads its token, mostly from the cache
+            cache = self.cache
+            if cache is not None and (cached := cache.procs.get(token_ids[0])) is not None:
+                return [cached_proc_record(cached)]
         out: list[TokenRecord] = []
         for pid in token_ids:
             token = self._token(pid)
@@ -262,12 +268,20 @@ class SQLiteUnit(WaitQueries, LeaseQueries):
             p.rev = 0
             p.stored_status = p.status
         else:
-            row = (p.current, p.destination, dumps(p.stack), p.pending, p.executing, p.owner)
+            if p.status == _DONE and p.owner is None:
+                p.owner = ""  # finished: no work for anyone to claim
+            cached = self.cache.procs.get(p.id) if self.cache is not None else None
+            same_owner = cached is not None and cached[9] == p.owner
+            row = (p.current, p.destination, dumps(p.stack), p.pending, p.executing)
             if p.status == p.stored_status:
-                # status unchanged: not naming it keeps SQLite from rewriting its index entry
-                cur = self.c.execute(SAVE_PROC, (*row, p.id, p.rev))
+                if same_owner:  # the common case: a step moved the token on
+                    cur = self.c.execute(SAVE_PROC[False, False], (*row, p.id, p.rev))
+                else:
+                    cur = self.c.execute(SAVE_PROC[False, True], (*row, p.owner, p.id, p.rev))
+            elif same_owner:
+                cur = self.c.execute(SAVE_PROC[True, False], (*row, p.status, p.id, p.rev))
             else:
-                cur = self.c.execute(SAVE_PROC_STATUS, (*row, p.status, p.id, p.rev))
+                cur = self.c.execute(SAVE_PROC[True, True], (*row, p.status, p.owner, p.id, p.rev))
             if cur.rowcount != 1:
                 if self.cache is not None:
                     self.cache.procs.pop(p.id, None)

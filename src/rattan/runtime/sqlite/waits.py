@@ -85,7 +85,7 @@ class WaitQueries:
 
     # -- writes --------------------------------------------------------------------------------
     def put_wait(self, wait: Wait) -> int:
-        if isinstance(wait, ScheduleRecord):
+        if type(wait) is ScheduleRecord or isinstance(wait, ScheduleRecord):
             return self._put_schedule(wait)
         if isinstance(wait, CallbackRecord):
             return self._put_callback(wait)
@@ -104,10 +104,20 @@ class WaitQueries:
             )  # fmt: skip
             s.id = int(cur.lastrowid or 0)
         else:
-            self.c.execute(
-                "UPDATE schedules SET times=?, finished=?, expired=?, due=?, owner=? WHERE id=?",
-                (s.times, int(s.finished), int(s.expired), s.due, s.owner, s.id),
-            )
+            if (s.finished or s.expired) and s.owner is None:
+                s.owner = ""  # over: no work for anyone to claim
+            cached = self.cache.schedules.get(s.id) if self.cache is not None else None
+            if cached is not None and cached[9] == s.owner:
+                # the owner as it was: not naming it leaves the index of unowned rows alone
+                self.c.execute(
+                    "UPDATE schedules SET times=?, finished=?, expired=?, due=? WHERE id=?",
+                    (s.times, int(s.finished), int(s.expired), s.due, s.id),
+                )
+            else:
+                self.c.execute(
+                    "UPDATE schedules SET times=?, finished=?, expired=?, due=?, owner=? WHERE id=?",
+                    (s.times, int(s.finished), int(s.expired), s.due, s.owner, s.id),
+                )
         if self.cache is not None:
             if s.finished or s.expired:  # a finished or expired one is not read again
                 self.cache.schedules.pop(s.id, None)

@@ -18,7 +18,7 @@ from rattan.components.service import ScheduleType
 from rattan.engine import policies
 from rattan.engine.inputs import HydrateError, resolve_inputs, static_references, store_loop_counters
 from rattan.engine.jobs import Prepared, service_logs
-from rattan.engine.passes import close_pass, encode_data, stamp_outputs
+from rattan.engine.passes import close_pass, seal
 from rattan.engine.schedule import ScheduleJob
 from rattan.engine.step import Step
 from rattan.model import states
@@ -167,12 +167,12 @@ def record_execute(step: Step, proc: TokenRecord, res: ExecResult) -> bool:
         step.save_process(proc)
         return False
     info = step.core.plans.plan(proc.root_id).info(prep.node_id)
-    outputs = stamp_outputs(step, res.outputs, res.value, res.ok, prep)
+    ex_data = res.outputs.get("ex_data")
+    outputs, in_blob, out_blob, ok = seal(step, prep, res.inputs, res.outputs, res.value, res.ok)
     if res.ok:
         step.event("post_execute", root_pipeline_id=proc.root_id, node_id=prep.node_id)
     for ev in res.error_events:
-        step.event(ev, root_pipeline_id=proc.root_id, node_id=prep.node_id, ex_data=outputs.get("ex_data"))
-    outputs, in_blob, out_blob, ok = encode_data(res.inputs, outputs, res.ok)
+        step.event(ev, root_pipeline_id=proc.root_id, node_id=prep.node_id, ex_data=ex_data)
     if not ok:
         res.ok = False
         res.schedule_type = None

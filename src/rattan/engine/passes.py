@@ -20,22 +20,17 @@ if TYPE_CHECKING:
     from rattan.model.records import StateRecord, TokenRecord
 
 
-def stamp_outputs(
-    step: Step, outputs: dict[str, Any], value: Any, ok: bool, prep: Prepared
-) -> dict[str, Any]:
-    """The system keys every pass leaves in its outputs: ``_result``, ``_loop``, ``_inner_loop``."""
+def seal(
+    step: Step, prep: Prepared, inputs: dict[str, Any], outputs: dict[str, Any], value: Any, ok: bool
+) -> tuple[dict[str, Any], bytes, bytes, bool]:
+    """Stamp the system keys every pass leaves in its outputs (``_result``, ``_loop``,
+    ``_inner_loop``) and encode inputs and outputs: (outputs, inputs JSON, outputs JSON, ok).
+    Outputs that JSON cannot hold fail the pass with an ex_data naming the first bad key, instead
+    of being stored as something else."""
     offset = step.core.settings.rerun_index_offset
     outputs["_result"] = value if ok else False
     outputs["_loop"] = prep.loop + offset
     outputs["_inner_loop"] = prep.inner_loop + offset
-    return outputs
-
-
-def encode_data(
-    inputs: dict[str, Any], outputs: dict[str, Any], ok: bool
-) -> tuple[dict[str, Any], bytes, bytes, bool]:
-    """(outputs, inputs JSON, outputs JSON, ok). Outputs that JSON cannot hold fail the pass with
-    an ex_data naming the first bad key, instead of being stored as something else."""
     try:
         return outputs, dumps(inputs), dumps(outputs), ok
     except JSONError:

@@ -17,7 +17,7 @@ from rattan import signals
 from rattan.components.service import ScheduleType
 from rattan.engine import policies
 from rattan.engine.jobs import Prepared, service_logs
-from rattan.engine.passes import close_pass, encode_data, stamp_outputs
+from rattan.engine.passes import close_pass, seal
 from rattan.engine.step import root_revoked
 from rattan.model import states
 from rattan.model.messages import Callback, Poll
@@ -200,14 +200,14 @@ def apply_schedule(
     if res.interval_error:
         ok = False
         outputs["ex_data"] = "interval generator returned None"
-    outputs = stamp_outputs(step, outputs, res.value, ok, prep)
+    ex_data = outputs.get("ex_data")
+    outputs, in_blob, out_blob, encoded = seal(step, prep, res.inputs, outputs, res.value, ok)
+    ok = ok and encoded
     step.event("pre_schedule", root_pipeline_id=prep.root_id, node_id=prep.node_id)
     if res.ok:
         step.event("post_schedule", root_pipeline_id=prep.root_id, node_id=prep.node_id)
     for ev in res.events:
-        step.event(ev, root_pipeline_id=prep.root_id, node_id=prep.node_id, ex_data=outputs.get("ex_data"))
-    outputs, in_blob, out_blob, encoded = encode_data(res.inputs, outputs, ok)
-    ok = ok and encoded
+        step.event(ev, root_pipeline_id=prep.root_id, node_id=prep.node_id, ex_data=ex_data)
     tx.put_node_data(prep.node_id, inputs=in_blob, outputs=out_blob, logs=(prep.version, res.logs))
     sched.times += 1
     if ok and not res.finished and root_revoked(step, proc):

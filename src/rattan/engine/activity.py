@@ -96,8 +96,8 @@ def enter_activity(
         return None
     step.write_state(entered, old)
     policies.arm_timeout(step, info, entered)
-    step.event("node_enter", root_pipeline_id=proc.root_id, node_id=node.id)
-    step.event("pre_execute", root_pipeline_id=proc.root_id, node_id=node.id)
+    step.node_event("node_enter", proc.root_id, node.id)
+    step.node_event("pre_execute", proc.root_id, node.id)
     proc.executing = entered.version
     step.save_process(proc)
     return prepared
@@ -117,7 +117,7 @@ def _fail_unrun(step: Step, proc: TokenRecord, entered: StateRecord, info: NodeI
     proc.status = TokenStatus.FAILED
     proc.executing = None
     step.save_process(proc)
-    step.event("node_execute_fail", root_pipeline_id=proc.root_id, node_id=info.node.id)
+    step.node_event("node_execute_fail", proc.root_id, info.node.id)
 
 
 def run_execute(core: EngineCore, prep: Prepared) -> ExecResult:
@@ -170,7 +170,7 @@ def record_execute(step: Step, proc: TokenRecord, res: ExecResult) -> bool:
     ex_data = res.outputs.get("ex_data")
     outputs, in_blob, out_blob, ok = seal(step, prep, res.inputs, res.outputs, res.value, res.ok)
     if res.ok:
-        step.event("post_execute", root_pipeline_id=proc.root_id, node_id=prep.node_id)
+        step.node_event("post_execute", proc.root_id, prep.node_id)
     for ev in res.error_events:
         step.event(ev, root_pipeline_id=proc.root_id, node_id=prep.node_id, ex_data=ex_data)
     if not ok:
@@ -227,7 +227,7 @@ def recover_interrupted(step: Step, pid: int) -> Prepared | None:
     if not core.services.is_idempotent(node):
         failed = state.copy()
         step.fail_node(proc, failed, state, INTERRUPTED, merge_outputs=False)
-        step.event("node_execute_fail", root_pipeline_id=proc.root_id, node_id=node.id)
+        step.node_event("node_execute_fail", proc.root_id, node.id)
         policies.on_failure(step, info, failed, ["ExecutionInterrupted"])
         return None
     try:

@@ -54,7 +54,7 @@ def handle(
 
 def _move_on(step: Step, proc: TokenRecord, info: NodeInfo, target: str | None = None) -> TokenRecord:
     proc.current = target if target is not None else info.next_id()
-    step.event("node_finish", root_pipeline_id=proc.root_id, node_id=info.node.id)
+    step.node_event("node_finish", proc.root_id, info.node.id)
     return proc
 
 
@@ -131,7 +131,7 @@ def _end(
         step.fail_node(proc, entered, old, f"context hydrate failed({exc})")
         return None
     step.finish_simple(old, entered)
-    step.event("node_finish", root_pipeline_id=proc.root_id, node_id=info.node.id)
+    step.node_event("node_finish", proc.root_id, info.node.id)
     if len(proc.stack) == 1:  # the root pipeline ends
         tx.put_node_data(proc.root_id, inputs=dumps({}), outputs=dumps(outputs))
         root = step.state(proc.root_id)
@@ -319,6 +319,6 @@ def _subprocess(
     step.put_context(node.id, params, ContextValueType.PLAIN)
     _reset_inner_loops(step, proc.root_id, node.id)
     proc.stack.append(node.id)
-    step.event("node_finish", root_pipeline_id=proc.root_id, node_id=node.id)
+    step.node_event("node_finish", proc.root_id, node.id)
     proc.current = node.pipeline.start_event_id
     return proc

@@ -62,7 +62,7 @@ def close_pass(
         proc.status = TokenStatus.READY
         step.save_process(proc)
         if proc.current != node.id:  # no node_finish between the passes of a loop
-            step.event("node_finish", root_pipeline_id=proc.root_id, node_id=node.id)
+            step.node_event("node_finish", proc.root_id, node.id)
             step.hook(node, "node_finish", callback_id=callback_id)
         return True
     new.name = states.FAILED

@@ -203,9 +203,9 @@ def apply_schedule(
     ex_data = outputs.get("ex_data")
     outputs, in_blob, out_blob, encoded = seal(step, prep, res.inputs, outputs, res.value, ok)
     ok = ok and encoded
-    step.event("pre_schedule", root_pipeline_id=prep.root_id, node_id=prep.node_id)
+    step.node_event("pre_schedule", prep.root_id, prep.node_id)
     if res.ok:
-        step.event("post_schedule", root_pipeline_id=prep.root_id, node_id=prep.node_id)
+        step.node_event("post_schedule", prep.root_id, prep.node_id)
     for ev in res.events:
         step.event(ev, root_pipeline_id=prep.root_id, node_id=prep.node_id, ex_data=ex_data)
     tx.put_node_data(prep.node_id, inputs=in_blob, outputs=out_blob, logs=(prep.version, res.logs))

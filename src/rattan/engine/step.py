@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from rattan.runtime.interface import UnitOfWork
     from rattan.spec.model import Node
 
-# a run's events gathered in one unit (or one round): [type, node_id] or [type, node_id, data]
-LogSink = list[tuple[str, dict[str, Any]]]
+# a run's events gathered in one unit (or one round): (type, data), or (type, root id, node id)
+# for a node event whose data is its root and node only (most events, kept without a dict)
+LogSink = list[tuple[str, dict[str, Any]] | tuple[str, str, str]]
 
 
 class Effects:
@@ -136,6 +137,15 @@ class Step:
             for listener in core.tx_listeners:
                 listener(self, event_type, data)
 
+    def node_event(self, event_type: str, root_id: str, node_id: str) -> None:
+        """``event(event_type, root_pipeline_id=root_id, node_id=node_id)``, the shape of most
+        events: without a listener to show it to, it is only logged, and no dict is built."""
+        core = self.core
+        if core.listeners or core.tx_listeners:
+            self.event(event_type, root_pipeline_id=root_id, node_id=node_id)
+        else:
+            self._log.append((event_type, root_id, node_id))
+
     def hook(self, node: Node, name: str, save: bool = True, callback_id: int | None = None) -> None:
         """Call a service hook after the commit (SPEC 9); ``save`` keeps its data changes.
         Only services that opt in with ``__need_run_hook__`` cost anything."""
@@ -200,7 +210,11 @@ def write_log(step: Step, entries: LogSink) -> None:
     """Append events to the durable log: each run's events of a unit (or round) in one call,
     in order (a node pass emits several; the store keeps them compactly)."""
     by_root: dict[str, list[list[Any]]] = {}
-    for event_type, data in entries:
+    for entry in entries:
+        if len(entry) == 3:  # node_event: (type, root, node)
+            by_root.setdefault(entry[1], []).append([entry[0], entry[2]])
+            continue
+        event_type, data = entry
         node_id = data.get("node_id")
         if len(data) == 2 and node_id is not None and (root := data.get("root_pipeline_id")):
             # most node events carry nothing but their root and node: the entry's root and node

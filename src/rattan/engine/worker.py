@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from rattan.engine import policies
 from rattan.engine.activity import ExecResult, load_execute, recover_interrupted, run_execute
-from rattan.engine.advance import Outcome
 from rattan.engine.batch import Batch, Work
 from rattan.engine.jobs import Prepared
 from rattan.engine.schedule import ScheduleJob, expire_schedule, load_job, run_schedule
@@ -247,16 +246,31 @@ class Worker:
         self._retry_delay = RETRY_FIRST
         if leftover:  # stopped early for another caller, or to be tried again: first next round
             self._pending.extendleft(reversed(leftover))
-        self._release([w for w, _ in outcomes])
+        busy = self._busy
+        stash = self._stash if self._shares_memory else None
+        send = self.core.dispatcher.send
         kept: Continuation | None = None
         for work, outcome in outcomes:
-            cont = _continuation(work, outcome)
-            if cont is None:
+            if work.schedule_id is not None:  # recorded: the schedule is free for its next step
+                busy.pop(work.schedule_id, None)
+            if outcome is None:
+                continue
+            # the user code the token reached: its message, and what the engine has for it
+            cont: Continuation
+            if outcome.poll is not None:
+                job = outcome.poll
+                cont = (Poll(job.schedule.id), job)
+            elif outcome.execute is not None:
+                prep = outcome.execute
+                cont = (Execute(prep.pid, prep.node_id, prep.version), prep)
+            else:
                 continue
             if kept is None:
                 kept = cont
-            else:
-                self._send(cont)
+            else:  # sent (Execute and Poll: nothing core.send must note)
+                if stash is not None:
+                    stash[id(cont[0])] = cont
+                send(cont[0])
         return kept
 
     def _round_failed(self, batch: list[Work], exc: Exception) -> None:
@@ -306,18 +320,6 @@ class Worker:
             self._busy.pop(sid, None)
             raise
         self._pend(Work(payload.prepared.pid, result, sid))
-
-
-def _continuation(work: Work, outcome: Outcome | None) -> Continuation | None:
-    if outcome is None:
-        return None
-    if outcome.poll is not None:
-        job = outcome.poll
-        return Poll(job.schedule.id), job
-    if outcome.execute is not None:
-        prep = outcome.execute
-        return Execute(prep.pid, prep.node_id, prep.version), prep
-    return None
 
 
 def _schedule_of_callback(tx: Any, cid: int) -> int | None:

@@ -9,8 +9,8 @@ Run from anywhere (rattan must be importable, e.g. installed editable):
     python bench/run.py --profile S2         # one shape under a profiler covering every thread
     python bench/run.py --sql-count          # also: SQL statements and commits per node (untimed pass)
 
-The shapes and components live in ``shared/bench/`` beside the repository (``--shared`` or
-``RATTAN_BENCH_SHARED`` to point elsewhere). See bench/README.md for what is measured and how.
+The shapes and components are ``shapes.py`` and ``components.py`` beside this script (copies of the
+project's benchmark definitions). See bench/README.md for what is measured and how.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 # --------------------------------------------------------------------------------------------------
-# reference figures (bamboo-pipeline on the project's standard 2-core machine, see shared/bench/shapes.py)
+# reference figures (bamboo-pipeline on the project's standard 2-core machine, see bench/shapes.py)
 PEER_SECONDS = {"S1": 34.0, "S2": 12.7, "S3": 32.0, "S4": 6.5}
 PEER_NODES_PER_S = {"S1": 50.0, "S2": 79.0, "S3": 31.0}  # S4 is a wall-time shape: ratio from seconds
 COMPONENT = {
@@ -47,23 +47,16 @@ COMPONENT = {
     "S4": "bench_poll",
 }
 DEFAULT_SHAPES = ("S1", "S2", "S3", "S4")
-ENV_SHARED = "RATTAN_BENCH_SHARED"
+BENCH_DIR = Path(__file__).resolve().parent  # shapes.py and components.py live beside this script
 
 
-def default_shared() -> Path:
-    env = os.environ.get(ENV_SHARED)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "bench"
-
-
-def load_shared(shared: Path) -> tuple[Any, Any]:
-    """Import shapes.py and components.py from ``shared`` (components register themselves)."""
-    if not (shared / "shapes.py").is_file() or not (shared / "components.py").is_file():
-        sys.exit(f"bench: no shapes.py/components.py in {shared} (use --shared or ${ENV_SHARED})")
+def load_bench(folder: Path = BENCH_DIR) -> tuple[Any, Any]:
+    """Import shapes.py and components.py from ``folder`` (components register themselves)."""
+    if not (folder / "shapes.py").is_file() or not (folder / "components.py").is_file():
+        sys.exit(f"bench: no shapes.py/components.py in {folder}")
     mods = []
     for name in ("components", "shapes"):
-        spec = importlib.util.spec_from_file_location(f"rattan_bench_{name}", shared / f"{name}.py")
+        spec = importlib.util.spec_from_file_location(f"rattan_bench_{name}", folder / f"{name}.py")
         assert spec and spec.loader
         mod = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = mod
@@ -473,12 +466,6 @@ def print_sql(rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
-        "--shared",
-        type=Path,
-        default=None,
-        help=f"folder with shapes.py and components.py (default: ${ENV_SHARED} or ../shared/bench)",
-    )
-    ap.add_argument(
         "--shapes", default=",".join(DEFAULT_SHAPES), help="comma list of S0..S4 (default S1,S2,S3,S4)"
     )
     ap.add_argument("--sync", default="FULL,NORMAL", help="comma list of FULL/NORMAL/EXTRA")
@@ -502,8 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="write all results to this JSON file")
     args = ap.parse_args(argv)
 
-    shared = args.shared or default_shared()
-    shapes, _components = load_shared(shared.resolve())
+    shapes, _components = load_bench()
     import rattan
     from rattan import api
 
@@ -518,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     print(
         f"rattan bench: python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
-        f"{os.cpu_count()} cpus, workers={args.workers}, shared={shared}" + (" [quick]" if args.quick else "")
+        f"{os.cpu_count()} cpus, workers={args.workers}" + (" [quick]" if args.quick else "")
     )
     ceilings: dict[str, dict[str, float]] = {}
     if not args.no_ceiling:

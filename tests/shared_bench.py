@@ -1,6 +1,6 @@
-"""Where the benchmark shapes and components shared with the project live, found the way
-``bench/run.py`` finds them (its ``default_shared``: ``$RATTAN_BENCH_SHARED``, else ``shared/bench``
-beside the repository, the layout CI uses)."""
+"""Where the benchmark shapes and components (the project's benchmark definitions, copied into the
+repository) live, found the way ``bench/run.py`` finds them (its ``BENCH_DIR``: ``bench/`` in this
+repository; nothing outside the repository is needed)."""
 
 from __future__ import annotations
 
@@ -16,5 +16,5 @@ def bench_dir() -> Path:
     assert spec is not None and spec.loader is not None
     run = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(run)
-    shared: Path = run.default_shared()
-    return shared
+    folder: Path = run.BENCH_DIR
+    return folder

@@ -1,8 +1,8 @@
 """Every builder example of the seed documents and the bench shapes builds a tree that passes validation.
 
 Sources: the quickstart (seed 001), the flow-orchestration guide (seed 003) and the bench shapes
-(``shared/bench/shapes.py`` beside the repository). Each test builds the tree, checks its shape,
-computes tokens, then runs ``rattan.validator.validate_and_process_pipeline`` on it.
+(``bench/shapes.py``). Each test builds the tree, checks its shape, computes tokens, then runs
+``rattan.validator.validate_and_process_pipeline`` on it.
 """
 
 from __future__ import annotations
@@ -350,8 +350,8 @@ def test_data_input_and_params_example() -> None:
 
 def _shapes() -> ModuleType:
     path = BENCH_DIR / "shapes.py"
-    # shared/ lies beside the repository (CI clones it there): a missing file is a broken checkout
-    assert path.exists(), f"{path} not found: put the project's shared/ folder beside the repository"
+    # bench/ is part of the repository: a missing file is a broken checkout
+    assert path.exists(), f"{path} not found: the repository's bench/ folder is incomplete"
     name = "rattan_bench_shapes_for_builder_tests"
     if name in sys.modules:
         return sys.modules[name]

@@ -62,8 +62,8 @@ SCRIPT = textwrap.dedent(
 
 
 def test_bench_components_register_and_run() -> None:
-    # shared/ lies beside the repository (CI clones it there): a missing file is a broken checkout
-    assert BENCH.exists(), f"{BENCH} not found: put the project's shared/ folder beside the repository"
+    # bench/ is part of the repository: a missing file is a broken checkout
+    assert BENCH.exists(), f"{BENCH} not found: the repository's bench/ folder is incomplete"
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(BENCH)], capture_output=True, text=True, check=False
     )

@@ -29,10 +29,11 @@ API = {
     "EngineAPIResult", "callback", "forced_fail_activity", "get_children_states", "get_data",
     "get_execution_data", "get_execution_data_inputs", "get_execution_data_outputs",
     "get_node_debug_info", "get_node_execution_time", "get_node_histories", "get_node_short_histories",
-    "get_pipeline_debug_info", "get_pipeline_execution_time", "get_pipeline_states",
+    "get_pipeline_debug_info", "get_pipeline_execution_time", "get_pipeline_states", "list_pipelines",
     "pause_node_appoint", "pause_pipeline", "preview_node_inputs", "resume_node_appoint",
     "resume_pipeline", "retry_node", "retry_subprocess", "revoke_pipeline", "run_pipeline",
     "skip_conditional_parallel_gateway", "skip_exclusive_gateway", "skip_node", "update_context_values",
+    "wait_pipeline",
 }  # fmt: skip
 VALIDATOR = {
     "validate_and_process_pipeline", "validate_pipeline_start_node", "get_allowed_start_node_ids",

@@ -6,6 +6,7 @@ becomes ``EngineAPIResult(result=False, message=<text>, exc=<exception>)`` and i
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rattan.results import EngineAPIResult, api_result
@@ -22,13 +23,36 @@ def run_pipeline(runtime: Engine, pipeline: dict[str, Any], **options: Any) -> N
 
 
 @_api
-def get_pipeline_states(runtime: Engine, root_id: str, flat_children: bool = True) -> dict[str, Any]:
-    return runtime.get_pipeline_states(root_id, flat_children)
+def get_pipeline_states(
+    runtime: Engine, root_id: str, flat_children: bool = True, *, detail: bool = False
+) -> dict[str, Any]:
+    return runtime.get_pipeline_states(root_id, flat_children, detail=detail)
 
 
 @_api
-def get_children_states(runtime: Engine, node_id: str) -> dict[str, Any]:
-    return runtime.get_children_states(node_id)
+def get_children_states(runtime: Engine, node_id: str, *, detail: bool = False) -> dict[str, Any]:
+    return runtime.get_children_states(node_id, detail=detail)
+
+
+@_api
+def list_pipelines(
+    runtime: Engine,
+    state: str | None = None,
+    has_failed_nodes: bool | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    *,
+    created_after: float | datetime | None = None,
+    created_before: float | datetime | None = None,
+) -> list[dict[str, Any]]:
+    return runtime.list_pipelines(
+        state, has_failed_nodes, limit, offset, created_after=created_after, created_before=created_before
+    )
+
+
+@_api
+def wait_pipeline(runtime: Engine, pipeline_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    return runtime.wait_pipeline(pipeline_id, timeout)
 
 
 @_api
@@ -182,6 +206,7 @@ __all__ = [
     "get_pipeline_debug_info",
     "get_pipeline_execution_time",
     "get_pipeline_states",
+    "list_pipelines",
     "pause_node_appoint",
     "pause_pipeline",
     "preview_node_inputs",
@@ -195,4 +220,5 @@ __all__ = [
     "skip_exclusive_gateway",
     "skip_node",
     "update_context_values",
+    "wait_pipeline",
 ]

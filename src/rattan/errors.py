@@ -126,6 +126,11 @@ class InvalidOperationError(RattanError):
     """The operation is not allowed for the target's current state or type."""
 
 
+class ScheduleFinishedError(InvalidOperationError):
+    """A callback came for a node version that no longer waits for one: its schedule finished,
+    or expired (forced fail, retry, revoke)."""
+
+
 class RollBackException(InvalidOperationError):
     """A rollback precondition failed."""
 

@@ -19,20 +19,16 @@ from rattan import signals
 from rattan.components import Registry
 from rattan.components import registry as default_registry
 from rattan.context import ContextValue
-from rattan.engine import controls, preview, reads, retention
+from rattan.engine import controls, retention
 from rattan.engine.core import EngineCore
 from rattan.engine.prepare import run_pipeline
-from rattan.engine.reads import state_of
 from rattan.engine.schedule import expire_schedule
 from rattan.engine.sweep import Sweeper
 from rattan.engine.worker import Worker
-from rattan.errors import NotFoundError
-from rattan.model import states
-from rattan.model.records import ExecutionData, HistoryRecord, ScheduleRecord, StateRecord
+from rattan.queries import Queries
 from rattan.rollback.extension import Rollback, install_rollback
 from rattan.runtime import open_dispatcher, open_store
 from rattan.runtime.clock import SystemClock
-from rattan.runtime.interface import ScheduleQuery
 from rattan.settings import Settings, check_fields
 
 if TYPE_CHECKING:
@@ -41,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("rattan.engine")
 
 
-class Engine:
+class Engine(Queries):
     """A durable pipeline engine.
 
     ``Engine()`` stores everything in ``rattan.db`` in the working directory and runs pipelines on
@@ -279,119 +275,3 @@ class Engine:
     def update_context_values(self, pipeline_id: str, context_values: Iterable[ContextValue]) -> None:
         values = list(context_values)
         self._core.unit(lambda step: controls.update_context_values(step, pipeline_id, values))
-
-    def preview_node_inputs(
-        self, pipeline: dict[str, Any], node_id: str, subprocess_stack: list[str] | None = None,
-        root_pipeline_data: dict[str, Any] | None = None, parent_params: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
-        return preview.preview_node_inputs(
-            self._core,
-            pipeline,
-            node_id,
-            subprocess_stack or [],
-            root_pipeline_data or {},
-            parent_params or {},
-        )
-
-    # -- reads (SPEC 7.5, 7.6) -------------------------------------------------------------------
-    def get_pipeline_states(self, root_id: str, flat_children: bool = True) -> dict[str, Any]:
-        return reads.pipeline_states(self._core, root_id, flat_children)
-
-    def get_children_states(self, node_id: str) -> dict[str, Any]:
-        return reads.children_states(self._core, node_id)
-
-    def get_execution_data(self, node_id: str) -> ExecutionData:
-        """The node's execution data object (``.inputs``, ``.outputs``); NotFoundError if none."""
-        return self.get_exec_data(node_id)
-
-    def get_node_debug_info(self, node_id: str) -> dict[str, Any]:
-        """``{"node", "data", "state", "err"}`` for a node of a stored run (SPEC 7.5)."""
-        return reads.node_debug_info(self._core, node_id)
-
-    def get_execution_data_inputs(self, node_id: str) -> dict[str, Any]:
-        return self._store.read(lambda tx: tx.node_data(node_id)).inputs or {}
-
-    def get_execution_data_outputs(self, node_id: str) -> dict[str, Any]:
-        return self._store.read(lambda tx: tx.node_data(node_id)).outputs or {}
-
-    def get_data(self, node_id: str) -> dict[str, Any]:
-        return reads.static_data(self._core, node_id)
-
-    def get_node_histories(self, node_id: str, loop: int = -1) -> list[dict[str, Any]]:
-        return [reads.history_dict(h) for h in self.get_histories(node_id, loop)]
-
-    def get_node_short_histories(self, node_id: str, loop: int = -1) -> list[dict[str, Any]]:
-        return [reads.history_dict(h, full=False) for h in self.get_histories(node_id, loop)]
-
-    def get_histories(self, node_id: str, loop: int = -1) -> list[HistoryRecord]:
-        return self._store.read(lambda tx: tx.histories(node_id, loop))
-
-    def get_state(self, node_id: str) -> StateRecord:
-        st = self.get_state_or_none(node_id)
-        if st is None:
-            raise NotFoundError(f"node({node_id}) does not exist")
-        return st
-
-    def get_state_or_none(self, node_id: str) -> StateRecord | None:
-        return self._store.read(lambda tx: state_of(tx, node_id))
-
-    def has_state(self, node_id: str) -> bool:
-        return self.get_state_or_none(node_id) is not None
-
-    def batch_get_state_name(self, node_ids: Iterable[str]) -> dict[str, str]:
-        ids = list(node_ids)
-        return {s.node_id: s.name for s in self._store.read(lambda tx: tx.states(ids))}
-
-    def get_exec_data(self, node_id: str) -> ExecutionData:
-        data = self._store.read(lambda tx: tx.node_data(node_id))
-        if data.outputs is None:
-            raise NotFoundError(f"node {node_id} has no execution data")
-        return ExecutionData(data.inputs or {}, data.outputs)
-
-    get_execution_data_object = get_exec_data
-
-    def get_context(self, pipeline_id: str) -> list[ContextValue]:
-        return reads.context_values(self._core, pipeline_id)
-
-    def get_context_values(self, pipeline_id: str, keys: Iterable[str]) -> list[ContextValue]:
-        wanted = set(keys)
-        return [cv for cv in self.get_context(pipeline_id) if cv.key in wanted]
-
-    def get_context_outputs(self, pipeline_id: str) -> set[str]:
-        spec = self._core.plans.plan(self._root_of(pipeline_id)).pipelines.get(pipeline_id)
-        return set(spec.data.outputs) if spec else set()
-
-    def get_schedule_with_node_and_version(self, node_id: str, version: str) -> ScheduleRecord:
-        found = self._store.read(lambda tx: tx.waits(ScheduleQuery(node_id=node_id, version=version)))
-        sched = found[0] if found else None
-        if sched is None:
-            raise NotFoundError(f"no schedule for node {node_id} version {version}")
-        return sched
-
-    def get_plain_log_for_node(self, node_id: str, history_id: int = -1, version: str | None = None) -> str:
-        if version is None and history_id != -1:
-            hist = [h for h in self.get_histories(node_id) if h.id == history_id]
-            version = hist[0].version if hist else None
-        if version is None:
-            st = self.get_state_or_none(node_id)
-            version = st.version if st else None
-        return "\n".join(self._store.read(lambda tx: tx.logs(node_id, version)))
-
-    def get_pipeline_debug_info(self, pipeline_id: str) -> dict[str, Any]:
-        return reads.debug_info(self._core, pipeline_id)
-
-    def get_pipeline_execution_time(self, pipeline_id: str) -> dict[str, Any]:
-        return reads.execution_time(self._core, pipeline_id)
-
-    def get_node_execution_time(self, node_id: str) -> dict[str, Any]:
-        return reads.execution_time(self._core, node_id)
-
-    def _root_of(self, node_id: str) -> str:
-        st = self.get_state_or_none(node_id)
-        if st is None or not st.root_id:
-            raise NotFoundError(f"node({node_id}) does not exist")
-        return st.root_id
-
-    def is_finished(self, root_id: str) -> bool:
-        st = self.get_state_or_none(root_id)
-        return st is not None and st.name == states.FINISHED

@@ -247,14 +247,16 @@ def test_callback_refused_for_poll_nodes_unknown_nodes_and_forced_failed_nodes(
     }
 
 
-def test_callback_before_the_node_waits_is_not_found(engine: rattan.Engine, lab: Lab) -> None:
+def test_callback_to_a_node_not_reached_yet_is_not_found(engine: rattan.Engine, lab: Lab) -> None:
+    # (a callback to a node whose execute still runs is kept until the node waits, or refused
+    # when it moves on without waiting: tests/controls/test_early_callbacks.py)
     a, cb = act("c_block"), act("c_cb")
     tree, _start, _end = chain(a, cb)
     run(engine, tree)
     wait_for(lambda: lab.count("execute", a.id) == 1)
     version = engine.get_state(a.id).version
-    refused(api.callback(engine, a.id, version, {}), rattan.NotFoundError)  # a plain node: no schedule
     refused(api.callback(engine, cb.id, version, {}), rattan.NotFoundError)  # not reached yet
+    refused(api.callback(engine, a.id, "v-other", {}), rattan.NotFoundError)  # not its version
     lab.open(a.id)
 
 

@@ -47,7 +47,7 @@ MIGRATING = python_blocks(ROOT / "docs" / "migrating-from-bamboo.md")
 README = python_blocks(ROOT / "README.md")
 
 # pages whose blocks run here (the migration guide has its own test below)
-RUN_HERE = ("operations.md", "builder.md", "expressions.md")
+RUN_HERE = ("operations.md", "builder.md", "expressions.md", "api.md")
 # pages whose blocks another test module runs
 RUN_ELSEWHERE = {
     "hooks-and-events.md": "tests/events/test_hooks_and_events_docs.py",

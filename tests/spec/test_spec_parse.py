@@ -260,10 +260,10 @@ def test_subprocess_from_builder() -> None:
     data = Data()
     data.inputs["${top}"] = Var(type=Var.PLAIN, value="v")
     data.inputs["${rw}"] = RewritableNodeOutput(
-        source_act=[{"source_act": sub.id, "source_key": "x"}], type=Var.PLAIN
+        source_act=[{"source_act": sub.id, "source_key": "${sub_out}"}], type=Var.PLAIN
     )
     data.inputs["${irw}"] = InitializedRewritableNodeOutput(
-        source_act=[{"source_act": sub.id, "source_key": "y"}], type=Var.PLAIN, value=0
+        source_act=[{"source_act": sub.id, "source_key": "_loop"}], type=Var.PLAIN, value=0
     )
     tree = build_tree(start, data=data)
     spec = load_pipeline(tree)
@@ -279,7 +279,7 @@ def test_subprocess_from_builder() -> None:
     inner_act = inner.nodes[sub_act.id]
     assert isinstance(inner_act, ServiceActivityNode)
     assert inner_act.inputs["k"].type == "splice"
-    assert spec.data.inputs["${rw}"].sources == (SourceRef(sub.id, "x"),)
+    assert spec.data.inputs["${rw}"].sources == (SourceRef(sub.id, "${sub_out}"),)
     assert spec.data.inputs["${irw}"].need_initialization is True
     assert {n.id for _, n in spec.iter_all()} >= {sub.id, sub_act.id}
 

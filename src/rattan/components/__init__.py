@@ -7,6 +7,7 @@ from rattan.components.builtin import BUILTIN_REGISTRY, resolve_component_class
 from rattan.components.component import Component
 from rattan.components.data import DataObject, FancyDict
 from rattan.components.end_event import ExecutableEndEvent
+from rattan.components.hooks import HookType
 from rattan.components.interval import (
     AbstractIntervalGenerator,
     DefaultIntervalGenerator,
@@ -16,6 +17,7 @@ from rattan.components.interval import (
     StaticIntervalGenerator,
 )
 from rattan.components.lazy import LazyVariable, OriginalValue, compute_lazy_value
+from rattan.components.nodes import FlowNodeClsFactory, NodeTypeConflictError
 from rattan.components.registry import ComponentImportError, Registry, collecting_into, registry
 from rattan.components.service import (
     CALLBACK_HOOKS,
@@ -37,8 +39,11 @@ __all__ = [
     "DefaultIntervalGenerator",
     "ExecutableEndEvent",
     "FancyDict",
+    "FlowNodeClsFactory",
+    "HookType",
     "LazyVariable",
     "LinearIntervalGenerator",
+    "NodeTypeConflictError",
     "NullIntervalGenerator",
     "OriginalValue",
     "Registry",

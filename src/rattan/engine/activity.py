@@ -19,13 +19,16 @@ from rattan.engine import policies
 from rattan.engine.inputs import HydrateError, resolve_inputs, static_references, store_loop_counters
 from rattan.engine.jobs import Prepared, service_logs
 from rattan.engine.passes import close_pass, seal
-from rattan.engine.schedule import ScheduleJob
+from rattan.engine.prepare import registered_component_keys
+from rattan.engine.schedule import ScheduleJob, pending_callbacks
 from rattan.engine.step import Step
 from rattan.model import states
 from rattan.model.codec import dumps
+from rattan.model.messages import Callback
 from rattan.model.records import ScheduleRecord, StateRecord, TokenRecord
 from rattan.model.states import TokenStatus
 from rattan.spec.model import ServiceActivityNode
+from rattan.validator import unregistered_message
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
@@ -48,9 +51,15 @@ class ExecResult:
 
 
 def _static_inputs(tx: Reads, info: NodeInfo, state: StateRecord) -> dict[str, tuple[bool, Any]] | None:
-    """A retried node's replaced inputs (``retry_node(data=...)``), or None: the tree's."""
-    if state.retry:
-        override = tx.node_data(info.node.id).override
+    """The inputs a ``retry_node(data=...)`` put in place of the tree's, or None: the tree's. They
+    hold for every later pass of the node too (SPEC 7.4), until a retry with data replaces them."""
+    # Only a retried node can have them, so a first pass skips the read: a normal retry keeps
+    # retry > 0 until the node is re-entered, and re-entry makes loop > 1 for good; a loop retry
+    # keeps both counters, but only a node with a loop_config can be loop-retried.
+    node = info.node
+    looped = isinstance(node, ServiceActivityNode) and bool(node.loop_config)
+    if state.retry or state.loop > 1 or looped:
+        override = tx.node_data(node.id).override
         if override is not None:
             return {k: (bool(v["need_render"]), v["value"]) for k, v in override.items()}
     return None
@@ -60,7 +69,7 @@ def render(core: EngineCore, tx: Reads, proc: TokenRecord, info: NodeInfo, state
     """The node's ``Prepared`` with its inputs rendered now; raises HydrateError."""
     node = info.node
     assert isinstance(node, ServiceActivityNode)
-    inputs = _static_inputs(tx, info, state) if state.retry else None
+    inputs = _static_inputs(tx, info, state)
     refs = static_references(info) if inputs is None else None
     root_data = core.plans.root_data(tx, proc.root_id)
     rendered = resolve_inputs(
@@ -91,7 +100,10 @@ def enter_activity(
         return None
     if not core.services.has_component(node.component_code, node.component_version):
         step.write_state(entered, old)
-        msg = f"component '{node.component_code}' version '{node.component_version}' is not registered"
+        known = registered_component_keys(core)
+        msg = unregistered_message(node.component_code, node.component_version, known) or (
+            f"component '{node.component_code}' version '{node.component_version}' is not registered"
+        )
         _fail_unrun(step, proc, entered, info, msg)
         return None
     step.write_state(entered, old)
@@ -105,7 +117,8 @@ def enter_activity(
 
 def _fail_unrun(step: Step, proc: TokenRecord, entered: StateRecord, info: NodeInfo, ex_data: str) -> None:
     """Fail a node whose service never ran: inputs are the static values as stored (SPEC 4.6)."""
-    inputs = _static_inputs(step.tx, info, entered) or info.inputs
+    replaced = _static_inputs(step.tx, info, entered)
+    inputs = info.inputs if replaced is None else replaced  # retry data {} replaces them with none
     failed = entered.copy()
     failed.name = states.FAILED
     failed.archived = step.now
@@ -198,6 +211,10 @@ def record_execute(step: Step, proc: TokenRecord, res: ExecResult) -> bool:
         if poll:
             prep.inputs = res.inputs
             step.poll_now = ScheduleJob(sched, prep, outputs)
+        else:  # callbacks that came while execute ran are applied now, in arrival order
+            early = pending_callbacks(tx, prep.node_id, prep.version)
+            if early:
+                step.fx.sends.append(Callback(early[0].id))
         return False
     tx.put_node_data(prep.node_id, inputs=in_blob, outputs=out_blob, logs=(prep.version, res.logs))
     return close_pass(step, proc, info, state, outputs, res.ok, "node_execute_fail", res.error_types)

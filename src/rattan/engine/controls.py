@@ -11,7 +11,7 @@ from rattan.engine import policies
 from rattan.engine.loops import reset_outputs
 from rattan.engine.schedule import expire
 from rattan.engine.step import Step
-from rattan.errors import InvalidOperationError, NotFoundError
+from rattan.errors import InvalidOperationError, NotFoundError, ScheduleFinishedError
 from rattan.ids import unique_id
 from rattan.model import states
 from rattan.model.codec import dumps
@@ -363,25 +363,29 @@ def callback(step: Step, node_id: str, version: str, data: Any, idempotency_key:
     found = tx.waits(ScheduleQuery(node_id=node_id, version=version))
     sched = found[0] if found else None
     if sched is None:
-        raise NotFoundError(f"schedule not found for node {node_id} version {version}")
-    if sched.type == ScheduleType.POLL:
+        # no wait yet: the node's execute may still run (an outside system that answers fast).
+        # Kept in the inbox, it is applied when the node starts waiting (record_execute), or
+        # refused by the sweep if the node ends without waiting (schedule.refuse_unscheduled)
+        running = st.version == version and st.name == states.RUNNING
+        if not (running and isinstance(info.node, ServiceActivityNode)):
+            raise NotFoundError(f"schedule not found for node {node_id} version {version}")
+    elif sched.type == ScheduleType.POLL:
         raise InvalidOperationError(f"node {node_id} polls; it does not take callbacks")
-    if st.version != version:
+    elif st.version != version:
         # the caller expires the schedule in a unit of its own: this one is rolled back
         raise StaleCallbackError(f"node version {version} not exist", sched.id)
-    if sched.finished:
-        raise InvalidOperationError("schedule is already finished")
-    if sched.expired:
-        raise InvalidOperationError("schedule is already expired")
+    elif sched.finished or sched.expired:  # the peer's messages, a type of their own
+        raise ScheduleFinishedError(f"schedule is already {'finished' if sched.finished else 'expired'}")
     if idempotency_key is not None:
         existing = tx.waits(CallbackQuery(node_id=node_id, idem_key=idempotency_key))
         if existing:
             return existing[0].id  # a duplicate: acknowledged, applied once
-    _parked(step, node_id, (P_SLEEP,))
+    if sched is not None:
+        _parked(step, node_id, (P_SLEEP,))
     step.event("pre_callback", node_id=node_id, version=version, data=data)
     cid = tx.put_wait(CallbackRecord(0, node_id, version, data, idempotency_key, created=step.now))
     step.hook(info.node, "pre_callback", save=False, callback_id=cid)
-    if sched.owner is None or sched.owner == step.core.owner_id:
+    if sched is not None and (sched.owner is None or sched.owner == step.core.owner_id):
         step.fx.sends.append(Callback(cid))  # else the schedule's owner finds it in its sweep
     step.event("post_callback", node_id=node_id, version=version, data=data)
     step.hook(info.node, "post_callback", save=False, callback_id=cid)

@@ -27,6 +27,12 @@ class HydrateError(RattanError):
     """Rendering a node's inputs failed; the node fails with this message in ``ex_data``."""
 
 
+class TemplateError(HydrateError, ExpressionError):
+    """A segment failed with ``template_strict`` on. A HydrateError so that every node kind that
+    renders (activities, subprocess params, gateway conditions) fails the node with the message
+    instead of stopping the engine step; an ExpressionError for callers outside a run (previews)."""
+
+
 def input_references(inputs: StaticInputs) -> set[str]:
     refs: set[str] = set()
     for need, value in inputs.values():
@@ -51,20 +57,33 @@ class Renderer:
         self.inner_loop = inner_loop
         self.node_id = node_id
         self.names: dict[str, Any] = {}
+        # every key of the context last loaded: an undefined name's "did you mean" is looked up
+        # there, since ``names`` holds only the keys the node references
+        self.known: Iterable[str] = ()
+        self.where = ""  # "input 'k': " while an input is rendered, for the warning
 
     def _on_failure(self, text: str, error: ExpressionError) -> None:
-        log.warning("node %s: template %r left unrendered: %s", self.node_id, text, error.reason)
-
-    def render(self, value: Any) -> Any:
-        settings = self.core.settings
-        return render_value(
-            value,
-            self.names,
-            strict=settings.template_strict,
-            render_obj=settings.enable_render_obj_by_mako_string,
-            extra_functions=settings.expression_names or None,
-            on_failure=self._on_failure,
+        log.warning(
+            "node %s: %stemplate %r left unrendered: %s", self.node_id, self.where, text, error.reason
         )
+
+    def render(self, value: Any, key: str | None = None) -> Any:
+        """Render ``value``; ``key`` names the input being rendered in the warning of a failing
+        segment. Raises TemplateError for a failing segment when ``template_strict`` is on."""
+        settings = self.core.settings
+        self.where = "" if key is None else f"input {key!r}: "
+        try:
+            return render_value(
+                value,
+                self.names,
+                strict=settings.template_strict,
+                render_obj=settings.enable_render_obj_by_mako_string,
+                extra_functions=settings.expression_names or None,
+                on_failure=self._on_failure,
+                suggest_from=self.known,
+            )
+        except ExpressionError as exc:
+            raise TemplateError(exc.expression, exc.reason) from exc
 
     def _compute_lazy(self, code: str, rendered: Any, raw: Any) -> Any:
         try:
@@ -82,6 +101,7 @@ class Renderer:
 
     def load(self, ctx: dict[str, tuple[int, Any, str | None]], keys: Iterable[str]) -> None:
         entries = {k: ContextEntry(_TYPES[t], v, c) for k, (t, v, c) in ctx.items()}
+        self.known = entries
         settings = self.core.settings
         self.names.update(
             hydrate(
@@ -154,7 +174,7 @@ def resolve_inputs(
     out: dict[str, Any] = {}
     try:
         for key, (need, value) in inputs.items():
-            out[key] = renderer.render(value) if need else value
+            out[key] = renderer.render(value, key) if need else value
     except Exception as exc:
         raise HydrateError(str(exc)) from exc
     out.update(system)

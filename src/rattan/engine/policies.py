@@ -29,7 +29,14 @@ from rattan.engine.timers import BaseAction, enabled_events, parse_timer
 from rattan.errors import Problem, TreeInvalidException
 from rattan.model import states
 from rattan.model.messages import FireTimer, Task
-from rattan.model.records import StateRecord, TimerRecord
+from rattan.model.records import (
+    KIND_RETRY,
+    KIND_SKIP,
+    KIND_TIMEOUT,
+    KIND_TIMER_EVENT,
+    StateRecord,
+    TimerRecord,
+)
 from rattan.spec.model import ServiceActivityNode
 
 if TYPE_CHECKING:
@@ -41,10 +48,6 @@ log = logging.getLogger("rattan.engine")
 
 TIMEOUT_EX_DATA = "forced fail by bamboo_engine"
 BUILTIN_TIMEOUT_ACTIONS = ("forced_fail", "forced_fail_and_skip")
-KIND_TIMEOUT = "timeout"
-KIND_RETRY = "auto_retry"
-KIND_SKIP = "auto_skip"
-KIND_TIMER_EVENT = "timer_event"
 TASK_TIMER_EVENT = "timer_event"  # Task names: what a fired timer hands to a worker
 TASK_TIMEOUT_HANDLER = "timeout_handler"
 

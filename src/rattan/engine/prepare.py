@@ -4,17 +4,34 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rattan.components import BUILTIN_REGISTRY
 from rattan.engine import policies
-from rattan.engine.plan import build_plan
+from rattan.engine.plan import RunPlan, build_plan
 from rattan.engine.step import Step
-from rattan.errors import BadInputError, ConflictError, InvalidOperationError, StartPositionInvalidException
+from rattan.errors import (
+    BadInputError,
+    ConflictError,
+    InvalidOperationError,
+    Problem,
+    StartPositionInvalidException,
+    TreeInvalidException,
+)
+from rattan.expr.suggest import did_you_mean
 from rattan.model import states
 from rattan.model.codec import dumps
 from rattan.model.messages import Advance
 from rattan.model.records import ContextRow, NewRun, TokenRecord
 from rattan.model.states import TokenStatus
 from rattan.spec import parse_pipeline
-from rattan.validator import validate_and_process_pipeline, validate_pipeline_start_node
+from rattan.spec.model import SubProcessNode
+from rattan.validator import (
+    check_component_codes,
+    component_keys,
+    validate_and_process_pipeline,
+    validate_pipeline_start_node,
+)
+from rattan.validator.outputs import RULE as NODE_OUTPUT_RULE
+from rattan.validator.outputs import SYSTEM_OUTPUTS
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
@@ -28,6 +45,53 @@ def _check_mapping(name: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadInputError(f"{name} must be a dict, not {type(value).__name__}")
     return value
+
+
+def registered_component_keys(core: EngineCore) -> frozenset[tuple[str, str]]:
+    """The ``(code, version)`` pairs this engine can run: its registry's, and the example
+    components' when ``enable_example_components`` is on (the lookup order of its services)."""
+    keys = component_keys(core.services.registry)
+    if core.settings.enable_example_components:
+        keys |= component_keys(BUILTIN_REGISTRY)
+    return keys
+
+
+def component_problems(core: EngineCore, tree: Any) -> list[Problem]:
+    """One problem per service activity of ``tree`` whose component this engine cannot run, with
+    a "did you mean" hint (or the registered versions of a known code): what ``check_components``
+    refuses. ``tree`` need not be validated; it is not modified."""
+    return check_component_codes(tree, registered_component_keys(core))
+
+
+def unset_exports(plan: RunPlan) -> list[Problem]:
+    """Node outputs read from a subprocess under a key it exports but can never set.
+
+    Everything that can put a key into a subprocess's context is known once the run is prepared:
+    its ``data.inputs``, its nodes' hoisted lazy inputs, ``subprocess_context`` and the params of the
+    subprocess node. An exported key none of them names would be exported as its own text.
+    """
+    problems: list[Problem] = []
+    for spec in plan.pipelines.values():
+        for key, item in spec.data.inputs.items():
+            for src in item.sources:
+                node = spec.nodes.get(src.source_act)
+                if not isinstance(node, SubProcessNode) or src.source_key in SYSTEM_OUTPUTS:
+                    continue
+                child = node.pipeline
+                settable = {*plan.initial_context[child.id], *child.data.inputs, *node.params}
+                if src.source_key in settable:
+                    continue
+                problems.append(
+                    Problem(
+                        spec.id,
+                        NODE_OUTPUT_RULE,
+                        f"data.inputs[{key!r}] reads output {src.source_key!r} of subprocess {node.id},"
+                        f" which exports it but never sets it{did_you_mean(src.source_key, settable)}:"
+                        " no data.inputs entry of the subprocess, param of the subprocess node or"
+                        " subprocess_context key is named so",
+                    )
+                )
+    return problems
 
 
 def run_pipeline(
@@ -57,17 +121,13 @@ def run_pipeline(
         raise StartPositionInvalidException(f"start node {start_node_id} is not a node of the root pipeline")
     plan = build_plan(spec, root_ctx, sub_ctx)
     policies.validate_plan(plan)
+    unset = unset_exports(plan)
+    if unset:
+        raise TreeInvalidException("subprocess outputs are never set", unset)
     if options.get("check_components"):
-        missing = sorted(
-            f"{n.component_code}@{n.component_version}"  # type: ignore[attr-defined]
-            for n in (info.node for info in plan.nodes.values())
-            if n.kind == "ServiceActivity"
-            and not core.services.has_component(n.component_code, n.component_version)  # type: ignore[attr-defined]
-        )
+        missing = component_problems(core, pipeline)
         if missing:
-            raise BadInputError(
-                f"components not registered: {', '.join(missing)}; register them before running"
-            )
+            raise TreeInvalidException("components not registered; register them before running", missing)
     stored_options = {k: v for k, v in options.items() if k in KNOWN_OPTIONS}
     stored_tree = dumps(pipeline)  # serialised once: a snapshot of the validated tree
     node_ids = [spec.id, *plan.nodes]

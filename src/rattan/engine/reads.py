@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from rattan.context import ContextValue, ContextValueType
+from rattan.engine.runs import add_detail
 from rattan.errors import NotFoundError
 from rattan.model.records import StateRecord, to_datetime
 from rattan.spec.model import NodeType, ServiceActivityNode, SubProcessNode
@@ -43,7 +44,9 @@ def state_dict(s: StateRecord, flags_from: StateRecord | None = None) -> dict[st
     }
 
 
-def pipeline_states(core: EngineCore, root_id: str, flat_children: bool = True) -> dict[str, Any]:
+def pipeline_states(
+    core: EngineCore, root_id: str, flat_children: bool = True, detail: bool = False
+) -> dict[str, Any]:
     def read(tx: Reads) -> dict[str, Any]:
         root = state_of(tx, root_id)
         if root is None:
@@ -51,19 +54,21 @@ def pipeline_states(core: EngineCore, root_id: str, flat_children: bool = True) 
         top = state_dict(root)
         top["parent_id"] = root.root_id
         children = [s for s in tx.states(root_id=root_id) if s.node_id != root_id]
+        entries = {s.node_id: state_dict(s) for s in children}
         if flat_children:
-            top["children"] = {s.node_id: state_dict(s) for s in children}
+            top["children"] = entries
         else:
-            entries = {s.node_id: state_dict(s) for s in children}
             for s in children:
                 holder = top if s.parent_id == root_id else entries.get(s.parent_id, top)
                 holder["children"][s.node_id] = entries[s.node_id]
+        if detail:
+            add_detail(core, tx, root.root_id or root_id, {root_id: top, **entries})
         return {root_id: top}
 
     return core.store.read(read)
 
 
-def children_states(core: EngineCore, node_id: str) -> dict[str, Any]:
+def children_states(core: EngineCore, node_id: str, detail: bool = False) -> dict[str, Any]:
     def read(tx: Reads) -> dict[str, Any]:
         st = state_of(tx, node_id)
         if st is None:
@@ -72,6 +77,8 @@ def children_states(core: EngineCore, node_id: str) -> dict[str, Any]:
         top["parent_id"] = st.root_id
         children = tx.states(root_id=st.root_id or node_id)
         top["children"] = {s.node_id: state_dict(s) for s in children if s.parent_id == node_id}
+        if detail:
+            add_detail(core, tx, st.root_id or node_id, {node_id: top, **top["children"]})
         return {node_id: top}
 
     return core.store.read(read)

@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING, Any
 from rattan.model import states
 from rattan.model.codec import dumps, loads
 from rattan.model.records import EventRecord
+from rattan.runtime.interface import RUNS_PER_QUERY, RunQuery
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
@@ -100,16 +101,14 @@ def archive(
     ``older_than`` seconds ago. Returns the archived root ids."""
     cutoff = core.clock.now() - older_than
     done: list[str] = []
-    seen: set[str] = set()
     while limit is None or len(done) < limit:
-        size = batch if limit is None else min(batch, limit - len(done))
-        want = size + len(seen)
-        found = core.store.read(lambda tx, want=want: tx.runs(finished_before=cutoff, limit=want))  # type: ignore[misc]
-        roots = [r for r in found if r not in seen]
+        size = min(batch if limit is None else min(batch, limit - len(done)), RUNS_PER_QUERY)
+        # deleted runs leave the query's result: without deleting, page past those archived
+        query = RunQuery(finished_before=cutoff, limit=size, offset=0 if delete else len(done))
+        roots = [run.root_id for run in core.store.read(lambda tx, q=query: tx.runs(q))]  # type: ignore[misc]
         if not roots:
             break
-        for root_id in roots[:size]:
-            seen.add(root_id)
+        for root_id in roots:
             if out is not None:
                 record = core.store.read(lambda tx, r=root_id: export(core, tx, r))  # type: ignore[misc]
                 out.write(dumps(record) + b"\n")
@@ -117,7 +116,7 @@ def archive(
                 core.unit(lambda step, r=root_id: delete_run(step, r))  # type: ignore[misc]
                 core.plans.forget(root_id)
             done.append(root_id)
-        if not delete and len(roots) <= size:
+        if len(roots) < size:
             break
     return done
 

@@ -114,6 +114,31 @@ def expire(step: Step, sched: ScheduleRecord) -> None:
         step.tx.put_wait(cb)
 
 
+def refuse_unscheduled(step: Step) -> int:
+    """Refuse the callbacks that came while their node's ``execute`` ran once the node has moved
+    on without waiting for one (it finished, failed, polls, or was retried, skipped or revoked);
+    those of a node whose execute still runs stay. Returns how many were refused."""
+    tx = step.tx
+    refused = 0
+    for cb in tx.waits(CallbackQuery(pending=True, unscheduled=True)):
+        found = tx.states([cb.node_id])
+        st = found[0] if found else None
+        waits = tx.waits(ScheduleQuery(node_id=cb.node_id, version=cb.version))
+        if st is not None and st.version == cb.version and st.name == states.RUNNING and not waits:
+            continue  # execute still runs: the callback waits for the node to wait
+        if waits:
+            why = "the node polls: it takes no callbacks"
+        elif st is None or st.version != cb.version:
+            why = "the node was entered again (retried, skipped or looped) before it waited"
+        else:
+            why = f"the node ended {st.name} without waiting for a callback"
+        cb.applied = CALLBACK_REFUSED
+        tx.put_wait(cb)
+        step.event("callback_refused", node_id=cb.node_id, version=cb.version, callback_id=cb.id, reason=why)
+        refused += 1
+    return refused
+
+
 def run_schedule(core: EngineCore, job: ScheduleJob) -> ScheduleResult:
     """Call the user's ``schedule()`` (no transaction is open)."""
     prep = job.prepared

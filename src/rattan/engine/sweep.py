@@ -23,10 +23,12 @@ import socket
 import threading
 from typing import TYPE_CHECKING
 
+from rattan.engine.schedule import refuse_unscheduled
 from rattan.errors import BackendUnavailableError
 from rattan.ids import unique_id
 from rattan.model.messages import Callback, Message
 from rattan.model.records import OwnerRecord
+from rattan.runtime.interface import CallbackQuery
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
@@ -126,6 +128,10 @@ class Sweeper:
         claimed = [m for _, m in work if not isinstance(m, Callback)]
         if claimed:
             log.info("engine %s took over %d pieces of work: %s", record.id, len(claimed), claimed[:10])
+        # callbacks that came while their node's execute ran: refused once the node has moved on
+        # without waiting (one indexed read when there are none)
+        if core.store.read(lambda tx: tx.waits(CallbackQuery(pending=True, unscheduled=True))):
+            core.unit(refuse_unscheduled)
         return work
 
     def _is_dead(self, owner: OwnerRecord) -> bool:

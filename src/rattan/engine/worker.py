@@ -95,6 +95,10 @@ class Worker:
         log.warning("store unavailable while handling %r (%s): trying again", msg, exc)
         self.core.send_at(self.core.clock.now() + RETRY_MAX, msg)
 
+    def scheduling(self, schedule_id: int) -> bool:
+        """True while a step of the schedule runs here (or waits for its round)."""
+        return schedule_id in self._busy
+
     def idle(self) -> bool:
         return not self._pending and not self._leader.locked()
 

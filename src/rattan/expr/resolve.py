@@ -93,7 +93,8 @@ def hydrate(
         strict: ``TEMPLATE_STRICT``: a failing segment raises instead of staying as text.
         render_obj: ``ENABLE_RENDER_OBJ_BY_MAKO_STRING``.
         extra_functions: host names (``Settings.expression_names``).
-        on_failure: called for each failing segment in non-strict mode.
+        on_failure: called for each failing segment in non-strict mode; an undefined name gets a
+            "did you mean" hint from every key of ``entries``, not only the resolved ones.
 
     Returns:
         Plain names (``name`` for ``${name}``) to resolved values, for every key of the closure
@@ -120,6 +121,7 @@ def hydrate(
             render_obj=render_obj,
             extra_functions=extra_functions,
             on_failure=on_failure,
+            suggest_from=entries,
         )
         if entry.type == ContextValueType.COMPUTE:
             rendered = compute_lazy(entry.code or "", rendered, entry.value)

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import ast
 import functools
+import itertools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from rattan.errors import ExpressionError
 from rattan.expr.calls import BUILTINS, bounded, find_method
 from rattan.expr.formats import check_percent_format
 from rattan.expr.limits import DEFAULT_LIMITS, Limits, Refusal, approx_size, check_size
+from rattan.expr.suggest import did_you_mean
 from rattan.expr.validate import BINOPS, CMPOPS, validate
 
 
@@ -43,10 +45,17 @@ _Comprehension = ast.ListComp | ast.GeneratorExp
 
 
 class _Evaluator:
-    def __init__(self, names: Mapping[str, Any], extra: Mapping[str, Any], limits: Limits) -> None:
+    def __init__(
+        self,
+        names: Mapping[str, Any],
+        extra: Mapping[str, Any],
+        limits: Limits,
+        suggest_from: Iterable[str] = (),
+    ) -> None:
         self.names = names
         self.extra = extra
         self.limits = limits
+        self.suggest_from = suggest_from
         self.scopes: list[dict[str, Any]] = []
         self.steps = 0
         self.deadline = time.monotonic() + limits.max_seconds
@@ -89,14 +98,14 @@ class _Evaluator:
         raise Refusal(f"name {node.id!r} is not defined{self._suggest(node.id)}")
 
     def _suggest(self, name: str) -> str:
-        # a hint for typos; skipped for big contexts since undefined names are common in non-strict use
-        known = [n for scope in self.scopes for n in scope] + list(self.names)
-        if len(known) > 200:
-            return ""
-        import difflib  # only on this failure path: keeps importing rattan.expr cheap
-
-        close = difflib.get_close_matches(name, [str(n) for n in known], n=1)
-        return f" (did you mean {close[0]!r}?)" if close else ""
+        # a hint for typos, from every name the expression could have read: the engine loads only
+        # the context keys a node references, so it passes the whole context as ``suggest_from``
+        others = (
+            key[2:-1] if isinstance(key, str) and key.startswith("${") and key.endswith("}") else key
+            for key in self.suggest_from
+        )
+        scoped = (n for scope in self.scopes for n in scope)
+        return did_you_mean(name, itertools.chain(scoped, self.names, self.extra, others))
 
     def _unary(self, node: ast.UnaryOp) -> Any:
         value = self.eval(node.operand)
@@ -244,6 +253,7 @@ def evaluate(
     *,
     extra_functions: Mapping[str, Any] | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    suggest_from: Iterable[str] = (),
 ) -> Any:
     """Evaluate one expression in the sandbox.
 
@@ -254,6 +264,8 @@ def evaluate(
         extra_functions: host-provided names (``Settings.expression_names``): readable like ``names``
             and, when callable, callable by name.
         limits: size, step and time bounds.
+        suggest_from: more names (plain, or context keys in ``${name}`` form) for the "did you
+            mean" hint of an undefined name; read only when a name is undefined.
 
     Returns:
         The value of the expression.
@@ -267,7 +279,7 @@ def evaluate(
     shown = expr if len(expr) <= limits.max_source else expr[:80] + "..."
     try:
         tree = _compile(expr, limits)
-        evaluator = _Evaluator(names, extra_functions or {}, limits)
+        evaluator = _Evaluator(names, extra_functions or {}, limits, suggest_from)
         result = evaluator.eval(tree.body)
         check_size(result, limits)
         return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from rattan.errors import ExpressionError
@@ -125,12 +125,14 @@ class _Renderer:
         render_obj: bool,
         extra_functions: Mapping[str, Any] | None,
         on_failure: OnFailure | None,
+        suggest_from: Iterable[str],
     ) -> None:
         self.names = names
         self.strict = strict
         self.render_obj = render_obj
         self.extra = extra_functions
         self.on_failure = on_failure
+        self.suggest_from = suggest_from
 
     def fail(self, segment: str, error: ExpressionError) -> None:
         if self.strict:
@@ -179,7 +181,9 @@ class _Renderer:
 
     def segment(self, segment: str) -> str:
         try:
-            result = evaluate(segment[2:-1], self.names, extra_functions=self.extra)
+            result = evaluate(
+                segment[2:-1], self.names, extra_functions=self.extra, suggest_from=self.suggest_from
+            )
             try:
                 return str(result)
             except Exception as exc:
@@ -197,6 +201,7 @@ def render_value(
     render_obj: bool = False,
     extra_functions: Mapping[str, Any] | None = None,
     on_failure: OnFailure | None = None,
+    suggest_from: Iterable[str] = (),
 ) -> Any:
     """Render every ``${...}`` segment in ``value`` (SPEC 4.1).
 
@@ -213,6 +218,9 @@ def render_value(
         extra_functions: host names (``Settings.expression_names``).
         on_failure: non-strict only; called with the segment text and the error for each failing
             segment (once per distinct segment per string), e.g. to log it.
+        suggest_from: more names for the "did you mean" hint of an undefined name (plain names or
+            ``${name}`` context keys), e.g. the whole pipeline context when ``names`` holds only
+            the values a node references.
 
     Returns:
         The rendered value.
@@ -220,4 +228,4 @@ def render_value(
     Raises:
         ExpressionError: strict mode only; ``expression`` is the failing segment (``${...}``).
     """
-    return _Renderer(names, strict, render_obj, extra_functions, on_failure).value(value, 0)
+    return _Renderer(names, strict, render_obj, extra_functions, on_failure, suggest_from).value(value, 0)

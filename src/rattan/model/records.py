@@ -106,6 +106,28 @@ class RunRecord:
 
 
 @dataclass(slots=True)
+class RunSummary(_Times):
+    """What a list of runs shows of one: the root pipeline's state and times, how many of its
+    nodes (subprocesses' included, the root excluded) stand in each state, the nodes FAILED now,
+    and whether the engine has work of the run it can do by itself (a token to advance, an
+    ``execute`` running, a poll or timer armed, a callback not yet applied). A run with failed
+    nodes that is not ``busy`` waits for an operator (or an outside callback)."""
+
+    root_id: str
+    name: str
+    created: float
+    started: float | None
+    archived: float | None
+    counts: dict[str, int] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+    busy: bool = False
+
+    @property
+    def created_time(self) -> datetime | None:
+        return to_datetime(self.created)
+
+
+@dataclass(slots=True)
 class NewRun:
     """Everything ``run_pipeline`` stores in one go: the run, its root state, the index of its
     node ids, its initial context and its first token."""
@@ -174,6 +196,14 @@ class ScheduleRecord:
     expired: bool = False
     due: float | None = None
     owner: str | None = None
+    # not stored: set by the engine's reads, True while the reading process runs a poll or applies
+    # a callback of this schedule (the peer's schedule lock, which rattan keeps in memory)
+    scheduling: bool = False
+
+    @property
+    def schedule_times(self) -> int:
+        """The peer's name for ``times``: how many polls or callbacks ran."""
+        return self.times
 
 
 # callback row states: waiting to be applied, applied, refused (stale or no longer waiting)
@@ -193,6 +223,15 @@ class CallbackRecord:
     idem_key: str | None = None
     applied: int = CALLBACK_PENDING
     created: float = 0.0
+
+
+# the kinds of timer: which state of its node version each acts on when it fires
+KIND_TIMEOUT = "timeout"  # RUNNING: the node's timeout action
+KIND_TIMER_EVENT = "timer_event"  # RUNNING: a timer boundary event
+KIND_RETRY = "auto_retry"  # FAILED: an automatic retry
+KIND_SKIP = "auto_skip"  # FAILED: an automatic skip
+TIMERS_ON_RUNNING = (KIND_TIMEOUT, KIND_TIMER_EVENT)
+TIMERS_ON_FAILED = (KIND_RETRY, KIND_SKIP)
 
 
 @dataclass(slots=True)

@@ -44,6 +44,7 @@ from rattan.model.records import (
     RollbackPlan,
     RollbackSnapshot,
     RunRecord,
+    RunSummary,
     ScheduleRecord,
     StateRecord,
     TimerRecord,
@@ -66,6 +67,30 @@ class NodeData:
     override: dict[str, Any] | None
 
 
+RUNS_PER_QUERY = 1000  # the most runs one ``Reads.runs`` call returns (RunQuery.limit)
+
+
+@dataclass(slots=True)
+class RunQuery:
+    """Which runs ``Reads.runs`` summarises; every field given narrows the result.
+
+    ``state``: the root pipeline's state; ``has_failed_nodes``: whether some node of the run is
+    FAILED now; ``created_after`` / ``created_before``: bounds on the creation time (seconds);
+    ``root_ids``: only these runs. Newest first, ``offset`` runs skipped, at most ``limit``
+    (1 to RUNS_PER_QUERY; a backend refuses other values with BadInputError).
+    With ``finished_before``: only runs FINISHED or REVOKED before that time, the oldest finished
+    first (what retention deletes)."""
+
+    state: str | None = None
+    has_failed_nodes: bool | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    finished_before: float | None = None
+    root_ids: Sequence[str] = ()
+    limit: int = 50
+    offset: int = 0
+
+
 @dataclass(slots=True)
 class ScheduleQuery:
     """Which schedules ``Reads.waits`` returns: the one with ``id``, or a node's (at ``version``);
@@ -80,13 +105,15 @@ class ScheduleQuery:
 @dataclass(slots=True)
 class CallbackQuery:
     """Which callbacks ``Reads.waits`` returns; every field given narrows the result. ``pending``
-    keeps those not yet applied. Oldest first."""
+    keeps those not yet applied; ``unscheduled`` those whose node version has no schedule that
+    takes callbacks (one that came while its node's ``execute`` still ran). Oldest first."""
 
     id: int | None = None
     node_id: str | None = None
     version: str | None = None
     idem_key: str | None = None
     pending: bool = False
+    unscheduled: bool = False
 
 
 class Reads(Protocol):
@@ -101,8 +128,8 @@ class Reads(Protocol):
         """node id -> root pipeline id, for those of ``node_ids`` that belong to a stored run."""
         ...
 
-    def runs(self, *, finished_before: float, limit: int) -> list[str]:
-        """Root ids of runs FINISHED or REVOKED before ``finished_before``, oldest first."""
+    def runs(self, query: RunQuery) -> list[RunSummary]:
+        """Summaries of the runs ``query`` selects (see RunQuery)."""
         ...
 
     def states(self, node_ids: Sequence[str] = (), *, root_id: str | None = None) -> list[StateRecord]:

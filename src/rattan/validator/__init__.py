@@ -18,6 +18,7 @@ from .api import (
     validate_pipeline_start_node,
     validate_stream,
 )
+from .components import ComponentSource, check_component_codes, component_keys, unregistered_message
 
 
 def load_pipeline(
@@ -33,10 +34,14 @@ __all__ = [
     "DEFAULT_MAX_NODES",
     "MAX_IN",
     "MAX_OUT",
+    "ComponentSource",
     "add_sink_type",
+    "check_component_codes",
+    "component_keys",
     "get_allowed_start_node_ids",
     "get_skipped_execute_node_ids",
     "load_pipeline",
+    "unregistered_message",
     "validate_and_process_pipeline",
     "validate_gateways",
     "validate_graph_connection",

@@ -1,6 +1,7 @@
 """Public validator entry points (SPEC 3), with the peer's names.
 
-Order (SPEC 3.1): structure (rattan: extend) -> in-place normalisation -> connection -> cycles (unless
+Order (SPEC 3.1): structure (rattan: extend) -> node outputs read from subprocesses (rattan: extend)
+-> in-place normalisation -> connection -> cycles (unless
 ``cycle_tolerate``) -> gateway matching (writes ``converge_gateway_id`` in place) -> streams. Nested
 subprocess pipelines are handled before their parent. Each stage collects every problem over the whole
 tree; the exception raised is the class of the earliest failing stage and lists all problems found.
@@ -21,9 +22,11 @@ from rattan.errors import (
 )
 
 from ._common import DEFAULT_MAX_DEPTH, DEFAULT_MAX_NODES, Problems, resolve_sink_types
+from ._common import add_sink_type as add_sink_type  # the peer's path: bamboo_engine.validator.api
 from .connection import check_connection, check_cycles, find_cycles
 from .gateway import GatewayMatcher
 from .graph import GraphView, build_view
+from .outputs import check_node_outputs
 from .start import main_line_nodes, skipped_nodes
 from .stream import check_stream
 from .structure import check_structure, normalise
@@ -100,6 +103,9 @@ def validate_and_process_pipeline(
     subclass listing every problem.
     """
     pipelines = _checked_pipelines(pipeline, sink_types, max_nodes, max_depth)
+    outputs = check_node_outputs(pipelines)
+    if outputs:
+        raise TreeInvalidException("pipeline data is invalid", outputs.items)
     for p in pipelines:
         normalise(p)
     views = [build_view(p) for p in pipelines]

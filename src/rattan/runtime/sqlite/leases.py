@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Callable, Collection
 
 from rattan.model.messages import Advance, Callback, FireTimer, Message, Poll, Recover, Task
-from rattan.model.records import OwnerRecord
+from rattan.model.records import OwnerRecord, ScheduleType
 from rattan.model.states import TokenStatus
 from rattan.runtime.sqlite.rows import WriterCache
 
@@ -59,7 +59,8 @@ class LeaseQueries:
         rows = c.execute(
             "SELECT c.id FROM callbacks c "
             "JOIN schedules s ON s.node_id = c.node_id AND s.version = c.version "
-            "WHERE c.applied = 0 AND s.owner = ? AND s.finished = 0 AND s.expired = 0 ORDER BY c.id",
+            "WHERE c.applied = 0 AND s.owner = ? AND s.finished = 0 AND s.expired = 0 "
+            f"AND s.type != {int(ScheduleType.POLL)} ORDER BY c.id",
             (me,),
         )
         work += [(now, Callback(r[0])) for r in rows]

@@ -9,7 +9,7 @@ Times are stored as REAL seconds since the epoch (UTC); JSON columns hold orjson
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -141,5 +141,9 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX processes_unowned ON processes(id) WHERE owner IS NULL",
         "CREATE INDEX schedules_unowned ON schedules(id) WHERE owner IS NULL",
         "CREATE INDEX timers_unowned ON timers(id) WHERE owner IS NULL",
+    ],
+    # listing runs newest first (Engine.list_pipelines) without sorting the whole table
+    6: [
+        "CREATE INDEX runs_created ON runs(created)",
     ],
 }

@@ -14,9 +14,17 @@ from contextlib import contextmanager
 from typing import Any
 
 from rattan.errors import ConflictError, StateVersionNotMatchError
-from rattan.model.records import ContextEntry, ContextRow, NewRun, RunRecord, StateRecord, TokenRecord
-from rattan.model.states import FINISHED, REVOKED, TokenStatus
-from rattan.runtime.interface import NodeData, RollbackRows
+from rattan.model.records import (
+    ContextEntry,
+    ContextRow,
+    NewRun,
+    RunRecord,
+    RunSummary,
+    StateRecord,
+    TokenRecord,
+)
+from rattan.model.states import TokenStatus
+from rattan.runtime.interface import NodeData, RollbackRows, RunQuery
 from rattan.runtime.sqlite.errors import translate
 from rattan.runtime.sqlite.leases import LeaseQueries
 from rattan.runtime.sqlite.rollback import SQLiteRollbackRows
@@ -39,6 +47,7 @@ from rattan.runtime.sqlite.rows import (
     state_record,
     state_row,
 )
+from rattan.runtime.sqlite.runs import run_summaries
 from rattan.runtime.sqlite.waits import WaitQueries
 
 CHUNK = 500  # ids per IN (...) list: well below SQLite's limit on bound parameters
@@ -124,14 +133,8 @@ class SQLiteUnit(WaitQueries, LeaseQueries):
             found.update(self.c.execute(sql, chunk).fetchall())
         return found
 
-    def runs(self, *, finished_before: float, limit: int) -> list[str]:
-        rows = self.c.execute(
-            "SELECT r.root_id FROM runs r JOIN states s ON s.node_id = r.root_id "
-            "WHERE s.name IN (?, ?) AND s.archived IS NOT NULL AND s.archived < ? "
-            "ORDER BY s.archived LIMIT ?",
-            (FINISHED, REVOKED, finished_before, limit),
-        )
-        return [r[0] for r in rows]
+    def runs(self, query: RunQuery) -> list[RunSummary]:
+        return run_summaries(self.c, query)
 
     def delete_run(self, root_id: str) -> None:
         c = self.c

@@ -14,6 +14,7 @@ from rattan.model.records import (
     EventRecord,
     HistoryRecord,
     ScheduleRecord,
+    ScheduleType,
     TimerRecord,
 )
 from rattan.runtime.interface import CallbackQuery, ScheduleQuery, Wait
@@ -78,6 +79,11 @@ class WaitQueries:
                 args.append(value)
         if q.pending:
             where.append("applied=0")
+        if q.unscheduled:  # no schedule that takes callbacks (a poll takes none)
+            where.append(
+                "NOT EXISTS (SELECT 1 FROM schedules s WHERE s.node_id=callbacks.node_id"
+                f" AND s.version=callbacks.version AND s.type != {int(ScheduleType.POLL)})"
+            )
         if not where:
             raise BadInputError("a callback query names an id, a node, a key or pending")
         sql = f"SELECT {CALLBACK_COLS} FROM callbacks WHERE {' AND '.join(where)} ORDER BY id"

@@ -13,7 +13,7 @@ The layers, bottom to top (docs/architecture.md draws them):
     engine      how a run advances
     backends    runtime.sqlite, runtime.threads, and the factories in rattan.runtime
     extensions  rollback, contrib
-    facade      rattan.Engine (facade), rattan.api
+    facade      rattan.Engine (facade, with its reads in queries), rattan.api, plugin_execute
     top         cli, demo, testing, __main__, the rattan package itself (lazy exports)
 """
 

@@ -78,6 +78,11 @@ ROWS: dict[str, list[tuple[str, list[str]]]] = {
         ("rattan.validator.api", ["add_sink_type", "validate_and_process_pipeline"]),
     ],
     "from bamboo_engine.eri import HookType": [("rattan.components", ["HookType"])],
+    "from pipeline.contrib.plugin_execute import api": [
+        ("rattan.plugin_execute", ["api", "set_engine", "get_engine", "State"]),
+        ("rattan.plugin_execute.api", ["run", "get_state", "callback", "retry", "forced_fail"]),
+        ("rattan.plugin_execute.contants", ["State"]),
+    ],
     "from pipeline.core.flow import FlowNodeClsFactory": [
         ("rattan.components", ["FlowNodeClsFactory", "NodeTypeConflictError"]),
     ],

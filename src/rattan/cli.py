@@ -1,4 +1,5 @@
-"""The ``rattan`` command: ``rattan demo`` runs a demo pipeline, ``rattan validate FILE`` checks a tree.
+"""The ``rattan`` command: ``demo`` runs a demo pipeline, ``validate FILE`` checks a tree,
+``archive`` exports and deletes old finished runs. Bare ``rattan`` prints the help.
 
 Exit codes are named at the top of this module and listed in ``rattan --help``.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -14,23 +16,22 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
 import rattan
-from rattan.errors import BadInputError, RattanError, TreeInvalidException
+from rattan.errors import BadInputError, Problem, RattanError, TreeInvalidException
 
-EXIT_OK = 0  # demo: the pipeline FINISHED; validate: the tree is valid
+EXIT_OK = 0  # demo: the pipeline FINISHED; validate: the tree is valid; archive: done
 EXIT_NOT_FINISHED = 1  # demo: the pipeline failed, or did not finish within --timeout
-EXIT_INVALID = 2  # validate: the tree breaks at least one rule
+EXIT_INVALID = 2  # validate: the tree breaks at least one rule or names an unknown component
 EXIT_INPUT_ERROR = 3  # a file could not be read, is not JSON, or the store could not be opened
 EXIT_USAGE = 64  # bad command line (sysexits EX_USAGE)
-
-POLL_SECONDS = 0.1
-SHOWN_STATES = ("RUNNING", "FINISHED", "FAILED", "SUSPENDED", "REVOKED")
+EXIT_INTERRUPTED = 130  # Ctrl-C (the shell's 128 + SIGINT)
 
 _EPILOG = f"""exit codes:
-  {EXIT_OK}   demo finished / tree valid
-  {EXIT_NOT_FINISHED}   demo pipeline failed or timed out
-  {EXIT_INVALID}   tree invalid (every problem is printed)
-  {EXIT_INPUT_ERROR}   unreadable file, bad JSON, or store unavailable
-  {EXIT_USAGE}  bad command line
+  {EXIT_OK}    demo finished / tree valid / archive done
+  {EXIT_NOT_FINISHED}    demo pipeline failed or timed out
+  {EXIT_INVALID}    tree invalid or names unknown components (every problem is printed)
+  {EXIT_INPUT_ERROR}    unreadable file, bad JSON, module that fails to import, or store unavailable
+  {EXIT_USAGE}   bad command line
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); what was left is saved in the store
 """
 
 
@@ -46,6 +47,37 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message}")
 
 
+def _days(text: str) -> float:
+    """An age in days: a finite number, 0 or more (a negative age would reach into the future)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of days, 0 or more (got {text})")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more (got {text})")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more (got {text})")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="rattan",
@@ -58,82 +90,98 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="run a demo pipeline on an embedded engine (the default command)",
+        help="run a demo pipeline (stored in ./rattan.db, or --db FILE)",
         description="Build a demo pipeline (activity, exclusive and parallel gateways, a polling "
-        "activity, a subprocess), run it and print node states as they change.",
+        "activity, a subprocess), run it and print node states as they change. Ctrl-C stops it; "
+        "the pipeline stays in the store and resumes the next time the demo runs on it.",
     )
-    _demo_arguments(demo)
+    demo.add_argument(
+        "--db", default="rattan.db", help="SQLite file the engine stores runs in (default: ./rattan.db)"
+    )
+    demo.add_argument(
+        "--count", type=int, default=3, help="the demo's ${count} variable; >= 2 takes the big_batch branch"
+    )
+    demo.add_argument(
+        "--timeout", type=_seconds, default=60.0, help="seconds to wait for the pipeline (default: 60)"
+    )
+    demo.add_argument(
+        "--wait", type=_seconds, default=0.2, metavar="SECONDS",
+        help="how long wait_for_job waits for its job (default: 0.2)",
+    )  # fmt: skip
 
     validate = sub.add_parser(
         "validate",
         help="validate a pipeline tree stored as JSON",
         description="Validate a pipeline tree (the dict build_tree returns, saved as JSON) and "
-        "print every broken rule.",
+        "print every broken rule. With --components, also report every node whose component "
+        "(code and version) is not registered once those modules are imported.",
     )
     validate.add_argument("file", metavar="FILE.json", help="the tree; '-' reads standard input")
     validate.add_argument(
         "--cycle-tolerate", action="store_true", help="accept cycles (as run_pipeline(cycle_tolerate=True))"
     )
+    validate.add_argument(
+        "--components", action="append", default=[], metavar="MODULE",
+        help="import MODULE (a package: with its submodules) so its components register, then "
+        "check the tree's component codes and versions; repeat for several modules",
+    )  # fmt: skip
+
     arch = sub.add_parser(
         "archive",
-        help="archive finished pipelines to JSON lines, then delete them from the store",
+        help="export old finished pipelines to JSON lines, then delete them",
         description="Export runs FINISHED or REVOKED more than --older-than days ago (one JSON line "
         "per run: tree, states, data, histories, context, events) and delete them, in batches of "
-        "short transactions so running work is not blocked.",
+        "short transactions so running work is not blocked. Says how many runs it will touch "
+        "first; --dry-run only says that.",
     )
     arch.add_argument("--db", default="rattan.db", help="the engine's SQLite file (default: ./rattan.db)")
-    arch.add_argument("--older-than", type=float, required=True, metavar="DAYS", help="age in days")
-    arch.add_argument("--out", help="JSON-lines file to append the runs to (omit: delete without export)")
-    arch.add_argument("--batch", type=int, default=100, help="runs per batch (default: 100)")
-    arch.add_argument("--keep", action="store_true", help="export only; do not delete")
+    arch.add_argument(
+        "--older-than", type=_days, required=True, metavar="DAYS", help="age in days (0 or more)"
+    )
+    target = arch.add_mutually_exclusive_group()
+    target.add_argument("--out", metavar="FILE", help="JSON-lines file to append the runs to")
+    target.add_argument(
+        "--no-export", action="store_true", help="delete the runs without exporting them anywhere"
+    )
+    arch.add_argument("--batch", type=_positive_int, default=100, help="runs per batch (default: 100)")
+    arch.add_argument("--keep", action="store_true", help="export only; do not delete (needs --out)")
+    arch.add_argument(
+        "--dry-run", action="store_true", help="only say how many runs would be archived; change nothing"
+    )
     return parser
-
-
-def archive(db: str, older_than_days: float, out: str | None, batch: int, keep: bool) -> int:
-    """Archive (and delete) finished runs; prints how many. Returns an exit code."""
-    if not os.path.exists(db):
-        print(f"rattan: no store at {db}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    try:
-        with rattan.Engine(store=db, start=False) as engine:
-            done = engine.archive(older_than_days * 86400.0, out, batch=batch, delete=not keep)
-    except rattan.RattanError as exc:
-        print(f"rattan: {exc}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    verb = "archived" if keep else ("archived and deleted" if out else "deleted")
-    print(f"{verb} {len(done)} pipeline(s)" + (f" -> {out}" if out else ""))
-    return EXIT_OK
-
-
-def _demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db", default="rattan.db", help="SQLite file the engine stores runs in (default: ./rattan.db)"
-    )
-    parser.add_argument(
-        "--count", type=int, default=3, help="the demo's ${count} variable; >= 2 takes the big_batch branch"
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=60.0, help="seconds to wait for the pipeline (default: 60)"
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``rattan`` command line and return its exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version")):
-        args_list.insert(0, "demo")  # demo is the default command
+    parser = _parser()
+    if not args_list:  # bare ``rattan``: show what there is, touch nothing
+        parser.print_help(sys.stdout)
+        return EXIT_OK
     try:
-        args = _parser().parse_args(args_list)
+        args = parser.parse_args(args_list)
     except _UsageError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
-    if args.command == "validate":
-        return validate(args.file, cycle_tolerate=args.cycle_tolerate)
-    if args.command == "archive":
-        return archive(args.db, args.older_than, args.out, args.batch, args.keep)
-    return demo(db=args.db, count=args.count, timeout=args.timeout)
+    try:
+        if args.command == "validate":
+            return validate(args.file, cycle_tolerate=args.cycle_tolerate, components=args.components)
+        if args.command == "archive":
+            return archive(
+                args.db, args.older_than, args.out, args.batch, args.keep,
+                no_export=args.no_export, dry_run=args.dry_run,
+            )  # fmt: skip
+        if args.command == "demo":
+            return demo(db=args.db, count=args.count, timeout=args.timeout, wait=args.wait)
+        parser.print_help(sys.stdout)
+        return EXIT_OK
+    except KeyboardInterrupt:
+        # the commands report what they leave behind themselves; this catches a second Ctrl-C
+        # while they shut down, or one before they got going
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 # -- validate ------------------------------------------------------------------------------------
@@ -146,8 +194,12 @@ def _load_json(path: str) -> Any:
         return json.load(f)
 
 
-def validate(path: str, *, cycle_tolerate: bool = False, out: TextIO | None = None) -> int:
-    """Validate the tree in ``path``; print every problem. Returns an exit code."""
+def validate(
+    path: str, *, cycle_tolerate: bool = False, components: Sequence[str] = (), out: TextIO | None = None
+) -> int:
+    """Validate the tree in ``path``; print every problem. With ``components`` (module names),
+    import them and report every node whose component is not registered. Returns an exit code."""
+    from rattan.engine.prepare import component_problems
     from rattan.validator import validate_and_process_pipeline
 
     out = out or sys.stdout
@@ -159,22 +211,44 @@ def validate(path: str, *, cycle_tolerate: bool = False, out: TextIO | None = No
     except ValueError as exc:
         print(f"{path} is not JSON: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    engine = None
+    if components:
+        # the modules' components and end-event types are what run_pipeline would see: open a
+        # throw-away engine with them, as a host process would
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # as ``python -m``: the user's modules live here
+        try:
+            engine = rattan.Engine(":memory:", start=False, component_modules=components)
+        except RattanError as exc:
+            print(f"rattan validate: {exc}", file=sys.stderr)
+            return EXIT_INPUT_ERROR
     try:
-        validate_and_process_pipeline(tree, cycle_tolerate=cycle_tolerate)
-    except TreeInvalidException as exc:
-        problems = exc.problems
-        print(f"INVALID: {path}: {type(exc).__name__}, {len(problems) or 1} problem(s)", file=out)
-        if problems:
-            for problem in problems:
-                print(f"  - {problem}", file=out)
-        else:
-            print(f"  - {exc}", file=out)
-        return EXIT_INVALID
-    except BadInputError as exc:
-        print(f"INVALID: {path}: {type(exc).__name__}: {exc}", file=out)
-        return EXIT_INVALID
-    print(f"valid: {path} (pipeline {tree['id']}, {_count_nodes(tree)} nodes)", file=out)
+        sink_types = engine.core.services.sink_types() if engine else None
+        try:
+            validate_and_process_pipeline(tree, cycle_tolerate=cycle_tolerate, sink_types=sink_types)
+            # the check run_pipeline(check_components=True) makes, with its hints
+            unknown = component_problems(engine.core, tree) if engine is not None else []
+        except TreeInvalidException as exc:
+            _print_problems(path, type(exc).__name__, exc.problems or [str(exc)], out)
+            return EXIT_INVALID
+        except BadInputError as exc:
+            print(f"INVALID: {path}: {type(exc).__name__}: {exc}", file=out)
+            return EXIT_INVALID
+        if unknown:
+            _print_problems(path, "unregistered components", unknown, out)
+            return EXIT_INVALID
+    finally:
+        if engine is not None:
+            engine.close()
+    checked = ", every component registered" if components else ""
+    print(f"valid: {path} (pipeline {tree['id']}, {_count_nodes(tree)} nodes{checked})", file=out)
     return EXIT_OK
+
+
+def _print_problems(path: str, kind: str, problems: Sequence[Problem | str], out: TextIO) -> None:
+    print(f"INVALID: {path}: {kind}, {len(problems)} problem(s)", file=out)
+    for problem in problems:
+        print(f"  - {problem}", file=out)
 
 
 def _count_nodes(tree: dict[str, Any]) -> int:
@@ -185,88 +259,102 @@ def _count_nodes(tree: dict[str, Any]) -> int:
     return n
 
 
+# -- archive -------------------------------------------------------------------------------------
+
+# one query lists every eligible run: counting in small pages would read the table many times
+_ALL = 2**62
+
+
+def archive(
+    db: str,
+    older_than_days: float,
+    out: str | None,
+    batch: int,
+    keep: bool,
+    *,
+    no_export: bool = False,
+    dry_run: bool = False,
+) -> int:
+    """Archive (and delete) finished runs; says how many first. Returns an exit code."""
+    if not os.path.exists(db):
+        print(f"rattan: no store at {db}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    if keep and out is None:
+        print("rattan archive: --keep exports without deleting: it needs --out FILE", file=sys.stderr)
+        return EXIT_USAGE
+    if out is None and not no_export and not dry_run:
+        # deleting is for good: a copy is the default, going without one must be asked for
+        print(
+            "rattan archive: give --out FILE to export the runs before they are deleted, "
+            "or --no-export to delete them without a copy",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    seconds = older_than_days * 86400.0
+    cutoff = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time.time() - seconds))
+    what = f"pipeline(s) finished or revoked more than {older_than_days:g} day(s) ago (before {cutoff})"
+    try:
+        with rattan.Engine(store=db, start=False) as engine:
+            due = engine.archive(seconds, None, batch=_ALL, delete=False)
+            if dry_run:
+                print(f"dry run: {len(due)} {what} in {db}; nothing was exported or deleted")
+                return EXIT_OK
+            if keep:
+                plan = f"archiving {len(due)} {what} from {db} to {out}; nothing is deleted"
+            elif out:
+                plan = f"archiving {len(due)} {what} from {db} to {out}, then deleting them"
+            else:
+                plan = f"deleting {len(due)} {what} from {db}, without export"
+            print(plan, file=sys.stderr, flush=True)
+            try:
+                done = engine.archive(seconds, out, batch=batch, delete=not keep)
+            except KeyboardInterrupt:
+                print(_archive_interrupted(engine, db, out, keep, seconds, due), file=sys.stderr)
+                return EXIT_INTERRUPTED
+    except RattanError as exc:
+        print(f"rattan: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    verb = "archived" if keep else ("archived and deleted" if out else "deleted")
+    print(f"{verb} {len(done)} pipeline(s)" + (f" -> {out}" if out else ""))
+    return EXIT_OK
+
+
+def _archive_interrupted(
+    engine: rattan.Engine, db: str, out: str | None, keep: bool, seconds: float, due: list[str]
+) -> str:
+    if keep:
+        return f"interrupted: the export to {out} is incomplete; nothing was deleted from {db}"
+    try:
+        left = set(engine.archive(seconds, None, batch=_ALL, delete=False))
+    except RattanError:
+        return f"interrupted: some pipelines may be left in {db}: run the command again to finish"
+    gone = len(set(due) - left)
+    exported = f" (exported to {out})" if out else ""
+    return (
+        f"interrupted: {gone} of {len(due)} pipeline(s) deleted{exported}; {len(left)} still in {db}: "
+        "run the command again to finish"
+    )
+
+
 # -- demo ----------------------------------------------------------------------------------------
 
 
-def _flat_states(states: dict[str, Any], root_id: str) -> dict[str, str]:
-    """{node id: state name} for the root and every child, from ``get_pipeline_states``."""
-    root = states.get(root_id)
-    if not root:
-        return {}
-    flat = {root_id: str(root["state"])}
-    for nid, child in root.get("children", {}).items():
-        flat[nid] = str(child["state"])
-    return flat
-
-
-def demo(db: str = "rattan.db", count: int = 3, timeout: float = 60.0, out: TextIO | None = None) -> int:
+def demo(
+    db: str = "rattan.db", count: int = 3, timeout: float = 60.0, wait: float = 0.2, out: TextIO | None = None
+) -> int:
     """Run the demo pipeline on ``Engine(store=db)`` and report progress. Returns an exit code."""
-    from rattan.demo import DEMO_REGISTRY, build_demo_tree, node_names
+    from rattan.demo import DEMO_REGISTRY, FINISHED, INTERRUPTED, run_demo
 
-    out = out or sys.stdout
-    tree = build_demo_tree(count)
-    root_id: str = tree["id"]
-    names = node_names(tree)
-    path = os.path.abspath(db) if db != ":memory:" else ":memory:"
     try:
         engine = rattan.Engine(store=db, components=DEMO_REGISTRY)
     except RattanError as exc:
+        path = os.path.abspath(db) if db != ":memory:" else db
         print(f"cannot open the store {path}: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
-    with engine:
-        began = time.monotonic()
-        print(f"rattan {rattan.__version__}: running demo pipeline {root_id} (store: {path})", file=out)
-        result = rattan.api.run_pipeline(engine, tree)
-        if not result.result:
-            print(f"run_pipeline refused the tree: {result.message}", file=out)
-            return EXIT_NOT_FINISHED
-        seen: dict[str, str] = {}
-        final = "RUNNING"
-        deadline = began + timeout
-        while True:
-            current = _flat_states(engine.get_pipeline_states(root_id), root_id)
-            elapsed = time.monotonic() - began
-            for nid, state in current.items():
-                if seen.get(nid) != state and nid != root_id and state in SHOWN_STATES:
-                    print(f"[{elapsed:6.2f}s] {names.get(nid, nid)} {state}", file=out)
-                seen[nid] = state
-            final = current.get(root_id, "RUNNING")
-            if (
-                final in ("FINISHED", "REVOKED")
-                or "FAILED" in current.values()
-                or time.monotonic() > deadline
-            ):
-                break
-            time.sleep(POLL_SECONDS)
-        elapsed = time.monotonic() - began
-        _report(engine, root_id, names, seen, out)
-        outputs = engine.get_execution_data_outputs(root_id)
-        print(f"pipeline outputs: {json.dumps(outputs, ensure_ascii=False, sort_keys=True)}", file=out)
-        print(f"database: {path}", file=out)
-    if final == "FINISHED":
-        print(f"pipeline FINISHED in {elapsed:.2f}s", file=out)
+    outcome = run_demo(engine, db, count=count, timeout=timeout, wait=wait, out=out)
+    if outcome == FINISHED:
         return EXIT_OK
-    if final == "RUNNING" and "FAILED" not in seen.values():
-        print(f"pipeline did not finish within {timeout:g}s (state {final})", file=out)
-    else:
-        print(f"pipeline did not finish: state {final}", file=out)
-    return EXIT_NOT_FINISHED
-
-
-def _report(
-    engine: rattan.Engine, root_id: str, names: dict[str, str], seen: dict[str, str], out: TextIO
-) -> None:
-    print("final states:", file=out)
-    for nid, state in seen.items():
-        if nid == root_id:
-            continue
-        line = f"  {names.get(nid, nid):<28} {state}"
-        if state == "FAILED":
-            ex_data = engine.get_execution_data_outputs(nid).get("ex_data")
-            if ex_data:
-                line += f"  ex_data: {str(ex_data).strip().splitlines()[-1]}"
-        print(line, file=out)
-    print(f"  {'(pipeline)':<28} {seen.get(root_id, '?')}", file=out)
+    return EXIT_INTERRUPTED if outcome == INTERRUPTED else EXIT_NOT_FINISHED
 
 
 if __name__ == "__main__":  # pragma: no cover

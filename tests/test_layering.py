@@ -38,7 +38,7 @@ LAYERS = [
     ("engine", ["engine"]),
     ("backends", ["runtime.sqlite", "runtime.threads", "runtime"]),
     ("extensions", ["rollback", "contrib"]),
-    ("facade", ["facade", "queries", "api", "plugin_execute"]),
+    ("facade", ["facade", "queries", "api", "plugin_execute", "compat"]),
     ("top", ["cli", "demo", "testing", "__main__", ""]),
 ]
 RANK = {prefix: i for i, (_, prefixes) in enumerate(LAYERS) for prefix in prefixes}

@@ -78,6 +78,7 @@ ROWS: dict[str, list[tuple[str, list[str]]]] = {
         ("rattan.validator.api", ["add_sink_type", "validate_and_process_pipeline"]),
     ],
     "from bamboo_engine.eri import HookType": [("rattan.components", ["HookType"])],
+    "from bamboo_engine.engine import Engine": [("rattan.compat", ["Engine"])],
     "from pipeline.contrib.plugin_execute import api": [
         ("rattan.plugin_execute", ["api", "set_engine", "get_engine", "State"]),
         ("rattan.plugin_execute.api", ["run", "get_state", "callback", "retry", "forced_fail"]),
@@ -408,3 +409,31 @@ def test_register_node_follows_the_registry_being_collected_into() -> None:
     assert reg.get_end_event(end_type) is Collected
     assert not rattan.registry.has_end_event(end_type)
     assert FlowNodeClsFactory.get_node_cls(end_type) is None  # the default registry has none
+
+
+# -- bamboo_engine.engine.Engine --------------------------------------------------------------------
+def test_engine_of_a_runtime_is_the_runtime_and_runs_the_peers_call_style() -> None:
+    from rattan.compat import Engine
+
+    reg = rattan.Registry("seed-compat-engine")
+
+    class Done(rattan.Service):
+        def execute(self, data: Any, parent_data: Any) -> bool:
+            data.outputs.seen = parent_data.inputs.get("who")
+            return True
+
+    class DoneComponent(rattan.Component, registry=reg):
+        name = code = "seed_compat_done"
+        bound_service = Done
+
+    start, act, end = EmptyStartEvent(), ServiceActivity(component_code="seed_compat_done"), EmptyEndEvent()
+    start.extend(act).extend(end)
+    pipeline = build_tree(start)
+    with rattan.Engine(":memory:", components=reg) as runtime:
+        engine = Engine(runtime)
+        assert engine is runtime
+        engine.run_pipeline(pipeline=pipeline, root_pipeline_data={"who": "bamboo"})
+        wait_finished(runtime, pipeline["id"])
+        assert runtime.get_execution_data(act.id).outputs["seen"] == "bamboo"
+    with pytest.raises(rattan.BadInputError, match=r"Engine\(runtime\) takes a rattan\.Engine"):
+        Engine("not a runtime")  # type: ignore[arg-type]

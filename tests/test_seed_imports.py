@@ -437,3 +437,34 @@ def test_engine_of_a_runtime_is_the_runtime_and_runs_the_peers_call_style() -> N
         assert runtime.get_execution_data(act.id).outputs["seen"] == "bamboo"
     with pytest.raises(rattan.BadInputError, match=r"Engine\(runtime\) takes a rattan\.Engine"):
         Engine("not a runtime")  # type: ignore[arg-type]
+
+
+# -- history records read like the seeds' ---------------------------------------------------------
+def test_history_records_have_the_seeds_datetime_fields() -> None:
+    from datetime import UTC, datetime
+
+    reg = rattan.Registry("seed-history-times")
+
+    class FailOnce(rattan.Service):
+        def execute(self, data: Any, parent_data: Any) -> bool:
+            return bool(data.inputs.get("ok"))
+
+    class FailOnceComponent(rattan.Component, registry=reg):
+        name = code = "seed_fail_once"
+        bound_service = FailOnce
+
+    start, act, end = EmptyStartEvent(), ServiceActivity(component_code="seed_fail_once"), EmptyEndEvent()
+    start.extend(act).extend(end)
+    tree = build_tree(start)
+    before = datetime.now(UTC)
+    with rattan.Engine(":memory:", components=reg) as engine:
+        assert api.run_pipeline(engine, tree).result
+        wait_state(engine, act.id, "FAILED")
+        assert api.retry_node(engine, act.id, data={"ok": True}).result
+        wait_finished(engine, tree["id"])
+        (history,) = engine.get_histories(act.id)
+    # the seeds read history.started_time / archived_time as datetimes (the floats stay too)
+    assert isinstance(history.started_time, datetime) and isinstance(history.archived_time, datetime)
+    assert before <= history.started_time <= history.archived_time <= datetime.now(UTC)
+    assert history.started_time.timestamp() == pytest.approx(history.started, abs=1e-6)
+    assert history.archived_time.timestamp() == pytest.approx(history.archived, abs=1e-6)

@@ -9,16 +9,18 @@ import pytest
 from rattan.testing.contract.store_events import StoreEvents
 from rattan.testing.contract.store_leases import StoreLeases
 from rattan.testing.contract.store_lifecycle import StoreLifecycle
+from rattan.testing.contract.store_runs import StoreRuns
 from rattan.testing.contract.store_writes import StoreWrites
 
 
-class StoreContract(StoreWrites, StoreLeases, StoreEvents, StoreLifecycle):
+class StoreContract(StoreWrites, StoreLeases, StoreEvents, StoreLifecycle, StoreRuns):
     """The store half of the seam contract, as a pytest mixin (see ``rattan.testing.contract``).
 
     A subclass provides ``make_store`` and ``rows_of_run`` and, for the tests that run a second OS
     process against the store, ``open_in_subprocess``. Each test method checks one rule of
     ``rattan.runtime.interface``: compare-and-set writes, atomic units and savepoints, committed
-    reads, the leasing of work, the event cursor, the deletion of runs and schema migrations.
+    reads, the leasing of work, the event cursor, the deletion of runs, schema migrations and the
+    summaries of runs.
 
     Attributes:
         schema_version: The version ``migrate()`` must return; None accepts any (stable) version.

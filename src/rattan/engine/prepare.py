@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from rattan.components import BUILTIN_REGISTRY
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
 
 KNOWN_OPTIONS = {"cycle_tolerate", "start_node_id", "priority", "queue", "check_components"}
+
+log = logging.getLogger("rattan.engine")
 
 
 def _check_mapping(name: str, value: Any) -> dict[str, Any]:
@@ -121,9 +124,10 @@ def run_pipeline(
         raise StartPositionInvalidException(f"start node {start_node_id} is not a node of the root pipeline")
     plan = build_plan(spec, root_ctx, sub_ctx)
     policies.validate_plan(plan)
-    unset = unset_exports(plan)
-    if unset:
-        raise TreeInvalidException("subprocess outputs are never set", unset)
+    # an exported key nothing can set is exported as its own text, as in bamboo (a quirk kept on
+    # purpose): said in the log, not refused
+    for problem in unset_exports(plan):
+        log.warning("pipeline %s: %s", spec.id, problem)
     if options.get("check_components"):
         missing = component_problems(core, pipeline)
         if missing:

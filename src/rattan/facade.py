@@ -20,6 +20,7 @@ from rattan.components import Registry
 from rattan.components import registry as default_registry
 from rattan.context import ContextValue
 from rattan.engine import controls, retention
+from rattan.engine.checks import checked_ids, json_input
 from rattan.engine.core import EngineCore
 from rattan.engine.prepare import run_pipeline
 from rattan.engine.schedule import expire_schedule
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("rattan.engine")
 
 
+@checked_ids
 class Engine(Queries):
     """A durable pipeline engine.
 
@@ -230,6 +232,7 @@ class Engine(Queries):
     def retry_node(self, node_id: str, data: dict[str, Any] | None = None, loop_retry: bool = False) -> None:
         # the peer pops this entry from the caller's dict before any check (SPEC 7.4)
         escaped = data.pop("_escape_render_keys", None) if isinstance(data, dict) else None
+        json_input(data, "retry_node data")  # refused before the unit: nothing half written
         self._core.unit(lambda step: controls.retry_node(step, node_id, data, loop_retry, escaped=escaped))
 
     def retry_subprocess(self, node_id: str) -> None:
@@ -263,6 +266,7 @@ class Engine(Queries):
         self, node_id: str, version: str, data: Any = None, idempotency_key: str | None = None
     ) -> int:
         """Queue a callback for a waiting node; returns the stored callback id ("accepted")."""
+        json_input(data, "callback data")  # refused before the unit: nothing half written
         try:
             return self._core.unit(
                 lambda step: controls.callback(step, node_id, version, data, idempotency_key)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from rattan.context import ContextValue
 from rattan.engine import preview, reads, runs
+from rattan.engine.checks import checked_ids
 from rattan.engine.reads import state_of
 from rattan.errors import NotFoundError
 from rattan.model import states
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from rattan.runtime.interface import Store
 
 
+@checked_ids
 class Queries:
     """Reads for ``rattan.Engine`` (which provides ``_core`` and ``_store``)."""
 

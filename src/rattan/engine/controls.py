@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rattan.components.service import ScheduleType
 from rattan.engine import policies
+from rattan.engine.checks import root_refused
 from rattan.engine.loops import reset_outputs
 from rattan.engine.schedule import expire
 from rattan.engine.step import Step
@@ -44,10 +45,12 @@ def _state(step: Step, node_id: str) -> StateRecord:
     return st
 
 
-def node_info(step: Step, node_id: str) -> NodeInfo:
+def node_info(step: Step, node_id: str, call: str | None = None) -> NodeInfo:
     root = step.tx.roots_of([node_id]).get(node_id)
     if root is None:
         raise NotFoundError(f"node({node_id}) does not exist in any pipeline")
+    if root == node_id:  # a run's root pipeline is no node of its plan: say so, not KeyError
+        raise root_refused(node_id, call)
     return step.core.plans.plan(root).info(node_id)
 
 
@@ -143,7 +146,7 @@ def _token_sits(step: Step, node_id: str) -> bool:
 
 
 def pause_node_appoint(step: Step, node_id: str) -> None:
-    info = node_info(step, node_id)
+    info = node_info(step, node_id, "pause_node_appoint")
     _not_subprocess(info, "pause_node_appoint")
     st = step.state(node_id)
     if st is not None and st.name not in (states.READY, states.LOOP_READY):
@@ -167,7 +170,7 @@ def pause_node_appoint(step: Step, node_id: str) -> None:
 
 
 def resume_node_appoint(step: Step, node_id: str) -> None:
-    info = node_info(step, node_id)
+    info = node_info(step, node_id, "resume_node_appoint")
     _not_subprocess(info, "resume_node_appoint")
     st = _state(step, node_id)
     if st.name != states.SUSPENDED:
@@ -199,7 +202,7 @@ def retry_node(
     subprocess: bool = False,
     escaped: list[str] | None = None,
 ) -> None:
-    info = node_info(step, node_id)
+    info = node_info(step, node_id, "retry_subprocess" if subprocess else "retry_node")
     node = info.node
     if subprocess:
         if info.kind != NodeType.SubProcess:
@@ -241,7 +244,7 @@ def retry_node(
 
 
 def skip_node(step: Step, node_id: str, loop_skip: bool = False) -> None:
-    info = node_info(step, node_id)
+    info = node_info(step, node_id, "skip_node")
     node = info.node
     if info.kind not in (NodeType.ServiceActivity, NodeType.EmptyStartEvent):
         raise InvalidOperationError(f"can not use skip_node api for {node.type}")
@@ -265,7 +268,7 @@ def skip_node(step: Step, node_id: str, loop_skip: bool = False) -> None:
 
 
 def skip_exclusive_gateway(step: Step, node_id: str, flow_id: str) -> None:
-    info = node_info(step, node_id)
+    info = node_info(step, node_id, "skip_exclusive_gateway")
     if info.kind != NodeType.ExclusiveGateway:
         raise InvalidOperationError(f"{node_id} is not exclusive gateway, actual: {info.node.type}")
     if flow_id not in info.node.outgoing:
@@ -285,7 +288,7 @@ def skip_conditional_parallel_gateway(
 ) -> None:
     from rattan.engine.nodes import fork
 
-    info = node_info(step, node_id)
+    info = node_info(step, node_id, "skip_conditional_parallel_gateway")
     node = info.node
     if info.kind != NodeType.ConditionalParallelGateway:
         raise InvalidOperationError(f"{node_id} is not conditional parallel gateway, actual: {node.type}")
@@ -317,7 +320,7 @@ def skip_conditional_parallel_gateway(
 def forced_fail_activity(
     step: Step, node_id: str, ex_data: str, by_timeout: bool = False, signal: bool = True
 ) -> None:
-    info = node_info(step, node_id)
+    info = node_info(step, node_id, "forced_fail_activity")
     if info.kind != NodeType.ServiceActivity:
         raise InvalidOperationError(f"{node_id} is not activity, actual: {info.node.type}")
     st = _state(step, node_id)
@@ -359,7 +362,7 @@ def forced_fail_activity(
 def callback(step: Step, node_id: str, version: str, data: Any, idempotency_key: str | None) -> int:
     tx = step.tx
     st = _state(step, node_id)
-    info = node_info(step, node_id)
+    info = node_info(step, node_id, "callback")
     found = tx.waits(ScheduleQuery(node_id=node_id, version=version))
     sched = found[0] if found else None
     if sched is None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from rattan.components import BUILTIN_REGISTRY
 from rattan.engine import policies
+from rattan.engine.checks import json_input
 from rattan.engine.plan import RunPlan, build_plan
 from rattan.engine.step import Step
 from rattan.errors import (
@@ -47,6 +48,7 @@ def _check_mapping(name: str, value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise BadInputError(f"{name} must be a dict, not {type(value).__name__}")
+    json_input(value, name)  # refused here, named, before anything is validated or stored
     return value
 
 

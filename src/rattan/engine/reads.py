@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from rattan.context import ContextValue, ContextValueType
+from rattan.engine.checks import root_refused
 from rattan.engine.runs import add_detail
 from rattan.errors import NotFoundError
 from rattan.model.records import StateRecord, to_datetime
@@ -88,6 +89,8 @@ def node_debug_info(core: EngineCore, node_id: str) -> dict[str, Any]:
     root = core.store.read(lambda tx: tx.roots_of([node_id])).get(node_id)
     if root is None:
         raise NotFoundError(f"node({node_id}) does not exist in any pipeline")
+    if root == node_id:  # a root pipeline is no node of its plan: say so, not KeyError
+        raise root_refused(node_id, "get_node_debug_info")
     info = core.plans.plan(root).info(node_id)
     state, data = core.store.read(lambda tx: (state_of(tx, node_id), tx.node_data(node_id).outputs))
     err: list[str] = []

@@ -42,7 +42,8 @@ def run_query(
     created_after: float | datetime | None, created_before: float | datetime | None,
 ) -> RunQuery:  # fmt: skip
     """The store query for ``Engine.list_pipelines``; bad arguments raise BadInputError."""
-    if state is not None and state not in states.ALL_STATES:
+    # a non-str state (a dict is unhashable) is a wrong type, not a TypeError from the lookup
+    if state is not None and (not isinstance(state, str) or state not in states.ALL_STATES):
         raise BadInputError(f"unknown state {state!r}: use one of {', '.join(sorted(states.ALL_STATES))}")
     if has_failed_nodes is not None and not isinstance(has_failed_nodes, bool):
         raise BadInputError(f"has_failed_nodes must be True, False or None, got {has_failed_nodes!r}")

@@ -1,6 +1,6 @@
 """The three components the benchmark shapes use, written against rattan's seed-compatible API.
 
-Copied from the project's benchmark definitions (``shared/bench/components.py``, kept beside the
+Copied from the project's benchmark definitions (its ``components.py``, kept outside this
 repository) so that the repository is self-contained; only the style was adapted to this
 repository's ruff rules (the log messages are built eagerly with f-strings instead of ``%``: same
 text, same cost).

@@ -1,6 +1,6 @@
 """Benchmark shapes shared by rattan's own bench/ and by outside comparisons.
 
-Copied from the project's benchmark definitions (``shared/bench/shapes.py``, kept beside the
+Copied from the project's benchmark definitions (its ``shapes.py``, kept outside this
 repository) so that the repository is self-contained; only the style was adapted to this
 repository's ruff rules. The shapes and the peer's reference figures below are unchanged.
 

@@ -59,6 +59,7 @@ class Settings:
     sqlite_synchronous: str = "FULL"  # FULL survives power loss; NORMAL survives a process crash
     sqlite_page_size: int = DEFAULT_PAGE_SIZE  # bytes per page of a NEW store file (docs/engine.md)
     max_tree_nodes: int = 100_000  # larger trees are refused by validation
+    max_subprocess_depth: int = 50  # deeper subprocess nesting is refused by validation (docs/engine.md)
     # retention: archive and delete runs finished longer ago than this (None: keep forever)
     retention_seconds: float | None = None
     retention_archive_dir: str | None = None  # JSON-lines files go here; None: delete only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from rattan.builder.data import Data, Params
@@ -36,10 +37,22 @@ _MULTIPLE_INCOMING_TYPES = frozenset(
 )
 
 
+@dataclass(slots=True)
+class _Job:
+    """One pipeline level to build: its start element, id, data and the node that will hold it."""
+
+    start: Element
+    id: str | None
+    data: Data | dict[str, Any] | None
+    holder: dict[str, Any] | None  # the SubProcess node dict, or None for the root
+
+
 class _TreeGrower:
     """Accumulates the nodes and flows of one tree level during the breadth-first walk."""
 
-    def __init__(self) -> None:
+    def __init__(self, pending: list[_Job]) -> None:
+        # nested subprocesses found on this level, built later by ``build_tree``'s loop (no recursion)
+        self.pending = pending
         self.tree: dict[str, Any] = {
             "id": None,
             "start_event": None,
@@ -133,7 +146,8 @@ class _TreeGrower:
             },
             elem.type(),
         )
-        node["pipeline"] = build_tree(elem.start, id=elem.id, data=elem.data)
+        node["pipeline"] = None  # filled in when the pending job is built
+        self.pending.append(_Job(elem.start, elem.id, elem.data, node))
         self.tree["activities"][elem.id] = node
         node["outgoing"] = self.first_flow(elem)
 
@@ -178,6 +192,9 @@ def build_tree(
 ) -> dict[str, Any]:
     """Build the pipeline tree reachable from ``start_elem`` (breadth-first over ``outgoing``).
 
+    Nested subprocesses are built without recursion, so any nesting depth builds; running a tree is
+    limited by ``Settings.max_subprocess_depth`` (checked by validation).
+
     Args:
         start_elem: the start event.
         id: the pipeline id; defaults to ``unique_id("p")``.
@@ -190,8 +207,24 @@ def build_tree(
         TypeError: for an element class the builder does not know.
         ValueError: for a condition gateway lacking a condition for one of its outgoing branches.
     """
-    grower = _TreeGrower()
-    queue: deque[Element] = deque([start_elem])
+    # Nested subprocesses are built from an explicit work list, not by recursion: any nesting depth
+    # builds (validation, not the builder, limits the depth a run may use).
+    root: dict[str, Any] = {}
+    jobs: list[_Job] = [_Job(start_elem, id, data, None)]
+    while jobs:
+        job = jobs.pop()
+        tree = _build_level(job, jobs)
+        if job.holder is None:
+            root = tree
+        else:
+            job.holder["pipeline"] = tree
+    return root
+
+
+def _build_level(job: _Job, pending: list[_Job]) -> dict[str, Any]:
+    """Build one pipeline level; append its subprocesses to ``pending`` (their ``pipeline`` is None)."""
+    grower = _TreeGrower(pending)
+    queue: deque[Element] = deque([job.start])
     processed: set[str] = set()
     while queue:
         elem = queue.popleft()
@@ -201,8 +234,8 @@ def build_tree(
         processed.add(elem.id)
         grower.grow(elem)
     tree = grower.finish()
-    tree["id"] = id or unique_id("p")
-    user_data = data.to_dict() if isinstance(data, Data) else data
+    tree["id"] = job.id or unique_id("p")
+    user_data = job.data.to_dict() if isinstance(job.data, Data) else job.data
     tree["data"] = user_data or tree["data"]
     tree["schema_version"] = TREE_SCHEMA_VERSION
     return tree

@@ -37,7 +37,15 @@ def generate_pipeline_token(tree: Mapping[str, Any]) -> dict[str, str]:
         dict node id -> token (``t`` + 32 hex digits).
     """
     tokens: dict[str, str] = {}
-    _inject(tree, unique_id("t"), tokens)
+    # nested subprocess pipelines go through a work list, not recursion: any nesting depth works
+    todo: list[tuple[Mapping[str, Any], str]] = [(tree, unique_id("t"))]
+    levels: list[dict[str, str]] = []
+    while todo:
+        level, start_token = todo.pop()
+        levels.append(_inject(level, start_token, todo))
+    # children's tokens first, then their parent's (a parent wins on a clash, as before)
+    for local in reversed(levels):
+        tokens.update(local)
     return tokens
 
 
@@ -166,10 +174,13 @@ def _converge_owners(
     return owners
 
 
-def _inject(tree: Mapping[str, Any], start_token: str, tokens: dict[str, str]) -> None:
+def _inject(
+    tree: Mapping[str, Any], start_token: str, todo: list[tuple[Mapping[str, Any], str]]
+) -> dict[str, str]:
+    """Return the tokens of one level; append its subprocess pipelines (with fresh tokens) to ``todo``."""
     start = tree.get("start_event")
     if not isinstance(start, Mapping) or "id" not in start:
-        return
+        return {}
     nodes = _collect_nodes(tree)
     start_id: str = start["id"]
     end = tree.get("end_event")
@@ -184,7 +195,7 @@ def _inject(tree: Mapping[str, Any], start_token: str, tokens: dict[str, str]) -
         token = local[node_id]
         node_type = node.get("type")
         if node_type == "SubProcess" and isinstance(node.get("pipeline"), Mapping):
-            _inject(node["pipeline"], unique_id("t"), tokens)
+            todo.append((node["pipeline"], unique_id("t")))
         for succ in dag[node_id]:
             if succ in local:
                 continue
@@ -195,4 +206,4 @@ def _inject(tree: Mapping[str, Any], start_token: str, tokens: dict[str, str]) -
                 local[succ] = unique_id("t")
             else:
                 local[succ] = token
-    tokens.update(local)
+    return local

@@ -117,6 +117,7 @@ def run_pipeline(
         cycle_tolerate=cycle_tolerate,
         sink_types=core.services.sink_types(),
         max_nodes=core.settings.max_tree_nodes,
+        max_depth=core.settings.max_subprocess_depth,
     )
     start_node_id = options.get("start_node_id") or pipeline["start_event"]["id"]
     if start_node_id != pipeline["start_event"]["id"]:

@@ -25,7 +25,11 @@ RESERVED_TYPES = frozenset({START_EVENT, *ACTIVITY_TYPES, *GATEWAY_TYPES})
 MAX_IN = 1000
 MAX_OUT = 1000
 DEFAULT_MAX_NODES = 100_000
-DEFAULT_MAX_DEPTH = 128
+# Subprocess nesting levels a run may use (``Settings.max_subprocess_depth``). Every stage walks nested
+# pipelines without recursion; the bound is the stored tree snapshot: orjson refuses more than 255
+# nested containers and each level adds three (pipeline -> activities -> node), so 83 levels is the
+# hard ceiling; 50 leaves about 100 levels of nesting for the input values of the deepest pipeline.
+DEFAULT_MAX_DEPTH = 50
 
 _GLOBAL_SINK_TYPES: set[str] = set()
 
@@ -116,3 +120,21 @@ def short(value: Any, limit: int = 60) -> str:
     except Exception:  # a hostile __repr__ must not break validation
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def nesting_depth(tree: Any) -> int:
+    """How deep subprocesses nest in ``tree`` (0: none), walking without recursion; bad shapes are skipped."""
+    deepest = 0
+    seen: set[int] = set()
+    todo: list[tuple[Any, int]] = [(tree, 0)]
+    while todo:
+        pipeline, depth = todo.pop()
+        if not isinstance(pipeline, dict) or id(pipeline) in seen:
+            continue
+        seen.add(id(pipeline))
+        deepest = max(deepest, depth)
+        activities = pipeline.get("activities")
+        for node in activities.values() if isinstance(activities, dict) else ():
+            if isinstance(node, dict) and node.get("type") == "SubProcess":
+                todo.append((node.get("pipeline"), depth + 1))
+    return deepest

@@ -48,6 +48,8 @@ def _checked_pipelines(
 ) -> list[dict[str, Any]]:
     if not isinstance(max_nodes, int) or max_nodes < 1:
         raise TreeInvalidException(f"max_nodes must be a positive int, got {max_nodes!r}")
+    if not isinstance(max_depth, int) or isinstance(max_depth, bool) or max_depth < 0:
+        raise TreeInvalidException(f"max_depth must be a non-negative int, got {max_depth!r}")
     return check_structure(
         pipeline, sink_types=resolve_sink_types(sink_types), max_nodes=max_nodes, max_depth=max_depth
     )
@@ -63,7 +65,9 @@ def _root_view(pipeline: Any, sink_types: Iterable[str] | None) -> GraphView:
         pipeline,
         sink_types=resolve_sink_types(sink_types),
         max_nodes=DEFAULT_MAX_NODES,
-        max_depth=DEFAULT_MAX_DEPTH,
+        # no depth limit of its own (the node limit bounds it): these helpers never recurse, and the
+        # engine calls one after validating with its own ``Settings.max_subprocess_depth``
+        max_depth=DEFAULT_MAX_NODES,
         any_sink=True,
     )
     assert isinstance(pipeline, dict)

@@ -20,6 +20,7 @@ from ._common import (
     RESERVED_TYPES,
     START_EVENT,
     Problems,
+    nesting_depth,
     node_name,
     short,
     to_list,
@@ -90,9 +91,15 @@ def check_structure(
             continue
         ctx.seen_objects.add(id(pipeline))
         if depth > max_depth:
+            deepest = nesting_depth(tree)
             raise TreeInvalidException(
-                f"subprocesses are nested more than {max_depth} levels deep",
-                _single(label, "structure.too_deep", f"nesting depth limit is {max_depth}; flatten the tree"),
+                f"subprocesses are nested {deepest} levels deep, more than the limit of {max_depth}",
+                _single(
+                    label,
+                    "structure.too_deep",
+                    f"subprocess nesting depth {deepest} exceeds the limit of {max_depth} "
+                    "(Settings.max_subprocess_depth); flatten the tree",
+                ),
             )
         children = _check_pipeline(pipeline, expected_id, label, ctx)
         order.append(pipeline)

@@ -15,6 +15,7 @@ from rattan.builder import (
     EmptyStartEvent,
     ServiceActivity,
     SubProcess,
+    Var,
     build_tree,
     generate_pipeline_token,
 )
@@ -140,3 +141,19 @@ def test_tree_at_the_limit_runs_to_finished() -> None:
                 wait_finished(engine, node["id"], timeout=30)
                 break
             innermost = node["pipeline"]
+
+
+def test_a_tree_too_deep_for_the_store_encoder_is_refused_with_a_typed_error() -> None:
+    # an input value nested deeper than the JSON encoder goes: refused, not a bare TypeError
+    value: Any = "leaf"
+    for _ in range(300):
+        value = [value]
+    start, act, end = EmptyStartEvent(), ServiceActivity(component_code="example_component"), EmptyEndEvent()
+    act.component.inputs.deep = Var(type=Var.PLAIN, value=value)
+    start.extend(act).extend(end)
+    tree = build_tree(start)
+    with rattan.Engine(":memory:") as engine:
+        res = api.run_pipeline(engine, tree)
+        assert res.result is False and isinstance(res.exc, rattan.BadInputError)
+        assert res.message.startswith("the pipeline tree cannot be stored as JSON:")
+        assert engine.list_pipelines() == []

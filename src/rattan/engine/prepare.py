@@ -20,7 +20,7 @@ from rattan.errors import (
 )
 from rattan.expr.suggest import did_you_mean
 from rattan.model import states
-from rattan.model.codec import dumps
+from rattan.model.codec import JSONError, dumps
 from rattan.model.messages import Advance
 from rattan.model.records import ContextRow, NewRun, TokenRecord
 from rattan.model.states import TokenStatus
@@ -136,7 +136,10 @@ def run_pipeline(
         if missing:
             raise TreeInvalidException("components not registered; register them before running", missing)
     stored_options = {k: v for k, v in options.items() if k in KNOWN_OPTIONS}
-    stored_tree = dumps(pipeline)  # serialised once: a snapshot of the validated tree
+    try:
+        stored_tree = dumps(pipeline)  # serialised once: a snapshot of the validated tree
+    except JSONError as exc:  # e.g. an input value nested deeper than the encoder goes
+        raise BadInputError(f"the pipeline tree cannot be stored as JSON: {exc}") from None
     node_ids = [spec.id, *plan.nodes]
 
     event_data = {

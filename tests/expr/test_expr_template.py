@@ -68,7 +68,7 @@ def test_segment_pattern_excludes_braces_hash_and_dollar() -> None:
         ('${[item.strip() for item in KEY.split("\\n")]}', {"KEY": " a\nb "}, "['a', 'b']"),
         ('${l.split(",")[a_i]}', {"l": "x,y,z", "a_i": 2}, "z"),
         ("${a if b else c}", {"a": 1, "b": True, "c": 2}, "1"),
-        ('${"prefix{}".format(KEY)}', {"KEY": "k"}, '${"prefix{}".format(KEY)}'),
+        ('${"prefix{}".format(KEY)}', {"KEY": "k"}, "prefixk"),  # braces inside ${} (issue 13)
     ],
 )
 def test_render_value_follows_the_template_rules(value: Any, names: dict[str, Any], expected: Any) -> None:

@@ -20,7 +20,7 @@ from rattan.expr.boolrule import BoolRuleEvalError, BoolRuleParseError, evaluate
 from rattan.expr.limits import Limits
 from rattan.expr.resolve import ContextEntry, ReferenceCycleError, closure, hydrate, plain_name
 from rattan.expr.sandbox import evaluate
-from rattan.expr.template import SEGMENT, references, render_value
+from rattan.expr.template import SEGMENT, find_segments, references, render_value
 
 __all__ = [
     "BoolRuleEvalError",
@@ -33,6 +33,7 @@ __all__ = [
     "closure",
     "evaluate",
     "evaluate_condition",
+    "find_segments",
     "hydrate",
     "plain_name",
     "references",

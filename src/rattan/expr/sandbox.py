@@ -17,6 +17,7 @@ from typing import Any
 
 from rattan.errors import ExpressionError
 from rattan.expr.calls import BUILTINS, bounded, find_method
+from rattan.expr.costs import check_builtin, check_method, check_search
 from rattan.expr.formats import check_percent_format
 from rattan.expr.limits import DEFAULT_LIMITS, Limits, Refusal, approx_size, check_size
 from rattan.expr.suggest import did_you_mean
@@ -42,6 +43,7 @@ def _compile(expr: str, limits: Limits) -> ast.Expression:
 
 
 _Comprehension = ast.ListComp | ast.GeneratorExp
+_CONTAINS = (ast.In, ast.NotIn)
 
 
 class _Evaluator:
@@ -64,6 +66,8 @@ class _Evaluator:
             ast.Name: self._name,
             ast.List: lambda n: [self.eval(e) for e in n.elts],
             ast.Tuple: lambda n: tuple(self.eval(e) for e in n.elts),
+            ast.Dict: self._dict,
+            ast.Set: self._set,
             ast.UnaryOp: self._unary,
             ast.BinOp: self._binop,
             ast.BoolOp: self._boolop,
@@ -86,6 +90,23 @@ class _Evaluator:
     def eval(self, node: ast.AST) -> Any:
         self.tick()
         return self.dispatch[type(node)](node)
+
+    def _dict(self, node: ast.Dict) -> dict[Any, Any]:
+        # keys are never None here: validate refuses ** unpacking
+        items = [
+            (self.eval(k), self.eval(v)) for k, v in zip(node.keys, node.values, strict=True) if k is not None
+        ]
+        try:
+            return dict(items)
+        except TypeError as exc:  # an unhashable key, e.g. a list
+            raise Refusal(f"dict key: {exc}") from None
+
+    def _set(self, node: ast.Set) -> set[Any]:
+        elements = [self.eval(e) for e in node.elts]
+        try:
+            return set(elements)
+        except TypeError as exc:
+            raise Refusal(f"set element: {exc}") from None
 
     def _name(self, node: ast.Name) -> Any:
         for scope in reversed(self.scopes):
@@ -170,6 +191,9 @@ class _Evaluator:
         left = self.eval(node.left)
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             right = self.eval(comparator)
+            # a substring test is one C call that can be quadratic: price it before running it
+            if type(op) in _CONTAINS and isinstance(left, str) and isinstance(right, str):
+                check_search("'not in'" if type(op) is ast.NotIn else "'in'", right, left)
             if not CMPOPS[type(op)](left, right):
                 return False
             left = right
@@ -192,6 +216,7 @@ class _Evaluator:
             method = find_method(receiver, func.attr)
             if method is None:
                 raise Refusal(f"method {func.attr!r} is not allowed on {type(receiver).__name__}")
+            check_method(self.limits, receiver, func.attr, args, kwargs)
             result = method(self.limits, receiver, args, kwargs)
         else:
             name = func.id if isinstance(func, ast.Name) else ""
@@ -200,6 +225,7 @@ class _Evaluator:
             if name in self.extra:
                 result = self.extra[name](*args, **kwargs)
             elif name in BUILTINS:
+                check_builtin(self.limits, name, args, kwargs)
                 result = BUILTINS[name](self.limits, args, kwargs)
             else:
                 raise Refusal(f"call of {name!r} is not allowed")

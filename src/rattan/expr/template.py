@@ -12,13 +12,122 @@ from rattan.errors import ExpressionError
 from rattan.expr.limits import DEFAULT_LIMITS
 from rattan.expr.sandbox import evaluate
 
+# The simple segment: ``${`` + characters other than ``$ { } #`` + ``}`` (bamboo's pattern). Still
+# a segment; find_segments also finds segments holding braces and string literals.
 SEGMENT = re.compile(r"\$\{[^\$\{\}#]+\}")
+# A simple segment without quotes: exactly what the full scan finds at that position (fast path).
+_PLAIN_SEGMENT = re.compile(r"\$\{[^\$\{\}#'\"]+\}")
+# What the scan of a segment's inside stops on; everything else is skipped at C speed.
+_TOKEN = re.compile(r"[{}()\[\]'\"$#]")
+# The end of a string literal (or a backslash escaping the next character); a newline ends a
+# single-quoted literal unterminated, as in Python.
+_STRING_END = {
+    "'": re.compile(r"[\\'\n]"),
+    '"': re.compile(r'[\\"\n]'),
+    "'''": re.compile(r"\\|'''"),
+    '"""': re.compile(r'\\|"""'),
+}
+_CLOSER = {"{": "}", "[": "]", "(": ")"}
+# A longer inside is refused by the sandbox anyway (max_source is in UTF-8 bytes, >= characters):
+# bounding each scan keeps finding segments linear in the text.
+_MAX_BODY = DEFAULT_LIMITS.max_source
 
 OnFailure = Callable[[str, ExpressionError], None]
 
 # Values nested deeper than this are returned unrendered (strict: refused) instead of recursing.
 _MAX_VALUE_DEPTH = 100
 _COMPREHENSIONS = (ast.ListComp, ast.GeneratorExp, ast.SetComp, ast.DictComp)
+
+
+def _string_end(text: str, quote_at: int, limit: int) -> int:
+    delim = text[quote_at] * 3 if text.startswith(text[quote_at] * 3, quote_at) else text[quote_at]
+    pattern = _STRING_END[delim]
+    pos = quote_at + len(delim)
+    while True:
+        found = pattern.search(text, pos, limit)
+        if found is None or found.group() == "\n":
+            return -1
+        if found.group() == "\\":
+            pos = found.end() + 1  # the escaped character, whatever it is
+            continue
+        return found.end()
+
+
+def _segment_end(text: str, start: int) -> int:
+    # text[start:start + 2] == "${": the end of the segment whose ``}`` closes that brace, or -1
+    limit = min(len(text), start + 3 + _MAX_BODY)
+    closers: list[str] = []
+    pos = start + 2
+    while True:
+        found = _TOKEN.search(text, pos, limit)
+        if found is None:
+            return -1  # unterminated (or longer than any accepted expression)
+        char = found.group()
+        pos = found.end()
+        if char == "'" or char == '"':
+            pos = _string_end(text, found.start(), limit)
+            if pos < 0:
+                return -1
+        elif char in _CLOSER:
+            closers.append(_CLOSER[char])
+        elif char == "$" or char == "#":
+            return -1  # outside a string literal: as in the simple pattern
+        elif closers:
+            if closers.pop() != char:
+                return -1  # mismatched brackets
+        elif char == "}":
+            return pos if pos - start > 3 else -1  # ``${}`` is no segment
+        else:
+            return -1  # an unopened ``)`` or ``]``
+
+
+def segment_spans(text: str) -> list[tuple[int, int]]:
+    """Return the ``(start, end)`` of every ``${...}`` segment in ``text``, left to right.
+
+    A segment is ``${`` + an expression + the ``}`` matching the opening brace: braces, brackets
+    and parentheses nest, and string literals (single, double or triple quotes; a backslash
+    escapes the next character; a newline ends a one-line literal unterminated) are skipped, so
+    ``${ {'k': a}['k'] }`` and ``${"}"}`` are one segment each. Outside string literals the
+    inside holds no ``$`` and no ``#``, and ``${}`` is no segment. Where that finds no segment
+    (unterminated brace or string, mismatched brackets) the simple pattern :data:`SEGMENT` is
+    tried at the same place; else the ``${`` is text. A scan stops after the longest accepted
+    expression, so the work is linear in ``len(text)``.
+
+    Args:
+        text: the string to scan.
+
+    Returns:
+        Non-overlapping spans; empty when ``text`` holds no segment.
+    """
+    spans: list[tuple[int, int]] = []
+    start = text.find("${")
+    while start >= 0:
+        plain = _PLAIN_SEGMENT.match(text, start)
+        if plain is not None:
+            end = plain.end()
+        else:
+            end = _segment_end(text, start)
+            if end < 0:
+                simple = SEGMENT.match(text, start)
+                end = -1 if simple is None else simple.end()
+        if end < 0:
+            start = text.find("${", start + 2)
+        else:
+            spans.append((start, end))
+            start = text.find("${", end)
+    return spans
+
+
+def find_segments(text: str) -> list[str]:
+    """Return every ``${...}`` segment of ``text`` (see :func:`segment_spans`), left to right.
+
+    Args:
+        text: the string to scan.
+
+    Returns:
+        The segments' text, ``${`` and ``}`` included.
+    """
+    return [text[start:end] for start, end in segment_spans(text)]
 
 
 def _target_names(target: ast.AST) -> set[str]:
@@ -73,7 +182,7 @@ def segment_names(body: str) -> frozenset[str]:
 def _string_references(text: str) -> frozenset[str]:
     # the same input strings come back with every run of a template pipeline
     found: set[str] = set()
-    for segment in set(SEGMENT.findall(text)):
+    for segment in set(find_segments(text)):
         found.update("${" + name + "}" for name in segment_names(segment[2:-1]))
     return frozenset(found)
 
@@ -156,10 +265,12 @@ class _Renderer:
         return tuple(items) if isinstance(value, tuple) else items
 
     def string(self, text: str) -> Any:
-        segments = SEGMENT.findall(text)
-        if not segments:
+        if "${" not in text:
             return text
-        if len(segments) == 1 and segments[0] == text:
+        spans = segment_spans(text)
+        if not spans:
+            return text
+        if len(spans) == 1 and spans[0] == (0, len(text)):
             body = text[2:-1]
             # whole-value rule: the variable itself, type preserved, no evaluation at all
             if body in self.names:
@@ -170,14 +281,17 @@ class _Renderer:
                 except ExpressionError:
                     pass  # fall through: the normal path reports the failure
         done: dict[str, str] = {}
-
-        def replace(match: re.Match[str]) -> str:
-            segment = match.group(0)
+        parts: list[str] = []
+        last = 0
+        for start, end in spans:
+            segment = text[start:end]
             if segment not in done:
                 done[segment] = self.segment(segment)
-            return done[segment]
-
-        return SEGMENT.sub(replace, text)
+            parts.append(text[last:start])
+            parts.append(done[segment])
+            last = end
+        parts.append(text[last:])
+        return "".join(parts)
 
     def segment(self, segment: str) -> str:
         try:

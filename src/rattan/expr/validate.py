@@ -35,14 +35,17 @@ CMPOPS: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.IsNot: operator.is_not,
 }
 _UNARYOPS = (ast.Not, ast.UAdd, ast.USub)
-# Node types checked by _validate; everything else (Lambda, NamedExpr, JoinedStr, Starred, Dict, Set,
-# Await, Yield, comprehensions other than list/generator, ...) is refused.
+# Node types checked by _validate; everything else (Lambda, NamedExpr, JoinedStr, Starred, dict
+# unpacking, Await, Yield, comprehensions other than list/generator, ...) is refused. Dict and set
+# displays are allowed (bamboo's Mako templates evaluate them: ``${ {'k': v}[key] }``).
 _ALLOWED_NODES: tuple[type[ast.AST], ...] = (
     ast.Expression,
     ast.Constant,
     ast.Name,
     ast.List,
     ast.Tuple,
+    ast.Dict,
+    ast.Set,
     ast.UnaryOp,
     ast.BinOp,
     ast.BoolOp,
@@ -113,6 +116,8 @@ def _check_node(node: ast.AST, push: Callable[[ast.AST], None]) -> None:
         raise Refusal(f"{type(node.value).__name__} literals are not allowed")
     if isinstance(node, ast.Name):
         _check_name(node.id)
+    if isinstance(node, ast.Dict) and any(key is None for key in node.keys):
+        raise Refusal("dict unpacking (**) is not allowed")
     if isinstance(node, ast.comprehension):
         if node.is_async:
             raise Refusal("async comprehensions are not allowed")

@@ -79,7 +79,12 @@ def _tokenize(expr: str) -> list[_Tok]:
         if kind == "float":
             tokens.append(_Tok("value", text, float(text)))
         elif kind == "int":
-            tokens.append(_Tok("value", text, int(text)))
+            try:
+                tokens.append(_Tok("value", text, int(text)))
+            except ValueError:  # more digits than Python converts: a clear refusal, not a crash
+                raise BoolRuleParseError(
+                    expr, f"number at position {match.start()} has too many digits"
+                ) from None
         elif kind in ("dq", "sq"):
             tokens.append(_Tok("value", text, _unescape(text)))
         else:
@@ -189,7 +194,7 @@ def _coerce(left: Any, right: Any, op: str) -> tuple[Any, Any]:
                 right = str(right)
             elif isinstance(right, str):
                 left = str(left)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):  # inf/nan do not convert to int
             pass
     return left, right
 
@@ -197,7 +202,7 @@ def _coerce(left: Any, right: Any, op: str) -> tuple[Any, Any]:
 def _converts(fn: Callable[[Any], Any], value: Any) -> bool:
     try:
         fn(value)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         return False
     return True
 

@@ -490,7 +490,8 @@ class CallbackSender:
             try:
                 self.engine.callback(node_id, version, callback_data(seq), idempotency_key=f"{version}:{seq}")
             except (NotFoundError, InvalidOperationError, ConflictError):
-                # no schedule yet (execute still running), or the node moved on: look again later
+                # not this node's version any more, or not waiting for callbacks: look again later
+                # (one sent while execute runs is kept until the node waits)
                 return
             journal(node_id, version, "cbsent", seq, "-")
         self.sent.add((node_id, version))

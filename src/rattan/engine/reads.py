@@ -63,7 +63,7 @@ def pipeline_states(
                 holder = top if s.parent_id == root_id else entries.get(s.parent_id, top)
                 holder["children"][s.node_id] = entries[s.node_id]
         if detail:
-            add_detail(core, tx, root.root_id or root_id, {root_id: top, **entries})
+            add_detail(core, tx, root.root_id or root_id, {root_id: top, **entries}, [root, *children])
         return {root_id: top}
 
     return core.store.read(read)
@@ -76,10 +76,10 @@ def children_states(core: EngineCore, node_id: str, detail: bool = False) -> dic
             return {}
         top = state_dict(st)
         top["parent_id"] = st.root_id
-        children = tx.states(root_id=st.root_id or node_id)
-        top["children"] = {s.node_id: state_dict(s) for s in children if s.parent_id == node_id}
+        children = [s for s in tx.states(root_id=st.root_id or node_id) if s.parent_id == node_id]
+        top["children"] = {s.node_id: state_dict(s) for s in children}
         if detail:
-            add_detail(core, tx, st.root_id or node_id, {node_id: top, **top["children"]})
+            add_detail(core, tx, st.root_id or node_id, {node_id: top, **top["children"]}, [st, *children])
         return {node_id: top}
 
     return core.store.read(read)

@@ -100,11 +100,13 @@ def waiting_for(tx: Reads, st: StateRecord) -> dict[str, Any] | None:
     return None
 
 
-def add_detail(core: EngineCore, tx: Reads, root_id: str, entries: dict[str, dict[str, Any]]) -> None:
+def add_detail(
+    core: EngineCore, tx: Reads, root_id: str, entries: dict[str, dict[str, Any]], read: list[StateRecord]
+) -> None:
     """Give each node entry of a state query its name and type (from the tree) and what it waits
-    for (``waiting``)."""
+    for (``waiting``). ``read``: the state records the entries were built from."""
     plan = core.plans.plan(root_id)
-    found = {s.node_id: s for s in tx.states(list(entries))}
+    found = {s.node_id: s for s in read}
     for node_id, entry in entries.items():
         info = plan.nodes.get(node_id)
         node = info.node if info is not None else None

@@ -503,7 +503,16 @@ def check_interrupted(
         if codes[nid] in mc.IDEMPOTENT_CODES:
             problems.append(f"idempotent {nid} was failed as interrupted")
         runs = [e for e in entries if e.key == (nid, version, "execute", 0) and e.phase == "begin"]
-        if not runs or any(children[e.pid].killed_at is None for e in runs if e.pid in children):
+        if not runs:
+            # A kill between the commit that enters the node (the token records the version as
+            # executing) and the first line of execute() leaves no "begin": the engine cannot tell
+            # "about to run" from "running", so it fails the node rather than risk a second run.
+            # Allowed only when a kill happened at all; a live process's work taken as crashed
+            # (the bug this check exists for) shows as a "begin" by a process never killed.
+            if not any(c.killed_at is not None for c in children.values()):
+                problems.append(f"{nid} {version} failed as interrupted with no execute and no kill")
+            continue
+        if any(children[e.pid].killed_at is None for e in runs if e.pid in children):
             problems.append(f"{nid} {version} failed as interrupted; its executes {runs} were not all killed")
     return problems
 

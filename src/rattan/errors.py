@@ -12,7 +12,8 @@ Errors are grouped by who must react::
     │   │   └── CycleError                   a cycle without cycle_tolerate
     │   ├── StartPositionInvalidException    start_node_id not allowed
     │   ├── ExpressionError                  a ${...} expression was refused or failed
-    │   └── EngineValueError                 the peer's engine ``ValueError``
+    │   ├── EngineValueError                 the peer's engine ``ValueError``
+    │   └── UnstorableValueError (TypeError)  a value the store cannot keep exactly
     ├── InvalidOperationError                the operation is not allowed in the current state
     │   └── RollBackException                a rollback precondition failed
     ├── NotFoundError                        an id names nothing: check the id
@@ -120,6 +121,30 @@ class ExpressionError(BadInputError):
 
 class EngineValueError(BadInputError):
     """The peer engine's own ``ValueError`` (e.g. a COMPUTE context value without a code)."""
+
+
+class UnstorableValueError(BadInputError, TypeError):
+    """A value cannot be stored exactly (docs/components.md, "What outputs can hold"). ``path``
+    says where it sits inside the value given (``['key'][2]``), ``what`` what it is."""
+
+    HINT = (
+        "stored values are JSON types, datetime, date, time, timedelta, UUID, Decimal, bytes "
+        "and sets (docs/components.md)"
+    )
+
+    def __init__(self, path: str, what: str, owner: str = "the value") -> None:
+        self.path = path
+        self.what = what
+        shown = path if len(path) <= 80 else path[:80] + "..."
+        super().__init__(f"{owner}{shown} holds {what}: {self.HINT}")
+
+    def inside(self, step: str) -> UnstorableValueError:
+        """The same error one level further out (``step`` is the key or index it sits under)."""
+        return UnstorableValueError(step + self.path, self.what)
+
+    def of(self, owner: str) -> UnstorableValueError:
+        """The same error naming what holds the value (``callback data``, ``outputs``)."""
+        return UnstorableValueError(self.path, self.what, owner)
 
 
 class InvalidOperationError(RattanError):

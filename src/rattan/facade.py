@@ -266,7 +266,8 @@ class Engine(Queries):
         self, node_id: str, version: str, data: Any = None, idempotency_key: str | None = None
     ) -> int:
         """Queue a callback for a waiting node; returns the stored callback id ("accepted")."""
-        json_input(data, "callback data")  # refused before the unit: nothing half written
+        # refused before the unit: nothing half written
+        json_input(data, "callback data", self._core.settings.max_callback_bytes)
         try:
             return self._core.unit(
                 lambda step: controls.callback(step, node_id, version, data, idempotency_key)

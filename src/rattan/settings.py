@@ -60,6 +60,10 @@ class Settings:
     sqlite_page_size: int = DEFAULT_PAGE_SIZE  # bytes per page of a NEW store file (docs/engine.md)
     max_tree_nodes: int = 100_000  # larger trees are refused by validation
     max_subprocess_depth: int = 50  # deeper subprocess nesting is refused by validation (docs/engine.md)
+    # the largest value stored, in encoded bytes: one output key's value (larger fails the node)
+    # and one callback's data (larger is refused); docs/components.md
+    max_output_bytes: int = 16 * 2**20
+    max_callback_bytes: int = 16 * 2**20
     # retention: archive and delete runs finished longer ago than this (None: keep forever)
     retention_seconds: float | None = None
     retention_archive_dir: str | None = None  # JSON-lines files go here; None: delete only

@@ -17,6 +17,7 @@ from rattan.builder import (
     Var,
     build_tree,
 )
+from rattan.errors import UnstorableValueError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -217,7 +218,7 @@ def test_non_json_output_fails_node(engine: rattan.Engine, reg: rattan.Registry)
     root = run(engine, tree)
     _assert_parked_failure(engine, root, start, act)
     assert outputs(engine, act.id) == {
-        "ex_data": "outputs are not JSON serialisable: bad",
+        "ex_data": "outputs['bad'] holds an object value: " + UnstorableValueError.HINT,
         "_result": False,
         "_loop": 1,
         "_inner_loop": 1,

@@ -86,7 +86,7 @@ def test_a_version_3_event_log_loses_autoincrement_but_keeps_its_ids_and_high_wa
         conn.execute("DELETE FROM events WHERE root_id='r3'")  # the newest row went: high-water 3
     store = SQLiteStore(str(path))
     try:
-        assert store.schema_version() == SCHEMA_VERSION == 6
+        assert store.schema_version() == SCHEMA_VERSION == 7
         with store.raw() as conn:
             sql = conn.execute("SELECT sql FROM sqlite_master WHERE name='events'").fetchone()[0]
             assert "AUTOINCREMENT" not in sql

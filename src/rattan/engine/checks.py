@@ -15,8 +15,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from rattan.errors import BadInputError, InvalidOperationError
-from rattan.model.codec import JSONError, dumps
+from rattan.errors import BadInputError, InvalidOperationError, UnstorableValueError
+from rattan.model.codec import dumps
 
 C = TypeVar("C", bound=type)
 
@@ -84,12 +84,19 @@ def checked_ids(cls: C) -> C:
     return cls
 
 
-def json_input(value: Any, what: str) -> bytes:
-    """``value`` encoded as the store encodes it; BadInputError naming ``what`` if it is not JSON."""
+def json_input(value: Any, what: str, limit: int | None = None) -> bytes:
+    """``value`` encoded as the store encodes it; BadInputError naming ``what`` if it cannot be
+    stored (docs/components.md) or is above ``limit`` bytes."""
     try:
-        return dumps(value)
-    except JSONError as exc:
-        raise BadInputError(f"{what} is not JSON: {exc}") from exc
+        blob = dumps(value)
+    except UnstorableValueError as exc:
+        raise exc.of(what) from None
+    if limit is not None and len(blob) > limit:
+        raise BadInputError(
+            f"{what} is {len(blob)} bytes, above the limit of {limit} (max_callback_bytes): "
+            "send large data elsewhere and pass its address"
+        )
+    return blob
 
 
 def root_refused(root_id: str, call: str | None) -> InvalidOperationError:

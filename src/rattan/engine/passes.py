@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from rattan.engine import policies
 from rattan.engine.loops import loop_config, next_after_pass, record_pass
 from rattan.engine.nodes import write_outputs
+from rattan.errors import UnstorableValueError
 from rattan.model import states
-from rattan.model.codec import JSONError, dumps
+from rattan.model.codec import dumps
 from rattan.model.states import TokenStatus
 
 if TYPE_CHECKING:
@@ -25,19 +26,26 @@ def seal(
 ) -> tuple[dict[str, Any], bytes, bytes, bool]:
     """Stamp the system keys every pass leaves in its outputs (``_result``, ``_loop``,
     ``_inner_loop``) and encode inputs and outputs: (outputs, inputs JSON, outputs JSON, ok).
-    Outputs that JSON cannot hold fail the pass with an ex_data naming the first bad key, instead
-    of being stored as something else."""
+    Outputs the store cannot keep exactly (docs/components.md) or an output value above
+    ``max_output_bytes`` fail the pass with an ex_data naming the key, instead of being stored as
+    something else."""
     offset = step.core.settings.rerun_index_offset
     outputs["_result"] = value if ok else False
     outputs["_loop"] = prep.loop + offset
     outputs["_inner_loop"] = prep.inner_loop + offset
     try:
-        return outputs, dumps(inputs), dumps(outputs), ok
-    except JSONError:
-        bad = _first_bad_key(outputs)
-        outputs = {"ex_data": f"outputs are not JSON serialisable: {bad}", "_result": False,
-                   "_loop": outputs["_loop"], "_inner_loop": outputs["_inner_loop"]}  # fmt: skip
-        return outputs, dumps(_jsonable(inputs)), dumps(outputs), False
+        out_blob = dumps(outputs)
+        refused = _too_big(outputs, out_blob, step.core.settings.max_output_bytes)
+    except UnstorableValueError as exc:
+        refused = str(exc.of("outputs"))
+    if refused is None:
+        try:
+            return outputs, dumps(inputs), out_blob, ok
+        except UnstorableValueError:
+            return outputs, dumps(_storable(inputs)), out_blob, ok
+    outputs = {"ex_data": refused, "_result": False,
+               "_loop": outputs["_loop"], "_inner_loop": outputs["_inner_loop"]}  # fmt: skip
+    return outputs, dumps(_storable(inputs)), dumps(outputs), False
 
 
 def close_pass(
@@ -75,21 +83,28 @@ def close_pass(
     return False
 
 
-def _first_bad_key(outputs: dict[str, Any]) -> str:
+def _too_big(outputs: dict[str, Any], blob: bytes, limit: int) -> str | None:
+    """The refusal of an output value above ``limit`` bytes, or None (the sizes are looked at
+    one by one only when the whole is above it: the common case costs one comparison)."""
+    if len(blob) <= limit:
+        return None
     for key, value in outputs.items():
-        try:
-            dumps(value)
-        except JSONError:
-            return str(key)
-    return "?"
+        size = len(dumps(value))
+        if size > limit:
+            return (
+                f"output {key!r} is {size} bytes, above max_output_bytes ({limit}): store large "
+                "data elsewhere (a file, an object store) and output its address"
+            )
+    return None
 
 
-def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
+def _storable(value: dict[str, Any]) -> dict[str, Any]:
+    """Inputs as far as they can be stored: a value that cannot be is kept as its repr."""
     out: dict[str, Any] = {}
     for key, item in value.items():
         try:
             dumps(item)
             out[key] = item
-        except JSONError:
+        except UnstorableValueError:
             out[key] = repr(item)
     return out

@@ -123,7 +123,8 @@ def archive(
 
 def read_archive(lines: Iterable[bytes | str]) -> list[dict[str, Any]]:
     """Parse an archive file's lines back into records."""
-    return [loads(line) for line in lines if line and line.strip()]
+    blobs = (line.encode() if isinstance(line, str) else line for line in lines)
+    return [loads(blob) for blob in blobs if blob.strip()]
 
 
 __all__ = ["ARCHIVE_SCHEMA_VERSION", "archive", "dumps", "read_archive"]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from rattan.model.records import RollbackJob, RollbackPlan, RollbackSnapshot
 from rattan.runtime.sqlite.rows import WriterCache, dumps, loads
+from rattan.runtime.sqlite.values import ValueTable
 
 SNAPSHOT_COLS = (
     "id, root_id, node_id, code, component_version, node_version, loop, inner_loop, inputs, outputs, "
@@ -17,7 +18,7 @@ SNAPSHOT_COLS = (
 )
 
 
-class SQLiteRollbackRows:
+class SQLiteRollbackRows(ValueTable):
     __slots__ = ("c", "cache")
 
     def __init__(self, conn: sqlite3.Connection, cache: WriterCache | None) -> None:
@@ -38,11 +39,13 @@ class SQLiteRollbackRows:
 
     # -- snapshots ---------------------------------------------------------------------------------
     def add_snapshot(self, s: RollbackSnapshot) -> None:
+        inputs = self.put_value(dumps(s.inputs), False, s.root_id)
+        outputs = self.put_value(dumps(s.outputs), False, s.root_id)
         self.c.execute(
             "INSERT INTO rollback_snapshots(root_id, node_id, code, component_version, node_version, loop, "
             "inner_loop, inputs, outputs, root_data, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (s.root_id, s.node_id, s.code, s.component_version, s.node_version, s.loop, s.inner_loop,
-             dumps(s.inputs), dumps(s.outputs), dumps(s.root_data), time.time()),
+             inputs, outputs, dumps(s.root_data), time.time()),
         )  # fmt: skip
 
     def snapshots(self, root_id: str, node_id: str | None = None) -> list[RollbackSnapshot]:
@@ -53,7 +56,17 @@ class SQLiteRollbackRows:
             args = (root_id, node_id)
         return [
             RollbackSnapshot(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], loads(r[8]), loads(r[9]), loads(r[10])
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                self.load_value(r[8]),
+                self.load_value(r[9]),
+                loads(r[10]),
             )
             for r in self.c.execute(sql + " ORDER BY id DESC", args)
         ]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rattan.model.codec import dumps, loads
+from rattan.model.codec import dumps, loads, plain_dumps, plain_loads
 from rattan.model.records import ScheduleRecord, ScheduleType, StateRecord, TokenRecord
 
-__all__ = ["dumps", "loads"]
+__all__ = ["dumps", "loads", "plain_dumps", "plain_loads"]
 
 STATE_COLS = (
     "node_id, root_id, parent_id, name, version, loop, inner_loop, retry, skip, error_ignored, "
@@ -58,8 +58,9 @@ def state_record(row: Any) -> StateRecord:
 
 def proc_record(row: Any) -> TokenRecord:
     return TokenRecord(
-        row[0], row[1], row[2], row[3], row[4], loads(row[5]), row[6], row[7], row[8], row[9], row[10], row[6]
-    )
+        row[0], row[1], row[2], row[3], row[4], plain_loads(row[5]), row[6], row[7], row[8], row[9],
+        row[10], row[6],
+    )  # fmt: skip
 
 
 def cached_proc_record(row: ProcRow) -> TokenRecord:

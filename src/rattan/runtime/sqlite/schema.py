@@ -9,7 +9,7 @@ Times are stored as REAL seconds since the epoch (UTC); JSON columns hold orjson
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -145,5 +145,13 @@ MIGRATIONS: dict[int, list[str]] = {
     # listing runs newest first (Engine.list_pipelines) without sorting the whole table
     6: [
         "CREATE INDEX runs_created ON runs(created)",
+    ],
+    # large values stored once (rattan.model.spill): pieces by the hash of their bytes, and which
+    # runs refer to each (a piece goes when its last run is deleted)
+    7: [
+        "CREATE TABLE value_pieces (hash TEXT PRIMARY KEY, data BLOB NOT NULL)",
+        """CREATE TABLE value_refs (root_id TEXT NOT NULL, hash TEXT NOT NULL,
+            PRIMARY KEY (root_id, hash)) WITHOUT ROWID""",
+        "CREATE INDEX value_refs_hash ON value_refs(hash)",
     ],
 }

@@ -42,12 +42,14 @@ from rattan.runtime.sqlite.rows import (
     cached_proc_record,
     dumps,
     loads,
+    plain_dumps,
     proc_record,
     proc_row,
     state_record,
     state_row,
 )
 from rattan.runtime.sqlite.runs import run_summaries
+from rattan.runtime.sqlite.values import ValueTable
 from rattan.runtime.sqlite.waits import WaitQueries
 
 CHUNK = 500  # ids per IN (...) list: well below SQLite's limit on bound parameters
@@ -63,7 +65,7 @@ def chunks(ids: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield ids[i : i + CHUNK]
 
 
-class SQLiteUnit(WaitQueries, LeaseQueries):
+class SQLiteUnit(WaitQueries, LeaseQueries, ValueTable):
     """Typed access to the store over one connection (a write transaction or a reader).
 
     ``cache`` (the writer only) keeps rows between transactions (WriterCache).
@@ -147,6 +149,7 @@ class SQLiteUnit(WaitQueries, LeaseQueries):
                       "rollback_jobs"):  # fmt: skip
             c.execute(f"DELETE FROM {table} WHERE root_id=?", (root_id,))
         self.delete_events(root_id)
+        self.drop_values(root_id)
         c.execute("DELETE FROM node_index WHERE root_id=?", (root_id,))
         c.execute("DELETE FROM runs WHERE root_id=?", (root_id,))
         if self.cache is not None:  # deleted in bulk, not row by row: start again from the store
@@ -264,7 +267,7 @@ class SQLiteUnit(WaitQueries, LeaseQueries):
         if p.id == 0:
             cur = self.c.execute(
                 INSERT_PROC,
-                (p.root_id, p.parent_id, p.current, p.destination, dumps(p.stack), p.status, p.pending,
+                (p.root_id, p.parent_id, p.current, p.destination, plain_dumps(p.stack), p.status, p.pending,
                  p.executing, p.owner),
             )  # fmt: skip
             p.id = int(cur.lastrowid or 0)
@@ -275,7 +278,7 @@ class SQLiteUnit(WaitQueries, LeaseQueries):
                 p.owner = ""  # finished: no work for anyone to claim
             cached = self.cache.procs.get(p.id) if self.cache is not None else None
             same_owner = cached is not None and cached[9] == p.owner
-            row = (p.current, p.destination, dumps(p.stack), p.pending, p.executing)
+            row = (p.current, p.destination, plain_dumps(p.stack), p.pending, p.executing)
             if p.status == p.stored_status:
                 if same_owner:  # the common case: a step moved the token on
                     cur = self.c.execute(SAVE_PROC[False, False], (*row, p.id, p.rev))
@@ -306,8 +309,8 @@ class SQLiteUnit(WaitQueries, LeaseQueries):
             "LEFT JOIN exec_data e ON e.node_id = k.id LEFT JOIN data_override o ON o.node_id = k.id",
             (node_id,),
         ).fetchone()
-        inputs = None if row[0] is None else loads(row[0])
-        outputs = None if row[1] is None else loads(row[1])
+        inputs = None if row[0] is None else self.load_value(row[0])
+        outputs = None if row[1] is None else self.load_value(row[1])
         return NodeData(inputs, outputs, None if row[2] is None else loads(row[2]))
 
     def put_node_data(
@@ -326,7 +329,9 @@ class SQLiteUnit(WaitQueries, LeaseQueries):
                 (node_id, s.loop, s.retry, int(s.skip), s.version, s.started, s.archived, node_id),
             )
         if outputs is not None:
+            outputs = self.put_value(outputs, False, node_id=node_id)
             if inputs is not None:
+                inputs = self.put_value(inputs, False, node_id=node_id)
                 c.execute(
                     "INSERT INTO exec_data(node_id, inputs, outputs) VALUES (?,?,?) "
                     "ON CONFLICT(node_id) DO UPDATE SET inputs=excluded.inputs, outputs=excluded.outputs",
@@ -368,10 +373,13 @@ class SQLiteUnit(WaitQueries, LeaseQueries):
 
     def context(self, pipeline_id: str) -> dict[str, ContextEntry]:
         # values are deserialised per call: callers own what they get
-        return {k: (t, loads(v), c) for k, (t, v, c) in self._context_rows(pipeline_id).items()}
+        load = self.load_value
+        return {k: (t, load(v), c) for k, (t, v, c) in self._context_rows(pipeline_id).items()}
 
     def put_context(self, rows: Sequence[ContextRow], *, existing_only: bool = False) -> None:
-        data = [(r.pipeline_id, r.key, int(r.type), dumps(r.value), r.code) for r in rows]
+        put = self.put_value
+        data = [(r.pipeline_id, r.key, int(r.type), put(dumps(r.value), True, node_id=r.pipeline_id), r.code)
+                for r in rows]  # fmt: skip
         if existing_only:
             self.c.executemany(
                 "UPDATE context SET type=?, value=?, code=? WHERE pipeline_id=? AND key=?",

@@ -4,7 +4,7 @@ half of ``SQLiteUnit`` that serves user steps, timers and operators."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, overload
 
 from rattan.errors import BadInputError, ConflictError
@@ -27,10 +27,6 @@ EVENTS_PER_ROW = 1000
 CALLBACK_COLS = "id, node_id, version, data, idem_key, applied, created"
 
 
-def _callback(row: Any) -> CallbackRecord:
-    return CallbackRecord(row[0], row[1], row[2], loads(row[3]), row[4], row[5], row[6])
-
-
 class WaitQueries:
     """Needs ``c`` (the connection) and ``cache`` (the writer's WriterCache, or None), set by
     SQLiteUnit."""
@@ -38,6 +34,13 @@ class WaitQueries:
     __slots__ = ()
     c: sqlite3.Connection
     cache: WriterCache | None
+
+    # ValueTable's methods, beside this class in SQLiteUnit (annotations only: no attribute here)
+    load_value: Callable[[bytes], Any]
+    put_value: Callable[..., bytes]
+
+    def _callback(self, row: Any) -> CallbackRecord:
+        return CallbackRecord(row[0], row[1], row[2], self.load_value(row[3]), row[4], row[5], row[6])
 
     # -- reads ---------------------------------------------------------------------------------
     @overload
@@ -87,7 +90,7 @@ class WaitQueries:
         if not where:
             raise BadInputError("a callback query names an id, a node, a key or pending")
         sql = f"SELECT {CALLBACK_COLS} FROM callbacks WHERE {' AND '.join(where)} ORDER BY id"
-        return [_callback(r) for r in self.c.execute(sql, args)]
+        return [self._callback(r) for r in self.c.execute(sql, args)]
 
     # -- writes --------------------------------------------------------------------------------
     def put_wait(self, wait: Wait) -> int:
@@ -135,11 +138,12 @@ class WaitQueries:
         if cb.id:
             self.c.execute("UPDATE callbacks SET applied=? WHERE id=?", (cb.applied, cb.id))
             return cb.id
+        data = self.put_value(dumps(cb.data), True, node_id=cb.node_id)
         try:
             cur = self.c.execute(
                 "INSERT INTO callbacks(node_id, version, data, idem_key, applied, created) "
                 "VALUES (?,?,?,?,?,?)",
-                (cb.node_id, cb.version, dumps(cb.data), cb.idem_key, cb.applied, cb.created),
+                (cb.node_id, cb.version, data, cb.idem_key, cb.applied, cb.created),
             )
         except sqlite3.IntegrityError:
             raise ConflictError(
@@ -179,8 +183,9 @@ class WaitQueries:
             rows = self.c.execute(sql + "ORDER BY id", (node_id,))
         else:
             rows = self.c.execute(sql + "AND loop=? ORDER BY id", (node_id, loop))
+        load = self.load_value
         return [
-            HistoryRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], loads(r[8]), loads(r[9]))
+            HistoryRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], load(r[8]), load(r[9]))
             for r in rows
         ]
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from rattan.context import ContextValueType
+from rattan.model.codec import dumps
 from rattan.model.messages import Message
 from rattan.model.records import (
     CallbackRecord,
@@ -25,6 +26,7 @@ from rattan.model.records import (
     TimerRecord,
     TokenRecord,
 )
+from rattan.model.spill import SPILL_BYTES
 from rattan.model.states import TokenStatus
 from rattan.runtime.interface import Reads, Store, UnitOfWork
 
@@ -141,6 +143,10 @@ def _fill_run(tx: UnitOfWork, root_id: str) -> list[str]:
     tx.put_state(_state(n1, root_id), None)
     tx.put_node_data(n1, inputs=b'{"a":1}', outputs=b'{"b":2}')
     tx.put_node_data(n1, history=_state(n1, root_id), override={"a": 3}, logs=("v1", ["a line"]))
+    # a large value, written where a store may keep it apart (stored once: rattan.model.spill)
+    big = _big(root_id)
+    tx.put_node_data(n2, inputs=dumps({"big": big}), outputs=dumps({"big": big, "n": 1}))
+    tx.put_context([ContextRow(root_id, "${big}", int(ContextValueType.PLAIN), big)])
     tx.put_wait(ScheduleRecord(0, n1, "v1", ScheduleType.POLL, token_id, due=NOW + 5))
     tx.put_wait(CallbackRecord(0, n1, "v1", {"ok": True}, idem_key="key", created=NOW))
     tx.put_wait(TimerRecord(0, "node_timeout", n1, "v1", NOW + 60, {"why": "contract"}))
@@ -151,6 +157,11 @@ def _fill_run(tx: UnitOfWork, root_id: str) -> list[str]:
     rows.put_plan(RollbackPlan(0, root_id, n2, n1, "ANY", {"why": "contract"}))
     rows.put_job(RollbackJob(root_id, n2, n1, "ANY", token_id, [n2, n1], [n1], [], "running"))
     return new.node_ids
+
+
+def _big(root_id: str) -> str:
+    """A value above the spill size, different for each run."""
+    return root_id + "-" + "v" * SPILL_BYTES
 
 
 def _run_view(r: Reads, root_id: str, nodes: Sequence[str]) -> tuple[Any, ...]:

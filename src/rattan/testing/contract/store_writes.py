@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import uuid
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -12,16 +14,19 @@ from typing import Any
 import pytest
 
 from rattan.errors import ConflictError
+from rattan.model.codec import dumps
 from rattan.model.records import (
     CallbackRecord,
     ContextRow,
     EventRecord,
     RollbackJob,
+    RollbackSnapshot,
     ScheduleRecord,
     ScheduleType,
     StateRecord,
     TimerRecord,
 )
+from rattan.model.spill import SPILL_BYTES
 from rattan.model.states import TokenStatus
 from rattan.runtime.interface import (
     INTERFACE_VERSION,
@@ -284,6 +289,39 @@ class StoreWrites(StoreBase):
         assert inside["rollback"] == ({n1: "t1"}, True)
         assert outside["run"] is None and outside["states"] == [] and outside["events"] == []
         assert store.read(look) == inside == other.read(look)  # committed, as the unit saw it
+
+    def test_large_and_tagged_values_read_back_exactly_everywhere_they_are_written(
+        self, tmp_path: Path
+    ) -> None:
+        """Values above the spill size and values of the tagged kinds (docs/components.md) come
+        back equal and of the same type from node data, histories, context, callbacks and
+        rollback snapshots (a store may keep a large value apart, once: rattan.model.spill)."""
+        store = self._open(tmp_path)
+        n1 = "r1-n1"
+        big = "b" * (SPILL_BYTES + 1)
+        value = {"big": big, "when": datetime(2026, 1, 2, 3, 4, 5), "id": uuid.UUID(int=9), "n": 2**70}
+
+        def write(tx: UnitOfWork) -> None:
+            token_id = tx.create_run(_new_run("r1"))
+            tx.put_state(_state(n1, "r1"), None)
+            tx.put_node_data(n1, inputs=dumps(value), outputs=dumps({**value, "other": big}))
+            tx.put_node_data(n1, history=_state(n1, "r1"))
+            tx.put_context([ContextRow("r1", "${big}", PLAIN, big), ContextRow("r1", "${v}", PLAIN, value)])
+            tx.put_wait(ScheduleRecord(0, n1, "v1", ScheduleType.CALLBACK, token_id))
+            tx.put_wait(CallbackRecord(0, n1, "v1", value, created=NOW))
+            tx.rollback.add_snapshot(RollbackSnapshot(0, "r1", n1, "c", "1", "v1", 1, 1, value, value, None))
+
+        store.unit(write)
+        data = store.read(lambda r: r.node_data(n1))
+        assert data.inputs == value and data.outputs == {**value, "other": big}
+        assert type(data.inputs["when"]) is datetime and type(data.inputs["id"]) is uuid.UUID
+        history = store.read(lambda r: r.histories(n1))
+        assert [(h.inputs, h.outputs) for h in history] == [(value, {**value, "other": big})]
+        context = store.read(lambda r: r.context("r1"))
+        assert context["${big}"] == (PLAIN, big, None) and context["${v}"] == (PLAIN, value, None)
+        assert [c.data for c in store.read(lambda r: r.waits(CallbackQuery(node_id=n1)))] == [value]
+        snapshots = store.read(lambda r: r.rollback.snapshots("r1"))
+        assert [(s.inputs, s.outputs) for s in snapshots] == [(value, value)]
 
     @pytest.mark.timeout(60)
     def test_reads_see_committed_data_only(self, tmp_path: Path) -> None:

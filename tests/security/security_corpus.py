@@ -15,6 +15,8 @@ from typing import Any
 
 #: set by anything that runs host code it should not: a non-empty list is an escape
 TRIPPED: list[str] = []
+# (what, amount, case id) of every measured case: the worst are printed at the end of the run
+FIGURES: list[tuple[str, float, str]] = []
 
 FORMAT_WALK = "{0.__class__.__mro__[1].__subclasses__}"
 

@@ -432,9 +432,5 @@ def _build_cases() -> list[Case]:
 
 CASES = _build_cases()
 
-#: payloads that are NOT refused today (sandbox findings, reported, not fixed here): payload -> why
-KNOWN_FINDINGS: dict[str, str] = {
-    "len(spy)": "len() of a context value calls its __len__ (host code runs)",
-    "spy[0]": "subscript of a context value calls its __getitem__ (host code runs)",
-    "x if spy else x": "truth test of a context value calls its __bool__ (host code runs)",
-}
+#: payloads that are NOT refused today (sandbox findings, kept as strict xfails until fixed): payload -> why
+KNOWN_FINDINGS: dict[str, str] = {}

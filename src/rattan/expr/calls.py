@@ -6,6 +6,9 @@ refuse an argument *before* doing work proportional to it. Results are size-chec
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,6 +43,36 @@ def bounded(value: Any, what: str = "argument") -> Any:
     if not isinstance(value, BOUNDED_ITERABLES):
         raise Refusal(f"cannot iterate over {type(value).__name__} ({what})")
     return value
+
+
+# What len(), a subscript and a truth test may be applied to: these types' own __len__,
+# __getitem__ and __bool__ are the interpreter's. A host object (a lazy variable's result, an
+# expression_names value) may define its own, which would run host code from an expression: refused.
+DATA_TYPES: frozenset[type] = frozenset(
+    {
+        str, bytes, int, float, complex, bool, type(None), list, tuple, dict, set, frozenset, range,
+        type({}.keys()), type({}.values()), type({}.items()),
+        datetime.datetime, datetime.date, datetime.time, datetime.timedelta, decimal.Decimal, uuid.UUID,
+    }
+)  # fmt: skip
+
+
+def data(value: Any, what: str) -> Any:
+    """Return ``value`` if its type is a plain data type; refuse a host object (see DATA_TYPES)."""
+    if type(value) not in DATA_TYPES:
+        raise Refusal(
+            f"{what} of a {type(value).__name__} value is not allowed: expressions test, measure and "
+            "index data values (str, numbers, lists, dicts...), not host objects"
+        )
+    return value
+
+
+def _data_args(fn: Callable[..., Any]) -> Builtin:
+    def call(limits: Limits, args: Args, kwargs: Kwargs) -> Any:
+        _kwargs_allowed(fn.__name__, kwargs, frozenset())
+        return fn(*(data(a, f"{fn.__name__}()") for a in args))
+
+    return call
 
 
 def _iter_args(args: Args) -> Args:
@@ -127,8 +160,8 @@ BUILTINS: Mapping[str, Builtin] = {
     "int": _simple(int, frozenset({"base"})),
     "float": _simple(float),
     "str": _str,
-    "bool": _simple(bool),
-    "len": _simple(len),
+    "bool": _data_args(bool),
+    "len": _data_args(len),
     "abs": _simple(abs),
     "round": _round,
     "list": _simple(list, iterate=True),

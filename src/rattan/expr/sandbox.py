@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from rattan.errors import ExpressionError
-from rattan.expr.calls import BUILTINS, bounded, find_method
+from rattan.expr.calls import BUILTINS, bounded, data, find_method
 from rattan.expr.costs import check_builtin, check_method, check_search
 from rattan.expr.formats import check_percent_format
 from rattan.expr.limits import DEFAULT_LIMITS, Limits, Refusal, approx_size, check_size
@@ -72,7 +72,7 @@ class _Evaluator:
             ast.BinOp: self._binop,
             ast.BoolOp: self._boolop,
             ast.Compare: self._compare,
-            ast.IfExp: lambda n: self.eval(n.body) if self.eval(n.test) else self.eval(n.orelse),
+            ast.IfExp: lambda n: self.eval(n.body) if self._truth(n.test) else self.eval(n.orelse),
             ast.Subscript: self._subscript,
             ast.Slice: self._slice,
             ast.Call: self._call,
@@ -128,10 +128,13 @@ class _Evaluator:
         scoped = (n for scope in self.scopes for n in scope)
         return did_you_mean(name, itertools.chain(scoped, self.names, self.extra, others))
 
+    def _truth(self, node: ast.expr) -> bool:
+        return bool(data(self.eval(node), "a truth test"))
+
     def _unary(self, node: ast.UnaryOp) -> Any:
         value = self.eval(node.operand)
         if isinstance(node.op, ast.Not):
-            return not value
+            return not data(value, "a truth test")
         return -value if isinstance(node.op, ast.USub) else +value
 
     def _binop(self, node: ast.BinOp) -> Any:
@@ -183,7 +186,7 @@ class _Evaluator:
         value: Any = None
         for operand in node.values:
             value = self.eval(operand)
-            if bool(value) != is_and:
+            if bool(data(value, "a truth test")) != is_and:
                 return value
         return value
 
@@ -200,7 +203,7 @@ class _Evaluator:
         return True
 
     def _subscript(self, node: ast.Subscript) -> Any:
-        value = self.eval(node.value)
+        value = data(self.eval(node.value), "a subscript")
         return value[self.eval(node.slice)]
 
     def _slice(self, node: ast.Slice) -> Any:
@@ -248,7 +251,7 @@ class _Evaluator:
             for item in items:
                 self.tick()
                 self._bind(gen.target, item, scope)
-                if not all(self.eval(cond) for cond in gen.ifs):
+                if not all(self._truth(cond) for cond in gen.ifs):
                     continue
                 if index + 1 < len(node.generators):
                     self._generate(node, index + 1, out, size)

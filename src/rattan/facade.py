@@ -20,12 +20,13 @@ from rattan.components import Registry
 from rattan.components import registry as default_registry
 from rattan.context import ContextValue
 from rattan.engine import controls, retention
-from rattan.engine.checks import checked_ids, json_input
+from rattan.engine.checks import check_str_list, checked_ids, json_input
 from rattan.engine.core import EngineCore
 from rattan.engine.prepare import run_pipeline
 from rattan.engine.schedule import expire_schedule
 from rattan.engine.sweep import Sweeper
 from rattan.engine.worker import Worker
+from rattan.errors import BadInputError
 from rattan.queries import Queries
 from rattan.rollback.extension import Rollback, install_rollback
 from rattan.runtime import open_dispatcher, open_store
@@ -230,8 +231,14 @@ class Engine(Queries):
         self._core.unit(lambda step: controls.resume_node_appoint(step, node_id))
 
     def retry_node(self, node_id: str, data: dict[str, Any] | None = None, loop_retry: bool = False) -> None:
+        if data is not None and not isinstance(data, dict):
+            raise BadInputError(
+                f"retry_node data must be a dict of input key -> value (or None), got {type(data).__name__}"
+            )
         # the peer pops this entry from the caller's dict before any check (SPEC 7.4)
-        escaped = data.pop("_escape_render_keys", None) if isinstance(data, dict) else None
+        escaped = data.pop("_escape_render_keys", None) if data else None
+        if escaped is not None:
+            check_str_list(escaped, "retry_node data['_escape_render_keys']")
         json_input(data, "retry_node data")  # refused before the unit: nothing half written
         self._core.unit(lambda step: controls.retry_node(step, node_id, data, loop_retry, escaped=escaped))
 

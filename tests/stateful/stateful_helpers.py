@@ -34,7 +34,6 @@ from rattan.builder import (
 from rattan.context import ContextValue
 from rattan.engine.checks import json_input
 from rattan.errors import (
-    BackendUnavailableError,
     BadInputError,
     ComponentNotExistException,
     ConflictError,
@@ -376,52 +375,7 @@ def _preview_wrong(a: dict[str, Any]) -> bool:
     return not (stack is None or _str_list(stack)) or not (params is None or isinstance(params, dict))
 
 
-KNOWN: dict[str, tuple[tuple[type[BaseException], ...], Callable[[dict[str, Any]], bool], str]] = {
-    "update_context_values": (
-        (TypeError, AttributeError),
-        _context_values_wrong,  # non-JSON values: HEAD only, as for forced_fail_activity below
-        "test_update_context_values_with_wrong_values",
-    ),
-    "get_node_histories": (
-        (OverflowError, BackendUnavailableError),
-        lambda a: not _small_int(a.get("loop", -1)),
-        "test_histories_with_a_wrong_loop",
-    ),
-    "get_node_short_histories": (
-        (OverflowError, BackendUnavailableError),
-        lambda a: not _small_int(a.get("loop", -1)),
-        "test_histories_with_a_wrong_loop",
-    ),
-    "list_pipelines": (
-        (OverflowError,),
-        lambda a: not _small_int(a.get("offset", 0)),
-        "test_list_pipelines_with_a_huge_offset",
-    ),
-    "preview_node_inputs": (
-        (TypeError, ValueError, AttributeError, NotFoundError),
-        _preview_wrong,
-        "test_preview_with_a_wrong_stack_or_params",
-    ),
-    "retry_node": ((AttributeError, TypeError), _retry_data_wrong, "test_retry_node_with_wrong_data"),
-    # at HEAD e224897 a non-JSON ex_data or context value escapes as a bare TypeError; the exact
-    # values work (issue 13 item 4, uncommitted as this was written) refuses it with
-    # UnstorableValueError, a BadInputError, which never matches here (see known_finding)
-    "forced_fail_activity": (
-        (TypeError,),
-        lambda a: not _is_json(a.get("ex_data")),
-        "(HEAD only) forced_fail_activity non-JSON ex_data: bare TypeError",
-    ),
-    "Engine.batch_get_state_name": (
-        (TypeError, BackendUnavailableError),
-        lambda a: not _str_list(a.get("node_ids")),
-        "test_batch_get_state_name_with_wrong_ids",
-    ),
-    "callback": (
-        (BackendUnavailableError,),
-        lambda a: not (a.get("idempotency_key") is None or isinstance(a.get("idempotency_key"), str)),
-        "test_callback_with_a_wrong_idempotency_key",
-    ),
-}
+KNOWN: dict[str, tuple[tuple[type[BaseException], ...], Callable[[dict[str, Any]], bool], str]] = {}
 
 
 def known_finding(name: str, exc: BaseException, args: dict[str, Any]) -> str | None:
@@ -577,12 +531,6 @@ def check_invariants(run: Run, snap: Snapshot) -> None:
         # until a skip or retry expires it, engine/schedule.py); a FAILED one has no poll armed
         for sched in snap.schedules[nid]:
             if sched.finished or sched.expired:
-                continue
-            if sched.version in versions and sched.due is None and s.version != sched.version:
-                # known finding: retry_node leaves the failed pass's callback schedule live
-                # (test_findings.py::test_retry_node_expires_the_failed_schedule)
-                test = "test_retry_node_expires_the_failed_schedule"
-                TALLY.findings[test] = TALLY.findings.get(test, 0) + 1
                 continue
             assert sched.version == s.version, (
                 f"{where}: live schedule {sched.id} of an old version {sched.version} (now {s.version})"

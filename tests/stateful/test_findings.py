@@ -1,8 +1,8 @@
 """Findings of the stateful test (test_random_operations.py), each as the smallest reproduction,
-kept as strict xfails: a wrong argument that escapes as a bare Python error (or as a store
-outage) instead of a ``BadInputError`` naming it, and a wait left live after a retry. When one is
-fixed its test passes, fails strictly, and its entry in ``stateful_helpers.KNOWN`` (or the
-invariant's allowance) goes with the xfail marker."""
+now regression tests: a wrong argument that escaped as a bare Python error (or as a store outage)
+instead of a ``BadInputError`` naming it, a wait left live after a retry, and a refusal that
+misnamed what it was given. A new finding goes here as a strict xfail, with an entry in
+``stateful_helpers.KNOWN`` so the machine keeps searching past it, until it is fixed."""
 
 from __future__ import annotations
 
@@ -63,24 +63,12 @@ def _bad_input(res: api.EngineAPIResult, arg: str) -> None:
     assert arg in res.message, res.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: update_context_values takes any context_values; None or 5 raise a bare "
-    "TypeError (facade list(context_values)), items that are not ContextValue a bare "
-    "AttributeError (controls: cv.key)",
-)
 @pytest.mark.parametrize("values", [None, 5, [1], "abc"], ids=["None", "int", "list-of-int", "str"])
 def test_update_context_values_with_wrong_values(engine: rattan.Engine, values: Any) -> None:
     root = _run(engine, act("sf_fail"))
     _bad_input(api.update_context_values(engine, root, values), "context_values")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: get_node_histories loop is not checked: 2**70 raises a bare OverflowError "
-    "(sqlite binding), a list a BackendUnavailableError 'store read failed: Error binding "
-    "parameter 2 ... retry later', a str is accepted",
-)
 @pytest.mark.parametrize("loop", [2**70, [], "x"], ids=["huge", "list", "str"])
 def test_histories_with_a_wrong_loop(engine: rattan.Engine, loop: Any) -> None:
     node = act("sf_fail")
@@ -89,21 +77,10 @@ def test_histories_with_a_wrong_loop(engine: rattan.Engine, loop: Any) -> None:
     _bad_input(api.get_node_histories(engine, node.id, loop), "loop")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: list_pipelines checks limit's range but not offset's: offset=2**70 raises a "
-    "bare OverflowError (Python int too large to convert to SQLite INTEGER)",
-)
 def test_list_pipelines_with_a_huge_offset(engine: rattan.Engine) -> None:
     _bad_input(api.list_pipelines(engine, offset=2**70), "offset")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: preview_node_inputs does not check subprocess_stack / parent_params: an int "
-    "stack raises a bare TypeError (not iterable), [{}] TypeError unhashable, a dict is iterated "
-    "by key; parent_params 5 or 'x' a bare TypeError / ValueError (dict(parent_params))",
-)
 @pytest.mark.parametrize(
     ("stack", "params", "arg"),
     [
@@ -126,12 +103,6 @@ def test_preview_with_a_wrong_stack_or_params(
     _bad_input(res, arg)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: retry_node data that is not a dict raises a bare AttributeError "
-    "(controls.retry_node: data.get), an _escape_render_keys that is not a list of str a bare "
-    "TypeError (set(...)); both only once the node is FAILED and retryable",
-)
 @pytest.mark.parametrize(
     "data",
     [[1], "str", {"_escape_render_keys": 5}, {"_escape_render_keys": [[1]]}],
@@ -149,11 +120,6 @@ def test_retry_node_with_wrong_data(engine: rattan.Engine, data: Any) -> None:
     _bad_input(res, "data")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: callback idempotency_key is not checked: a dict is refused as a store outage "
-    "(BackendUnavailableError 'Error binding parameter 2 ... retry later'); an int is stored",
-)
 @pytest.mark.parametrize("key", [{}, 5], ids=["dict", "int"])
 def test_callback_with_a_wrong_idempotency_key(engine: rattan.Engine, key: Any) -> None:
     node = act("sf_cb")
@@ -162,21 +128,12 @@ def test_callback_with_a_wrong_idempotency_key(engine: rattan.Engine, key: Any) 
     _bad_input(api.callback(engine, node.id, version, {"ok": True}, key), "idempotency_key")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: Engine.batch_get_state_name does not check its ids: 5 or None raise a bare "
-    "TypeError, [{}] a BackendUnavailableError (store binding error)",
-)
 @pytest.mark.parametrize("ids", [5, None, [{}]], ids=["int", "None", "list-of-dict"])
 def test_batch_get_state_name_with_wrong_ids(engine: rattan.Engine, ids: Any) -> None:
     with pytest.raises(BadInputError, match="node_ids"):
         engine.batch_get_state_name(ids)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: Engine.events(after='x') and Engine.get_context_values(keys=5) raise a bare TypeError",
-)
 @pytest.mark.parametrize("call", ["events", "get_context_values"])
 def test_engine_reads_with_wrong_arguments(engine: rattan.Engine, call: str) -> None:
     root = _run(engine, act("sf_ok"))
@@ -187,12 +144,6 @@ def test_engine_reads_with_wrong_arguments(engine: rattan.Engine, call: str) -> 
             engine.get_context_values(root, 5)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: retry_node does not expire the failed pass's callback schedule "
-    "(engine/schedule.py says 'a skip or retry expires it'; only skip_node does): it stays "
-    "live (neither finished nor expired) after the node is retried and finishes",
-)
 def test_retry_node_expires_the_failed_schedule(engine: rattan.Engine) -> None:
     node = act("sf_cb")
     root = _run(engine, node)
@@ -208,11 +159,6 @@ def test_retry_node_expires_the_failed_schedule(engine: rattan.Engine) -> None:
     assert live == [], live
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: revoke_pipeline given a service activity id says '<id> is a subprocess' "
-    "(controls.revoke_pipeline treats every non-root state as a subprocess)",
-)
 def test_revoke_pipeline_of_an_activity_says_what_it_is(engine: rattan.Engine) -> None:
     node = act("sf_fail")
     _run(engine, node)

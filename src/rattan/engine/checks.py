@@ -2,7 +2,8 @@
 with a typed error naming it (never a bare ``KeyError``/``TypeError`` or a store binding error):
 
 - ``checked_ids``: a class decorator that refuses a non-``str`` (or empty) id given to any method
-  parameter named like an id, before the method reads or writes anything.
+  parameter named like an id, and a wrong value of the other parameters named in ``ARG_CHECKS``
+  (loop, offset, id lists, idempotency keys...), before the method reads or writes anything.
 - ``json_input``: encodes a caller's value as the store will, refusing a non-JSON one up front
   (so nothing is half stored).
 - ``root_refused``: the error of a node control given the id of a run's root pipeline.
@@ -42,30 +43,92 @@ def require_id(value: object, arg: str, *, optional: bool = False) -> None:
         return
     if value is None and optional:
         return
+    raise BadInputError(f"{arg} must be a non-empty str id, got {type(value).__name__}: {_shown(value)}")
+
+
+MAX_INT = 2**62  # larger counts and offsets cannot be stored (and mean a caller's mistake)
+
+
+def _shown(value: object) -> str:
     shown = repr(value)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
-    raise BadInputError(f"{arg} must be a non-empty str id, got {type(value).__name__}: {shown}")
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
-def _id_positions(fn: Callable[..., Any]) -> list[tuple[str, int, bool]]:
-    """``(name, index in *args after self, optional)`` of ``fn``'s id parameters."""
+def _optional_id(value: object, arg: str) -> None:
+    require_id(value, arg, optional=True)
+
+
+def _int_arg(value: object, arg: str, low: int, what: str) -> None:
+    if type(value) is not int or not low <= value < MAX_INT:
+        raise BadInputError(f"{arg} must be {what}, got {type(value).__name__}: {_shown(value)}")
+
+
+def check_str_list(value: object, arg: str, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, list | tuple | set | frozenset) and all(isinstance(v, str) for v in value):
+        return
+    raise BadInputError(f"{arg} must be a list of str, got {type(value).__name__}: {_shown(value)}")
+
+
+def _context_values(value: object, arg: str) -> None:
+    from rattan.context import ContextValue
+
+    if isinstance(value, list | tuple) and all(isinstance(v, ContextValue) for v in value):
+        return
+    raise BadInputError(
+        f"{arg} must be a list of rattan.ContextValue, got {type(value).__name__}: {_shown(value)}"
+    )
+
+
+def _optional_dict(value: object, arg: str) -> None:
+    if value is not None and not isinstance(value, dict):
+        raise BadInputError(f"{arg} must be a dict, got {type(value).__name__}: {_shown(value)}")
+
+
+def _idempotency_key(value: object, arg: str) -> None:
+    if value is None or (isinstance(value, str) and 0 < len(value) <= 1000):
+        return
+    raise BadInputError(f"{arg} must be None or a str of 1 to 1000 characters, got {type(value).__name__}: "
+                        f"{_shown(value)}")  # fmt: skip
+
+
+# parameters checked by name on every public method of the decorated classes: (check, optional)
+ARG_CHECKS: dict[str, Callable[[object, str], None]] = {
+    "loop": lambda v, a: _int_arg(v, a, -1, "an int loop number (-1: every loop)"),
+    "offset": lambda v, a: _int_arg(v, a, 0, "0 or more (an int)"),
+    "after": lambda v, a: _int_arg(v, a, 0, "an int event id >= 0"),
+    "node_ids": check_str_list,
+    "keys": check_str_list,
+    "subprocess_stack": lambda v, a: check_str_list(v, a, optional=True),
+    "parent_params": _optional_dict,
+    "context_values": _context_values,
+    "idempotency_key": _idempotency_key,
+}
+
+
+def _checked_params(fn: Callable[..., Any]) -> list[tuple[str, int, Callable[[object, str], None]]]:
+    """``(name, index in *args after self, check)`` of ``fn``'s checked parameters."""
     params = list(inspect.signature(fn).parameters.values())[1:]  # drop self
-    out: list[tuple[str, int, bool]] = []
+    out: list[tuple[str, int, Callable[[object, str], None]]] = []
     for i, p in enumerate(params):
         if p.name in ID_PARAMS:
-            out.append((p.name, i, p.default is None))
+            out.append((p.name, i, _optional_id if p.default is None else require_id))
+        elif p.name in ARG_CHECKS:
+            out.append((p.name, i, ARG_CHECKS[p.name]))
     return out
 
 
-def _wrap(fn: Callable[..., Any], ids: list[tuple[str, int, bool]]) -> Callable[..., Any]:
+def _wrap(
+    fn: Callable[..., Any], checks: list[tuple[str, int, Callable[[object, str], None]]]
+) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        for name, index, optional in ids:
+        for name, index, check in checks:
             if index < len(args):
-                require_id(args[index], name, optional=optional)
+                check(args[index], name)
             elif name in kwargs:
-                require_id(kwargs[name], name, optional=optional)
+                check(kwargs[name], name)
         return fn(self, *args, **kwargs)
 
     return wrapper
@@ -73,14 +136,14 @@ def _wrap(fn: Callable[..., Any], ids: list[tuple[str, int, bool]]) -> Callable[
 
 def checked_ids(cls: C) -> C:
     """Wrap every public method of ``cls`` (its own, not inherited) that takes an id parameter
-    (``ID_PARAMS``) so a wrong type is refused by name. Decorating the class, rather than checking
-    in each method, keeps methods added later covered."""
+    (``ID_PARAMS``) or another checked one (``ARG_CHECKS``) so a wrong type is refused by name.
+    Decorating the class, rather than checking in each method, keeps methods added later covered."""
     for name, attr in list(vars(cls).items()):
         if name.startswith("_") or not inspect.isfunction(attr):
             continue
-        ids = _id_positions(attr)
-        if ids:
-            setattr(cls, name, _wrap(attr, ids))
+        checks = _checked_params(attr)
+        if checks:
+            setattr(cls, name, _wrap(attr, checks))
     return cls
 
 

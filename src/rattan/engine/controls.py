@@ -123,7 +123,9 @@ def resume_pipeline(step: Step, pipeline_id: str) -> None:
 def revoke_pipeline(step: Step, pipeline_id: str) -> None:
     st = _state(step, pipeline_id)
     if st.root_id and st.root_id != pipeline_id:
-        raise InvalidOperationError(f"{pipeline_id} is a subprocess: revoke the root pipeline {st.root_id}")
+        kind = step.core.plans.plan(st.root_id).info(pipeline_id).kind
+        what = "a subprocess" if kind == NodeType.SubProcess else f"a {kind} node, not a pipeline"
+        raise InvalidOperationError(f"{pipeline_id} is {what}: revoke the root pipeline {st.root_id}")
     step.event("pre_revoke_pipeline", pipeline_id=pipeline_id)
     _set(step, st, states.REVOKED, archived=step.now)
     for proc in step.tx.tokens(root_id=pipeline_id):
@@ -216,6 +218,7 @@ def retry_node(
     st = _state(step, node_id)
     _require_failed(st)
     proc = _parked(step, node_id)
+    _expire_waits(step, node_id, cancel=False)  # the failed pass's poll or callback wait ends here
     event = "retry_subprocess" if subprocess else "retry_node"
     payload: dict[str, Any] = {"node_id": node_id} if subprocess else {"node_id": node_id, "data": data}
     step.event("pre_" + event, **payload)
@@ -247,7 +250,7 @@ def skip_node(step: Step, node_id: str, loop_skip: bool = False) -> None:
     info = node_info(step, node_id, "skip_node")
     node = info.node
     if info.kind not in (NodeType.ServiceActivity, NodeType.EmptyStartEvent):
-        raise InvalidOperationError(f"can not use skip_node api for {node.type}")
+        raise InvalidOperationError(f"can not use skip_node api for {node.type}")  # the peer's text
     if loop_skip:
         cfg = _loop_cfg(info)
         if not (cfg.get("skippable") and cfg.get("loop_times")):

@@ -257,3 +257,24 @@ def test_non_json_run_pipeline_data(arg: str, engine: rattan.Engine) -> None:
     assert engine.list_pipelines() == []
     run(engine, tree)  # the same tree then runs
     wait_finished(engine, tree["id"])
+
+
+@pytest.mark.parametrize(
+    ("call", "kwargs", "named"),
+    [
+        ("wait_pipeline", {"timeout": float("nan")}, "timeout must be a number of seconds >= 0"),
+        ("wait_pipeline", {"timeout": -1}, "timeout must be a number of seconds >= 0"),
+        ("get_pipeline_states", {"flat_children": "x"}, "flat_children must be True or False"),
+        ("get_node_histories", {"loop": 2**70}, "loop must be an int loop number"),
+    ],
+)
+def test_numbers_and_flags_are_checked_by_name(
+    waiting: tuple[rattan.Engine, str, str, str], call: str, kwargs: dict[str, Any], named: str
+) -> None:
+    engine, root, node_id, version = waiting
+    target = node_id if call == "get_node_histories" else root
+    with pytest.raises(BadInputError, match=named):
+        getattr(engine, call)(target, **kwargs)
+    res = getattr(api, call)(engine, target, **kwargs)
+    assert refused(res, BadInputError).startswith(named.split(" must")[0])
+    finishes(engine, root, node_id, version)

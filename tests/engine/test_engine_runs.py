@@ -171,6 +171,8 @@ def test_list_pipelines_filters_by_state_failure_and_creation_time_and_pages(eng
         ({"limit": "10"}, "limit must be an integer"),
         ({"has_failed_nodes": "yes"}, "has_failed_nodes must be True, False or None"),
         ({"created_after": "yesterday"}, "created_after must be a datetime or seconds"),
+        ({"created_before": float("nan")}, "created_before must be a datetime or seconds"),
+        ({"offset": 2**70}, "offset must be 0 or more"),
     ],
 )
 def test_list_pipelines_refuses_bad_arguments_naming_them(

@@ -11,8 +11,10 @@ with a typed error naming it (never a bare ``KeyError``/``TypeError`` or a store
 
 from __future__ import annotations
 
+import datetime
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -93,6 +95,32 @@ def _idempotency_key(value: object, arg: str) -> None:
                         f"{_shown(value)}")  # fmt: skip
 
 
+def _number(value: object) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+
+
+def _timeout(value: object, arg: str) -> None:
+    if value is None or (_number(value) and value >= 0):  # type: ignore[operator]
+        return
+    raise BadInputError(
+        f"{arg} must be a number of seconds >= 0, got {type(value).__name__}: {_shown(value)}"
+    )
+
+
+def _time_bound(value: object, arg: str) -> None:
+    if value is None or isinstance(value, datetime.datetime) or _number(value):
+        return
+    raise BadInputError(
+        f"{arg} must be a datetime or seconds since the epoch (a finite number), "
+        f"got {type(value).__name__}: {_shown(value)}"
+    )
+
+
+def _flag(value: object, arg: str) -> None:
+    if type(value) is not bool:
+        raise BadInputError(f"{arg} must be True or False, got {type(value).__name__}: {_shown(value)}")
+
+
 # parameters checked by name on every public method of the decorated classes: (check, optional)
 ARG_CHECKS: dict[str, Callable[[object, str], None]] = {
     "loop": lambda v, a: _int_arg(v, a, -1, "an int loop number (-1: every loop)"),
@@ -104,6 +132,12 @@ ARG_CHECKS: dict[str, Callable[[object, str], None]] = {
     "parent_params": _optional_dict,
     "context_values": _context_values,
     "idempotency_key": _idempotency_key,
+    "timeout": _timeout,
+    "created_after": _time_bound,
+    "created_before": _time_bound,
+    "flat_children": _flag,
+    "loop_retry": _flag,
+    "loop_skip": _flag,
 }
 
 

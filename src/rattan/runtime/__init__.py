@@ -57,10 +57,22 @@ def check_version(backend: Any, kind: str) -> None:
 
 
 def open_store(store: str | Store | None, settings: Settings) -> Store:
-    """``None`` (rattan.db here), a path, ``sqlite:///path``, ``:memory:``, or a Store."""
+    """``None`` (rattan.db here), a path, ``sqlite:///path``, ``:memory:``, a PostgreSQL URL
+    (``postgresql://...`` or ``postgres://...``), or a Store."""
     if store is not None and not isinstance(store, str):
         check_version(store, "store")
         return store
+    if store is not None and _scheme(store) in ("postgresql", "postgres"):
+        try:  # asked each time (not only on the backend's first import): is the driver there?
+            for module in ("psycopg", "psycopg_pool"):
+                __import__(module)
+        except ImportError:
+            raise BackendUnavailableError(
+                f"a {_scheme(store)} store needs psycopg and psycopg-pool: pip install 'rattan[postgres]'"
+            ) from None
+        from rattan.runtime.postgres import PostgresStore
+
+        return PostgresStore(store)
     if store is not None and "://" in store and _scheme(store) != "sqlite":
         raise _not_built("store", store)
     from rattan.runtime.sqlite import SQLiteStore, parse_store_url
@@ -70,14 +82,49 @@ def open_store(store: str | Store | None, settings: Settings) -> Store:
     )
 
 
+def _celery_dispatcher(url: str, clock: Clock) -> Dispatcher:
+    """``celery://<broker URL>``: a CeleryDispatcher on a rattan-configured app for that broker."""
+    try:  # asked each time (not only on the backend's first import): is celery there?
+        __import__("celery")
+    except ImportError:
+        raise BackendUnavailableError(
+            "a celery:// dispatcher needs celery: pip install 'rattan[celery]'"
+        ) from None
+    from rattan.runtime.celery import CeleryDispatcher, broker_of
+
+    broker = broker_of(url)
+    if "://" not in broker:
+        raise BadInputError(
+            "a Celery dispatcher URL is celery://<broker URL>, e.g. 'celery://redis://127.0.0.1:6379/0' "
+            "or 'celery://amqp://guest@127.0.0.1//'"
+        )
+    return CeleryDispatcher(broker, clock=clock)
+
+
+def _is_celery_app(obj: object) -> bool:
+    """A ``celery.Celery`` app (told without importing celery when it is not loaded)."""
+    import sys
+
+    celery = sys.modules.get("celery")
+    app_type = getattr(celery, "Celery", None) if celery is not None else None
+    return isinstance(app_type, type) and isinstance(obj, app_type)
+
+
 def open_dispatcher(dispatcher: str | Dispatcher | None, settings: Settings, clock: Clock) -> Dispatcher:
-    """``None`` or ``"threads"`` (worker threads in this process), or a Dispatcher."""
+    """``None`` or ``"threads"`` (worker threads in this process), ``"celery://<broker URL>"`` or a
+    ``celery.Celery`` app (``rattan[celery]``), or a Dispatcher."""
     if dispatcher is None or (isinstance(dispatcher, str) and dispatcher.lower() in THREADS):
         from rattan.runtime.threads import ThreadDispatcher
 
         return ThreadDispatcher(settings.workers, clock)
+    if isinstance(dispatcher, str) and _scheme(dispatcher) == "celery":
+        return _celery_dispatcher(dispatcher, clock)
     if isinstance(dispatcher, str):
         raise _not_built("dispatcher", dispatcher)
+    if _is_celery_app(dispatcher):
+        from rattan.runtime.celery import CeleryDispatcher
+
+        return CeleryDispatcher(dispatcher, clock=clock)
     if not all(hasattr(dispatcher, name) for name in ("start", "send", "send_at", "stop", "wait_idle")):
         raise BadInputError(
             f"dispatcher {dispatcher!r} is neither a URL nor a Dispatcher "

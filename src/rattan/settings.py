@@ -56,6 +56,9 @@ class Settings:
     workers: int = 4
     lease_seconds: float = 8.0  # an engine that has not renewed its lease this long is gone
     sweep_seconds: float = 1.0  # how often an engine renews its lease and looks for orphaned work
+    # across processes (Celery): a message whose work this live engine owns and nobody touched in
+    # two looks this far apart is sent again (a broker may lose one; engine/handoff.py)
+    resend_seconds: float = 5.0
     sqlite_synchronous: str = "FULL"  # FULL survives power loss; NORMAL survives a process crash
     sqlite_page_size: int = DEFAULT_PAGE_SIZE  # bytes per page of a NEW store file (docs/engine.md)
     max_tree_nodes: int = 100_000  # larger trees are refused by validation

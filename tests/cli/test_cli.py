@@ -60,7 +60,7 @@ def test_bare_rattan_prints_the_commands_and_writes_nothing(tmp_path: Path) -> N
     assert proc.stdout.startswith("usage: rattan [-h] [--version] COMMAND ...\n")
     # a command's line is indented by 4; its help may wrap onto lines indented further
     commands = [line.split()[0] for line in proc.stdout.splitlines() if re.match(r"    \S", line)]
-    assert commands == ["demo", "validate", "archive"]
+    assert commands == ["demo", "validate", "archive", "worker", "serve"]
     assert "exit codes:" in proc.stdout
     assert list(tmp_path.iterdir()) == []
 

@@ -21,5 +21,5 @@ from runtimes import Runtime, open_runtime, selected_runtimes
 @pytest.fixture(scope="module", params=selected_runtimes())
 def runtime(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     folder: Path = tmp_path_factory.mktemp(f"e2e-{request.param}")
-    with open_runtime(request.param, folder) as rt:
+    with open_runtime(request.param, folder, request) as rt:
         yield rt

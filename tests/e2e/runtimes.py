@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import rattan
 
-RUNTIMES = ("embedded",)  # postgres and celery join when their backends land
+RUNTIMES = ("embedded", "postgres", "celery")
 COMPONENTS = ["e2e_components"]
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parent.parent / "src"
+READY_SECONDS = 60.0
 
 
 def selected_runtimes() -> list[str]:
-    chosen = [
-        r.strip() for r in os.environ.get("RATTAN_TEST_RUNTIME", ",".join(RUNTIMES)).split(",") if r.strip()
-    ]
+    chosen = [r.strip() for r in os.environ.get("RATTAN_TEST_RUNTIME", ",".join(RUNTIMES)).split(",")]
+    chosen = [r for r in chosen if r]
     unknown = sorted(set(chosen) - set(RUNTIMES))
     if unknown:
         raise ValueError(f"RATTAN_TEST_RUNTIME names unknown runtimes {unknown}: use {', '.join(RUNTIMES)}")
@@ -31,16 +38,78 @@ class Runtime:
     name: str
     engine: rattan.Engine
     distributed: bool = False  # components run in other processes than the test
-    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _pg_schema(postgres_url: str) -> str:
+    from rattan.testing.postgres import schema_url
+
+    return schema_url(postgres_url, f"e2e_{secrets.token_hex(4)}")
 
 
 @contextmanager
-def open_runtime(name: str, folder: Path) -> Iterator[Runtime]:
-    if name == "embedded":
-        engine = rattan.Engine(str(folder / "e2e.db"), component_modules=COMPONENTS)
+def _engine(*args: object, **kwargs: object) -> Iterator[rattan.Engine]:
+    engine = rattan.Engine(*args, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield engine
+    finally:
+        engine.close(timeout=10)
+
+
+@contextmanager
+def _worker(store: str, dispatcher: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A ``rattan worker`` subprocess with the suite's components, ready to take messages."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    args = [sys.executable, "-m", "rattan.cli", "worker", "--store", store, "--dispatcher", dispatcher,
+            "--components", "e2e_components", "--concurrency", "4"]  # fmt: skip
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, env=env, cwd=str(HERE))
         try:
-            yield Runtime(name, engine)
+            deadline = time.monotonic() + READY_SECONDS
+            assert proc.stdout is not None
+            for raw in proc.stdout:  # the worker prints one line when it takes messages
+                if raw.startswith(b"rattan worker ready"):
+                    break
+                assert time.monotonic() < deadline, "rattan worker did not start in time"
+            else:
+                raise AssertionError(f"rattan worker exited ({proc.wait()}): {log.read_text()[-3000:]}")
+            yield proc
         finally:
-            engine.close(timeout=10)
-        return
-    raise NotImplementedError(name)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+@contextmanager
+def open_runtime(name: str, folder: Path, request: object) -> Iterator[Runtime]:
+    getfixture = request.getfixturevalue  # type: ignore[attr-defined]
+    with ExitStack() as stack:
+        if name == "embedded":
+            engine = stack.enter_context(_engine(str(folder / "e2e.db"), component_modules=COMPONENTS))
+            yield Runtime(name, engine)
+        elif name == "postgres":
+            store = _pg_schema(getfixture("postgres_url"))
+            yield Runtime(name, stack.enter_context(_engine(store=store, component_modules=COMPONENTS)))
+        elif name == "celery":
+            store = _pg_schema(getfixture("postgres_url"))
+            broker = getfixture("redis_url")
+            dispatcher = f"celery://{broker}"
+            import redis
+
+            redis.Redis.from_url(broker).flushdb()  # queues left by an earlier module
+            for i in range(2):
+                stack.enter_context(_worker(store, dispatcher, folder / f"worker-{i}.log"))
+            # the test's engine sends only: its components run in the workers (it still renews a
+            # lease and looks for lost work, as any engine of a deployment does)
+            engine = stack.enter_context(
+                _engine(store=store, dispatcher=dispatcher, component_modules=COMPONENTS)
+            )
+            yield Runtime(name, engine, distributed=True)
+        else:
+            raise ValueError(name)

@@ -56,4 +56,4 @@ def test_the_engine_seam_has_34_methods_and_two_properties() -> None:
 
 
 def test_the_interface_carries_a_version() -> None:
-    assert INTERFACE_VERSION == (1, 0)
+    assert INTERFACE_VERSION == (1, 1)

@@ -84,7 +84,7 @@ def test_an_optional_backend_names_the_extra_to_install(monkeypatch: pytest.Monk
         rattan.Engine("postgresql://host/db", start=False)
 
 
-@pytest.mark.parametrize("url", ["celery://redis://localhost:6379/0", "kafka://x"])
+@pytest.mark.parametrize("url", ["kafka://x", "rabbit://x"])
 def test_a_dispatcher_url_that_is_not_built_is_refused(url: str) -> None:
     with pytest.raises(BackendUnavailableError, match="dispatcher"):
         rattan.Engine(":memory:", dispatcher=url, start=False)

@@ -226,11 +226,36 @@ INTERRUPTED = (
 )
 
 
-def recover_interrupted(step: Step, pid: int) -> Prepared | None:
+def claim_token(step: Step, proc: TokenRecord, sender: str) -> bool:
+    """Across processes, a message may reach one engine while another owns its token: take the
+    token from ``sender`` (the owner that sent the message; a compare-and-set on the token), or
+    refuse when another engine took it over since (its own message is the live one). Two copies
+    of one message (a redelivery, a message of a dead owner beside the claimer's) so never both
+    run user code."""
+    me = step.core.owner_id
+    if proc.owner == me:
+        return True
+    if proc.owner != sender:
+        return False
+    proc.owner = me
+    step.save_process(proc)
+    return True
+
+
+def claim_execute(step: Step, token_id: int, version: str, sender: str) -> bool:
+    """Claim the token an Execute message names, while it still enters that version."""
+    proc = step.token(token_id)
+    return proc is not None and proc.executing == version and claim_token(step, proc, sender)
+
+
+def recover_interrupted(step: Step, pid: int, sender: str = "") -> Prepared | None:
     """The owner of a token died while its ``execute`` ran: re-execute an idempotent component,
-    else fail the node (SPEC 13 row 3)."""
+    else fail the node (SPEC 13 row 3). ``sender``: the engine whose lease claimed the token,
+    when the message crossed processes (see ``claim_token``)."""
     proc = step.token(pid)
     if proc is None or not proc.executing or proc.status != TokenStatus.READY:
+        return None
+    if sender and not claim_token(step, proc, sender):
         return None
     state = step.state(proc.current)
     if state is None or state.version != proc.executing or state.name != states.RUNNING:

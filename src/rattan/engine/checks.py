@@ -15,7 +15,7 @@ import datetime
 import functools
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, TypeVar
 
 from rattan.errors import BadInputError, InvalidOperationError, UnstorableValueError
@@ -66,11 +66,25 @@ def _int_arg(value: object, arg: str, low: int, what: str) -> None:
 
 
 def check_str_list(value: object, arg: str, optional: bool = False) -> None:
+    """A collection of str (a list, tuple, set, or a dict or view: its keys). An iterator is let
+    through unlooked at: looking would use it up."""
     if value is None and optional:
         return
-    if isinstance(value, list | tuple | set | frozenset) and all(isinstance(v, str) for v in value):
+    if isinstance(value, Iterator) and not isinstance(value, str | bytes):
+        return
+    items = value if isinstance(value, Collection) and not isinstance(value, str | bytes) else None
+    if items is not None and all(isinstance(v, str) for v in items):
         return
     raise BadInputError(f"{arg} must be a list of str, got {type(value).__name__}: {_shown(value)}")
+
+
+def _stack(value: object, arg: str) -> None:
+    """An ordered list of subprocess ids (outermost first), or None."""
+    if value is None or (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)):
+        return
+    raise BadInputError(
+        f"{arg} must be a list of subprocess ids, got {type(value).__name__}: {_shown(value)}"
+    )
 
 
 def _context_values(value: object, arg: str) -> None:
@@ -128,7 +142,7 @@ ARG_CHECKS: dict[str, Callable[[object, str], None]] = {
     "after": lambda v, a: _int_arg(v, a, 0, "an int event id >= 0"),
     "node_ids": check_str_list,
     "keys": check_str_list,
-    "subprocess_stack": lambda v, a: check_str_list(v, a, optional=True),
+    "subprocess_stack": lambda v, a: _stack(v, a),
     "parent_params": _optional_dict,
     "context_values": _context_values,
     "idempotency_key": _idempotency_key,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rattan import signals
 from rattan.components import Registry
 from rattan.engine import policies
+from rattan.engine.handoff import Handoffs, TrackedDispatcher
 from rattan.engine.plans import Plans
 from rattan.engine.services import Services
 from rattan.engine.step import Effects, Step
@@ -36,8 +37,14 @@ class EngineCore:
         self, store: Store, dispatcher: Dispatcher, settings: Settings, registry: Registry, clock: Clock
     ) -> None:
         self.store = store
-        self.dispatcher = dispatcher
         self.settings = settings
+        # across processes, what is sent is noted so that a message lost by the transport while
+        # this engine lives is sent again (engine/handoff.py)
+        self.handoffs: Handoffs | None = None
+        self.dispatcher: Dispatcher = dispatcher
+        if not getattr(dispatcher, "shares_memory", True):
+            self.handoffs = Handoffs(self)
+            self.dispatcher = TrackedDispatcher(dispatcher, self.handoffs)
         self.clock = clock
         # the time a unit of work stamps on what it writes: time.time itself for the wall clock
         # (two units per node call it)

@@ -195,16 +195,25 @@ def record_schedule(step: Step, proc: TokenRecord, res: ScheduleResult) -> bool:
     """Apply a schedule result. True when the node completed and the token moves on."""
     tx = step.tx
     job = res.job
+    sched = schedule_of(tx, job.schedule.id)
+    owner = step.core.owner_id
+    shared = step.core.dispatcher.shares_memory
+    if not shared and sched is not None and sched.times != job.schedule.times:
+        # a dispatcher across processes (Celery) hands steps to any of them: another step was
+        # recorded since this one was loaded, so this one is stale (a callback it carried stays
+        # pending)
+        return False
     if job.callback is not None:
         job.callback.applied = CALLBACK_APPLIED
         tx.put_wait(job.callback)
-    sched = schedule_of(tx, job.schedule.id)
     if sched is None or sched.finished or sched.expired:
         return False
-    owner = step.core.owner_id
-    if sched.owner is not None and owner is not None and sched.owner != owner:
-        # another engine took the schedule over (it thought this one was gone): it is in charge
-        return False
+    if sched.owner != owner:
+        if not shared:  # the process that ran the step records it and owns the schedule from now on
+            sched.owner = owner
+        elif sched.owner is not None and owner is not None:
+            # another engine took the schedule over (it thought this one was gone): it is in charge
+            return False
     found = tx.states((sched.node_id,))
     state = found[0] if found else None
     if state is None or state.version != sched.version or state.name != states.RUNNING:

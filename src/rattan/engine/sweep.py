@@ -125,6 +125,8 @@ class Sweeper:
             core.send_at(due, msg)
         # callbacks no longer pending were applied: forget them
         core.sent_callbacks.intersection_update(pending)
+        if core.handoffs is not None:
+            core.handoffs.recheck()
         claimed = [m for _, m in work if not isinstance(m, Callback)]
         if claimed:
             log.info("engine %s took over %d pieces of work: %s", record.id, len(claimed), claimed[:10])

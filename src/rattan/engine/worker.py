@@ -22,7 +22,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from rattan.engine import policies
-from rattan.engine.activity import ExecResult, load_execute, recover_interrupted, run_execute
+from rattan.engine.activity import ExecResult, claim_execute, load_execute, recover_interrupted, run_execute
 from rattan.engine.batch import Batch, Work
 from rattan.engine.jobs import Prepared
 from rattan.engine.schedule import ScheduleJob, expire_schedule, load_job, run_schedule
@@ -60,11 +60,20 @@ class Worker:
         # dispatcher hands the handler the very object that was sent
         self._stash: dict[int, Continuation] = {}
         self._shares_memory = bool(getattr(core.dispatcher, "shares_memory", False))
+        # a dispatcher across processes (Celery) acknowledges a message once handle() returns, and
+        # the rows its work touches may belong to another live engine that would never resume
+        # them: handle() returns only once that work is committed (it waits for the round leader
+        # rather than leaving its work to it)
+        self._commit_before_return = not self._shares_memory
         self._handlers: dict[type, Any] = {
             Advance: self._advance, Execute: self._execute, Poll: self._poll, Callback: self._callback,
             FireTimer: self._fire, Recover: self._recover, Task: self._task,
         }  # fmt: skip
         self._local = threading.local()
+        # tokens whose execute runs in this process now: their messages are never sent again
+        self._executing: set[int] = set()
+        if core.handoffs is not None:
+            core.handoffs.running_here = self.working_on
         self._retry_delay = RETRY_FIRST
         self.closing = False
 
@@ -99,6 +108,25 @@ class Worker:
         """True while a step of the schedule runs here (or waits for its round)."""
         return schedule_id in self._busy
 
+    def working_on(self, msg: Message) -> bool:
+        """True while ``msg``'s user code runs in this process (engine/handoff.py)."""
+        if isinstance(msg, Execute | Recover):
+            return msg.token_id in self._executing
+        if isinstance(msg, Poll):
+            return msg.schedule_id in self._busy
+        return False
+
+    def _run_execute(self, prepared: Prepared) -> None:
+        pid = prepared.pid
+        if self._shares_memory:  # no message of this engine is sent again (no Handoffs)
+            self._pend(Work(pid, run_execute(self.core, prepared)))
+            return
+        self._executing.add(pid)
+        try:
+            self._pend(Work(pid, run_execute(self.core, prepared)))
+        finally:
+            self._executing.discard(pid)
+
     def idle(self) -> bool:
         return not self._pending and not self._leader.locked()
 
@@ -118,9 +146,10 @@ class Worker:
 
     def _recover(self, msg: Recover) -> None:
         core = self.core
-        prepared = core.unit(lambda step: recover_interrupted(step, msg.token_id))
+        sender = "" if self._shares_memory else msg.owner
+        prepared = core.unit(lambda step: recover_interrupted(step, msg.token_id, sender))
         if prepared is not None:
-            self._pend(Work(prepared.pid, run_execute(core, prepared)))
+            self._run_execute(prepared)
 
     def _task(self, msg: Task) -> None:
         fn = self.core.tasks.get(msg.name)
@@ -138,6 +167,10 @@ class Worker:
         prepared = self._stashed(msg)
         if not isinstance(prepared, Prepared):
             core = self.core
+            if msg.owner and not self._shares_memory:
+                claimed = core.unit(lambda step: claim_execute(step, msg.token_id, msg.version, msg.owner))
+                if not claimed:
+                    return  # another engine has the token: the message is stale
             loaded = core.store.read(lambda tx: load_execute(core, tx, msg))
             if loaded is None:
                 return  # stale: the node moved on, or another engine handled it
@@ -145,7 +178,7 @@ class Worker:
                 self._pend(Work(msg.token_id, loaded))
                 return
             prepared = loaded
-        self._pend(Work(prepared.pid, run_execute(self.core, prepared)))
+        self._run_execute(prepared)
 
     def _schedule_step(self, msg: Poll | Callback, sid: int, callback: bool) -> None:
         """One poll or callback step; one step per schedule at a time (a busy schedule's step is
@@ -189,7 +222,12 @@ class Worker:
                 count = 0
             if count == 0:
                 loc.started = time.monotonic()
-            if dispatcher.pending and count + 1 < BATCH and time.monotonic() - loc.started < SLOW_USER_CODE:
+            if (
+                not self._commit_before_return
+                and dispatcher.pending
+                and count + 1 < BATCH
+                and time.monotonic() - loc.started < SLOW_USER_CODE
+            ):
                 loc.count = count + 1
                 return
             loc.count = 0
@@ -205,11 +243,12 @@ class Worker:
         """Become the round leader if nobody is: advance every pending token, BATCH at a time.
 
         A thread that finds a leader at work leaves its tokens to it: the leader drains the batch
-        before it lets go, and looks again after letting go, so nothing is stranded. Returns one
+        before it lets go, and looks again after letting go, so nothing is stranded (with a
+        dispatcher across processes, it waits for the leader instead: see __init__). Returns one
         piece of user code the last round reached, for the caller to run; the rest is sent."""
         kept: Continuation | None = None
         while self._pending:
-            if not self._leader.acquire(blocking=False):
+            if not self._leader.acquire(blocking=self._commit_before_return):
                 return kept
             try:
                 while True:
@@ -266,7 +305,7 @@ class Worker:
                 cont = (Poll(job.schedule.id), job)
             elif outcome.execute is not None:
                 prep = outcome.execute
-                cont = (Execute(prep.pid, prep.node_id, prep.version), prep)
+                cont = (Execute(prep.pid, prep.node_id, prep.version, self.core.owner_id or ""), prep)
             else:
                 continue
             if kept is None:
@@ -314,7 +353,7 @@ class Worker:
         """Run a continuation's user code here, now (the leader's own)."""
         payload = cont[1]
         if isinstance(payload, Prepared):
-            self._pend(Work(payload.pid, run_execute(self.core, payload)))
+            self._run_execute(payload)
             return
         sid = payload.schedule.id
         self._busy[sid] = payload

@@ -9,7 +9,7 @@ changed and does nothing.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from rattan.errors import BadInputError
@@ -31,6 +31,9 @@ class Execute:
     token_id: int
     node_id: str
     version: str
+    # the engine that owned the token when it sent this ('' for none known): across processes the
+    # handler claims the token from it, and drops the message if another engine took it over
+    owner: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,7 @@ class Recover:
 
     kind: ClassVar[str] = "recover"
     token_id: int
+    owner: str = ""  # the engine that claimed the token (see Execute.owner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,11 @@ _FIELDS: dict[type[Message], dict[str, type]] = {
     cls: {f.name: {"int": int, "str": str}.get(str(f.type), dict) for f in fields(cls)}
     for cls in _KINDS.values()
 }
+# fields a sender of an earlier interface version may leave out (they have defaults)
+_OPTIONAL: dict[type[Message], set[str]] = {
+    cls: {f.name for f in fields(cls) if f.default is not MISSING or f.default_factory is not MISSING}
+    for cls in _KINDS.values()
+}
 
 
 def encode(msg: Message) -> dict[str, Any]:
@@ -106,11 +115,13 @@ def decode(data: Any) -> Message:
         raise BadInputError(f"unknown dispatcher message kind {kind!r}: one of {sorted(_KINDS)}")
     expected = _FIELDS[cls]
     given = {k: v for k, v in data.items() if k != "kind"}
-    if set(given) != set(expected):
+    if not set(expected) - _OPTIONAL[cls] <= set(given) <= set(expected):
         raise BadInputError(
             f"dispatcher message {kind!r} needs fields {sorted(expected)}, got {sorted(given)}"
         )
     for name, want in expected.items():
+        if name not in given:
+            continue
         value = given[name]
         # bool is an int to Python, never an id here
         if not isinstance(value, want) or (want is int and isinstance(value, bool)):

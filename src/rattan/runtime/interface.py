@@ -51,7 +51,7 @@ from rattan.model.records import (
     TokenRecord,
 )
 
-INTERFACE_VERSION = (1, 0)
+INTERFACE_VERSION = (1, 1)  # 1.1: Execute and Recover name the owner that sent them
 
 T = TypeVar("T")
 Wait = ScheduleRecord | CallbackRecord | TimerRecord

@@ -95,7 +95,7 @@ class LeaseQueries:
         ).fetchall():
             claimed += 1
             if status == TokenStatus.READY:
-                work.append((now, Recover(token_id) if executing else Advance(token_id)))
+                work.append((now, Recover(token_id, me) if executing else Advance(token_id)))
         if where == "owner IS NULL":
             c.execute("UPDATE schedules SET owner='' WHERE owner IS NULL AND (finished=1 OR expired=1)")
         for sid, due in c.execute(

@@ -86,8 +86,13 @@ def _produce_batches(producer: Store, batches: int = 10) -> Expected:
     return expected
 
 
-def _assert_work(got: Work, expected: Expected, now: float) -> None:
-    """``got`` holds each expected message once, nothing else, each at its due time."""
+def _assert_work(got: Work, expected: Expected, now: float, claimers: tuple[str, ...] = ("A", "B")) -> None:
+    """``got`` holds each expected message once, nothing else, each at its due time; a Recover
+    names the engine that claimed it (``Recover.owner``: interface 1.1)."""
+    for _, msg in got:
+        if isinstance(msg, Recover):
+            assert msg.owner in claimers, f"{msg} does not name its claimer (one of {claimers})"
+    got = [(when, Recover(msg.token_id) if isinstance(msg, Recover) else msg) for when, msg in got]
     messages = [msg for _, msg in got]
     twice = [msg for msg, n in Counter(messages).items() if n > 1]
     assert not twice, f"handed out more than once: {twice}"

@@ -52,6 +52,7 @@ RUN_HERE = ("operations.md", "builder.md", "expressions.md", "api.md")
 RUN_ELSEWHERE = {
     "hooks-and-events.md": "tests/events/test_hooks_and_events_docs.py",
     "rollback.md": "tests/rollback/test_rollback_docs.py",
+    "deployment.md": "tests/e2e/test_deployment_docs.py",
 }
 PAGE_BLOCKS = [
     (page, index, block)

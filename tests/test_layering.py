@@ -39,7 +39,7 @@ LAYERS = [
     ("backends", ["runtime.sqlite", "runtime.threads", "runtime"]),
     ("extensions", ["rollback", "contrib"]),
     ("facade", ["facade", "queries", "api", "plugin_execute", "compat", "server"]),
-    ("top", ["cli", "demo", "testing", "__main__", ""]),
+    ("top", ["cli", "cli_ops", "cli_show", "cli_worker", "demo", "testing", "__main__", ""]),
 ]
 RANK = {prefix: i for i, (_, prefixes) in enumerate(LAYERS) for prefix in prefixes}
 SQL = re.compile(

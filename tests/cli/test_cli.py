@@ -60,7 +60,10 @@ def test_bare_rattan_prints_the_commands_and_writes_nothing(tmp_path: Path) -> N
     assert proc.stdout.startswith("usage: rattan [-h] [--version] COMMAND ...\n")
     # a command's line is indented by 4; its help may wrap onto lines indented further
     commands = [line.split()[0] for line in proc.stdout.splitlines() if re.match(r"    \S", line)]
-    assert commands == ["demo", "validate", "archive", "worker", "serve"]
+    assert commands == [
+        "demo", "validate", "archive", "worker", "serve", "list", "show", "events", "graph", "history",
+        "pause", "resume", "revoke", "retry", "skip", "callback", "force-fail", "migrate",
+    ]  # fmt: skip
     assert "exit codes:" in proc.stdout
     assert list(tmp_path.iterdir()) == []
 

@@ -179,10 +179,13 @@ class ServiceActivity(Element):
         skippable: whether ``skip_node`` is allowed.
         retryable: whether ``retry_node`` is allowed.
         *args: ``id``, ``name``, ``outgoing`` as for ``Element``.
+        version: the component version to run (keyword only; default: the tree names none, and
+            the engine runs the component registered without one, ``"legacy"``).
         **element_kwargs: ``id``, ``name``, ``outgoing`` as for ``Element``.
 
-    ``component`` is an attribute-access dict ``{"code": ..., "inputs": {}}``; set inputs with
-    ``act.component.inputs.key = Var(...)`` or ``act.component.inputs["key"] = Var(...)``.
+    ``component`` is an attribute-access dict ``{"code": ..., "inputs": {}}`` (plus ``"version"``
+    when one is given); set inputs with ``act.component.inputs.key = Var(...)`` or
+    ``act.component.inputs["key"] = Var(...)``, the version with ``act.component.version = "1.0"``.
     """
 
     def __init__(
@@ -193,9 +196,12 @@ class ServiceActivity(Element):
         skippable: bool = True,
         retryable: bool = True,
         *args: Any,
+        version: str | None = None,
         **element_kwargs: Any,
     ):
         self.component: FancyDict = FancyDict({"code": component_code, "inputs": FancyDict({})})
+        if version is not None:
+            self.component["version"] = version
         self.error_ignorable = error_ignorable
         self.timeout = timeout
         self.skippable = skippable
@@ -207,12 +213,17 @@ class ServiceActivity(Element):
         return "ServiceActivity"
 
     def component_dict(self) -> dict[str, Any]:
-        """Return the component as written into the tree: ``{"code", "inputs": {key: item}}``.
+        """Return the component as written into the tree: ``{"code", "inputs": {key: item}}``, and
+        ``"version"`` when one was set (the constructor's ``version=`` or ``component.version``).
 
         ``Var`` inputs are serialised with ``to_dict()``; raw dicts are passed through unchanged.
         """
         inputs = {key: serialize_item(var) for key, var in list(self.component["inputs"].items())}
-        return {"code": self.component["code"], "inputs": inputs}
+        out: dict[str, Any] = {"code": self.component["code"], "inputs": inputs}
+        version = self.component.get("version")
+        if version is not None:
+            out["version"] = version
+        return out
 
 
 class SubProcess(Element):

@@ -176,3 +176,21 @@ def test_condition_gateway_fields() -> None:
     assert eg.name == "eg"
     cpg = ConditionalParallelGateway()
     assert cpg.conditions == {} and cpg.default_condition_outgoing is None
+
+
+def test_the_default_branch_of_a_condition_gateway_needs_no_condition() -> None:
+    from rattan.builder import ConditionalParallelGateway, ConvergeGateway, ExclusiveGateway, build_tree
+
+    for gateway_type in (ExclusiveGateway, ConditionalParallelGateway):
+        a, b, c = (ServiceActivity(component_code="x") for _ in range(3))
+        gw = gateway_type(conditions={0: "${x} > 5", 1: "${x} > 10"}, default_condition_outgoing=2)
+        start, converge, end = EmptyStartEvent(), ConvergeGateway(), EmptyEndEvent()
+        start.extend(gw).connect(a, b, c).to(gw).converge(converge).extend(end)
+        tree = build_tree(start)
+        node = tree["gateways"][gw.id]
+        flows = node["outgoing"]
+        assert node["conditions"] == {
+            flows[0]: {"evaluate": "${x} > 5"},
+            flows[1]: {"evaluate": "${x} > 10"},
+        }
+        assert node["default_condition"] == {"flow_id": flows[2]}

@@ -307,6 +307,8 @@ class ConditionGateway(Element):
         """
         conditions: dict[str, dict[str, str]] = {}
         for index, flow_id in enumerate(outgoing):
+            if index not in self.conditions and index == self.default_condition_outgoing:
+                continue  # the default branch is taken when no condition holds: it needs none
             if index not in self.conditions:
                 raise ValueError(
                     f"{self!r} has no condition for outgoing index {index} (conditions cover indexes "

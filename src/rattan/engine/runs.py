@@ -76,7 +76,11 @@ def run_dict(run: RunSummary) -> dict[str, Any]:
 def first_error_line(tx: Reads, node_id: str) -> str:
     outputs = tx.node_data(node_id).outputs or {}
     text = str(outputs.get("ex_data") or "").strip()
-    line = text.splitlines()[0] if text else ""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    # a traceback's first line says nothing: its last one names the exception
+    line = (
+        (lines[-1] if lines[0].startswith("Traceback (most recent call last)") else lines[0]) if lines else ""
+    )
     return line if len(line) <= ERROR_LINE else line[: ERROR_LINE - 3] + "..."
 
 

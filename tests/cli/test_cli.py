@@ -241,3 +241,27 @@ def test_validate_reports_a_components_module_that_does_not_import(tmp_path: Pat
     assert proc.stderr == (
         "rattan validate: component module 'cli_broken' failed to import: RuntimeError('boom')\n"
     )
+
+
+def test_the_command_line_works_without_any_extra_installed(tmp_path: Path) -> None:
+    """``pip install rattan`` alone: the optional packages of the extras are not there, and
+    ``rattan``, ``rattan demo`` and ``rattan serve`` (which names the extra to install) still work."""
+    code = (
+        "import builtins, sys\n"
+        "real = builtins.__import__\n"
+        "EXTRAS = {'starlette', 'uvicorn', 'celery', 'kombu', 'psycopg', 'psycopg_pool', 'redis', 'httpx'}\n"
+        "def block(name, *a, **k):\n"
+        "    if name.split('.')[0] in EXTRAS:\n"
+        "        raise ImportError('not installed: ' + name)\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = block\n"
+        "from rattan.cli import main\n"
+        "codes = [main([]), main(['demo', '--db', 'x.db']), main(['serve', '--tokens', 't'])]\n"
+        "print('codes', codes)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "codes [0, 0, 2]"
+    assert "rattan serve needs the server extra: pip install 'rattan[server]'" in proc.stderr

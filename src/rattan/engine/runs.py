@@ -142,8 +142,17 @@ def wait_pipeline(core: EngineCore, pipeline_id: str, timeout: float) -> dict[st
         raise BadInputError(f"timeout must be a number of seconds (0 or more), got {timeout!r}")
     deadline = time.monotonic() + timeout
     pause = _POLL_FIRST
+    # a rollback under way moves by itself (its job walks the nodes back, then the run goes on
+    # from the target when auto-execute is on) even while the node it started from is FAILED
+    moving = {states.ROLLING_BACK, states.READY}
+    if core.settings.pipeline_enable_auto_execute_when_roll_backed:
+        moving.add(states.ROLL_BACK_SUCCESS)
+
+    def stopped(run: RunSummary) -> bool:
+        return bool(run.failed) and not run.busy and run.name not in moving
+
     run = _summary(core, pipeline_id)
-    while not (run.name in ENDED or (run.failed and not run.busy)):
+    while not (run.name in ENDED or stopped(run)):
         left = deadline - time.monotonic()
         if left <= 0:
             break
@@ -151,8 +160,7 @@ def wait_pipeline(core: EngineCore, pipeline_id: str, timeout: float) -> dict[st
         pause = min(pause * 2, _POLL_MAX)
         run = _summary(core, pipeline_id)
     ended = run.name in ENDED
-    stopped = not ended and bool(run.failed) and not run.busy
-    return core.store.read(lambda tx: _outcome(core, tx, run, ended or stopped))
+    return core.store.read(lambda tx: _outcome(core, tx, run, ended or stopped(run)))
 
 
 def _outcome(core: EngineCore, tx: Reads, run: RunSummary, done: bool) -> dict[str, Any]:

@@ -41,6 +41,9 @@ def test_appointment_before_the_node_is_reached_parks_the_token(engine: rattan.E
     assert (st.name, st.root_id, st.parent_id) == ("SUSPENDED", "", "")
     assert engine.batch_get_state_name([b.id, c.id]) == {b.id: "SUSPENDED"}
     assert b.id not in node_states(engine, root)
+    # its own reads work before the node is reached (the state has no root yet: the index has)
+    entry = engine.get_children_states(b.id, detail=True)[b.id]
+    assert (entry["state"], entry["children"], entry["type"]) == ("SUSPENDED", {}, "ServiceActivity")
 
     lab.open(a.id)
     wait_for(lambda: engine.get_state(b.id).root_id == root)

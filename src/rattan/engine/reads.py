@@ -74,12 +74,15 @@ def children_states(core: EngineCore, node_id: str, detail: bool = False) -> dic
         st = state_of(tx, node_id)
         if st is None:
             return {}
+        # a pause appointed before the token arrives stores the state without its root (as the
+        # peer does): the node index knows it
+        root = st.root_id or tx.roots_of([node_id]).get(node_id) or node_id
         top = state_dict(st)
         top["parent_id"] = st.root_id
-        children = [s for s in tx.states(root_id=st.root_id or node_id) if s.parent_id == node_id]
+        children = [s for s in tx.states(root_id=root) if s.parent_id == node_id]
         top["children"] = {s.node_id: state_dict(s) for s in children}
         if detail:
-            add_detail(core, tx, st.root_id or node_id, {node_id: top, **top["children"]}, [st, *children])
+            add_detail(core, tx, root, {node_id: top, **top["children"]}, [st, *children])
         return {node_id: top}
 
     return core.store.read(read)

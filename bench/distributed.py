@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -75,39 +73,20 @@ def pgbench(url: str, clients: int, seconds: int) -> float:
 
 @contextlib.contextmanager
 def workers(n: int, store: str, broker: str, log_dir: Path, concurrency: int) -> Iterator[None]:
-    env = dict(os.environ)
-    src = HERE.parent / "src"
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(src), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    procs = []
+    """``n`` rattan worker processes loading this folder's components, ready to take messages."""
+    from rattan.testing.worker import WorkerProcess, worker_env
+
+    env = worker_env(HERE, HERE.parent / "src")
+    args = ["--store", store, "--dispatcher", f"celery://{broker}", "--components", "components",
+            "--concurrency", str(concurrency)]  # fmt: skip
+    procs = [WorkerProcess(args, log_dir / f"worker-{i}.log", env, cwd=HERE) for i in range(n)]
     try:
-        for i in range(n):
-            err = open(log_dir / f"worker-{i}.log", "wb")  # noqa: SIM115 (closed below)
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "rattan.cli", "worker", "--store", store, "--dispatcher",
-                 f"celery://{broker}", "--components", "components", "--concurrency", str(concurrency)],
-                stdout=subprocess.PIPE, stderr=err, env=env, cwd=str(HERE),
-            )  # fmt: skip
-            procs.append((proc, err))
-        for proc, _ in procs:
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                if raw.startswith(b"rattan worker ready"):
-                    break
-            else:
-                raise SystemExit(f"bench: rattan worker exited ({proc.wait()}); see {log_dir}")
+        for proc in procs:
+            proc.wait_ready()
         yield
     finally:
-        for proc, _ in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc, err in procs:
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            if proc.stdout is not None:
-                proc.stdout.close()
-            err.close()
+        for proc in procs:
+            proc.stop(60)
 
 
 def run_one(rattan: Any, api: Any, sc: Any, runtime: str, pg: str, broker: str, args: argparse.Namespace,

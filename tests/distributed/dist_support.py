@@ -1,86 +1,18 @@
-"""What the distributed tests share: ``rattan worker`` subprocesses and their environment."""
+"""What the distributed tests share: ``rattan worker`` subprocesses (``rattan.testing.worker``)
+that load this folder's component modules."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
+
+from rattan.testing.worker import WorkerProcess
+from rattan.testing.worker import worker_env as _worker_env
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent.parent / "src"
-READY_SECONDS = 60.0
 
-
-class WorkerProcess:
-    """A ``rattan worker`` subprocess (``python -m rattan.cli worker``) and its output file."""
-
-    def __init__(self, args: list[str], log: Path, env: dict[str, str]) -> None:
-        self.log = log
-        self._out = open(log, "wb")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rattan.cli", "worker", *args],
-            stdout=subprocess.PIPE, stderr=self._out, env=env, cwd=str(HERE),
-        )  # fmt: skip
-        self.ready = threading.Event()
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.lines.append(line)
-            if line.startswith("rattan worker ready"):
-                self.ready.set()
-
-    def wait_ready(self, timeout: float = READY_SECONDS) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.ready.wait(0.05):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"rattan worker did not start (exit {self.proc.poll()}): {self.stderr()[-3000:]}"
-                )
-
-    def stderr(self) -> str:
-        self._out.flush()
-        return self.log.read_text(errors="replace")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-        self._close()
-
-    def _close(self) -> None:
-        self._reader.join(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self._out.close()
-
-    def stop(self, timeout: float = 60.0) -> int:
-        """SIGTERM (a warm shutdown); SIGKILL after ``timeout``. Returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(30)
-        self._close()
-        return int(self.proc.returncode)
+__all__ = ["HERE", "WorkerProcess", "worker_env"]
 
 
 def worker_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.update(extra)
-    return env
+    return _worker_env(HERE, SRC, **extra)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dist_support import WorkerProcess, worker_env
+from dist_support import HERE, WorkerProcess, worker_env
 
 import rattan
 from rattan import api
@@ -74,7 +74,7 @@ def start_workers(
         args = ["--store", db, "--dispatcher", f"celery://{redis_url}", "--components", "dist_components",
                 "--concurrency", str(concurrency), "--pool", pool,
                 "--visibility-timeout", VISIBILITY]  # fmt: skip
-        w = WorkerProcess(args, tmp_path / f"worker-{len(workers)}.log", env)
+        w = WorkerProcess(args, tmp_path / f"worker-{len(workers)}.log", env, cwd=HERE)
         workers.append(w)
         new.append(w)
     for w in new:

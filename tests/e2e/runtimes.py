@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import rattan
+from rattan.testing.worker import WorkerProcess, worker_env
 
 RUNTIMES = ("embedded", "postgres", "celery")
 COMPONENTS = ["e2e_components"]
@@ -56,34 +53,24 @@ def _engine(*args: object, **kwargs: object) -> Iterator[rattan.Engine]:
 
 
 @contextmanager
-def _worker(store: str, dispatcher: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def _worker(store: str, dispatcher: str, log: Path) -> Iterator[WorkerProcess]:
     """A ``rattan worker`` subprocess with the suite's components, ready to take messages."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    args = [sys.executable, "-m", "rattan.cli", "worker", "--store", store, "--dispatcher", dispatcher,
-            "--components", "e2e_components", "--concurrency", "4"]  # fmt: skip
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, env=env, cwd=str(HERE))
-        try:
-            deadline = time.monotonic() + READY_SECONDS
-            assert proc.stdout is not None
-            for raw in proc.stdout:  # the worker prints one line when it takes messages
-                if raw.startswith(b"rattan worker ready"):
-                    break
-                assert time.monotonic() < deadline, "rattan worker did not start in time"
-            else:
-                raise AssertionError(f"rattan worker exited ({proc.wait()}): {log.read_text()[-3000:]}")
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
-            if proc.stdout is not None:
-                proc.stdout.close()
+    args = [
+        "--store",
+        store,
+        "--dispatcher",
+        dispatcher,
+        "--components",
+        "e2e_components",
+        "--concurrency",
+        "4",
+    ]
+    worker = WorkerProcess(args, log, worker_env(HERE, SRC), cwd=HERE)
+    try:
+        worker.wait_ready(READY_SECONDS)
+        yield worker
+    finally:
+        worker.stop(30)
 
 
 @contextmanager

@@ -96,11 +96,10 @@ class Handoffs:
             for (msg, before), now_fp in zip(due, seen, strict=True):
                 if now_fp is None or (before is not None and now_fp != before):
                     self._sent.pop(msg, None)  # done, taken, or picked up and moved on
-                elif before is None or self.running_here(msg):
-                    self._sent[msg] = (now + wait, now_fp)  # look again later
-                else:
-                    self._sent[msg] = (now + wait, now_fp)
-                    again.append(msg)
+                    continue
+                self._sent[msg] = (now + wait, now_fp)  # look again later
+                if before is not None and not self.running_here(msg):
+                    again.append(msg)  # untouched since the last look
         if again:
             log.warning("sending %d messages again: their work was untouched for %.0f s: %s",
                         len(again), 2 * wait, again[:5])  # fmt: skip

@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from rattan.testing.servers import unavailable
+
 ENV_URL = "RATTAN_TEST_POSTGRES_URL"  # use this server instead of starting one
 ENV_REQUIRE = "RATTAN_REQUIRE_POSTGRES"  # "1": a missing PostgreSQL fails the tests (CI)
 START_SECONDS = 60
@@ -166,3 +168,24 @@ def postgres_server(server_options: str = "") -> Iterator[str]:
             with contextlib.suppress(Exception):
                 _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
         shutil.rmtree(root, ignore_errors=True)
+
+
+def postgres_url_fixture() -> Iterator[str]:
+    """The body of a pytest fixture yielding the URL of a database of its own on a running
+    PostgreSQL server (skips, or fails under RATTAN_REQUIRE_POSTGRES=1, when there is none)."""
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError as exc:
+        unavailable(
+            "PostgreSQL", ENV_REQUIRE, f"psycopg is not installed ({exc}): pip install 'rattan[postgres]'"
+        )
+    try:
+        server = postgres_server()
+        url = server.__enter__()
+    except PostgresNotFound as exc:
+        unavailable("PostgreSQL", ENV_REQUIRE, str(exc))
+    try:
+        yield url
+    finally:
+        server.__exit__(None, None, None)

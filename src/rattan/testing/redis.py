@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
+from rattan.testing.servers import unavailable
+
 ENV_URL = "RATTAN_TEST_REDIS_URL"  # use this server instead of starting one
 ENV_REQUIRE = "RATTAN_REQUIRE_REDIS"  # "1": a missing Redis fails the tests (CI)
 START_SECONDS = 20.0
@@ -118,8 +120,4 @@ def redis_url_fixture() -> Iterator[str]:
 
 
 def _unavailable(why: str) -> NoReturn:
-    import pytest
-
-    if os.environ.get(ENV_REQUIRE) == "1":
-        pytest.fail(f"Redis is required ({ENV_REQUIRE}=1): {why}", pytrace=False)
-    pytest.skip(f"no Redis for these tests: {why}")
+    unavailable("Redis", ENV_REQUIRE, why)

@@ -18,22 +18,14 @@ import time
 from typing import Any
 
 import rattan
+from rattan.testing.journal import append
 
 JOURNAL_ENV = "RATTAN_DIST_JOURNAL"
 POLL_INTERVAL = 0.05
 
 
 def journal(node_id: str, version: str, kind: str, step: int, phase: str) -> None:
-    path = os.environ.get(JOURNAL_ENV)
-    if not path:
-        return
-    line = f"{os.getpid()} {node_id} {version} {kind} {step} {phase} {time.time():.6f}\n".encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append(JOURNAL_ENV, f"{os.getpid()} {node_id} {version} {kind} {step} {phase} {time.time():.6f}\n")
 
 
 def _compute(data: Any) -> int:

@@ -45,6 +45,7 @@ from rattan.builder import (
     build_tree,
 )
 from rattan.errors import ConflictError, InvalidOperationError, NotFoundError
+from rattan.testing.journal import append
 
 JOURNAL_ENV = "RATTAN_MP_JOURNAL"
 MAX_NAP = 0.040  # seconds of random sleep inside user code: widens the windows a kill can hit
@@ -57,16 +58,7 @@ REG = rattan.Registry("multiprocess-tests")
 # -- journal -----------------------------------------------------------------------------------
 def journal(node_id: str, version: str, kind: str, step: int, phase: str) -> None:
     """Append one durable line (no-op without ``RATTAN_MP_JOURNAL``)."""
-    path = os.environ.get(JOURNAL_ENV)
-    if not path:
-        return
-    line = f"{os.getpid()} {node_id} {version} {kind} {step} {phase} {time.time():.6f}\n".encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append(JOURNAL_ENV, f"{os.getpid()} {node_id} {version} {kind} {step} {phase} {time.time():.6f}\n")
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from rattan.builder import (
     Var,
     build_tree,
 )
+from rattan.testing.journal import append
 
 JOURNAL_ENV = "RATTAN_RECOVERY_JOURNAL"
 HOLD_ENV = "RATTAN_RECOVERY_HOLD"  # set (by ``crashy_worker.py --hold``): honour ``hold`` inputs
@@ -50,16 +51,7 @@ REG = rattan.Registry("recovery-tests")
 # -- journal ---------------------------------------------------------------------------------------
 def journal(node_id: str, version: str, kind: str) -> None:
     """Append one durable line to the journal (no-op without ``RATTAN_RECOVERY_JOURNAL``)."""
-    path = os.environ.get(JOURNAL_ENV)
-    if not path:
-        return
-    line = f"{node_id} {version} {kind} {os.getpid()} {time.time():.6f}\n".encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append(JOURNAL_ENV, f"{node_id} {version} {kind} {os.getpid()} {time.time():.6f}\n")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from rattan.errors import BackendUnavailableError
-from rattan.model.spill import SPILL_BYTES, load, spill
+from rattan.runtime.values import SpillingValues
 
 _PUT_PIECES = (
     "INSERT INTO value_pieces(hash, data) SELECT * FROM unnest(%s::text[], %s::bytea[]) "
@@ -27,7 +27,7 @@ _PUT_REFS = (
 )
 
 
-class ValueTable:
+class ValueTable(SpillingValues):
     """Needs ``c`` (the connection), set by the class it is mixed into."""
 
     __slots__ = ()
@@ -37,27 +37,16 @@ class ValueTable:
         row = self.c.execute("SELECT root_id FROM node_index WHERE node_id=%s", (node_id,)).fetchone()
         return None if row is None else str(row[0])
 
-    def put_value(self, blob: bytes, whole: bool, root_id: str | None = None, node_id: str = "") -> bytes:
-        """The blob to write in place of ``blob``: large values moved to ``value_pieces`` (one
-        length comparison for everything else)."""
-        if len(blob) < SPILL_BYTES:
-            return blob
-        out, pieces = spill(blob, whole)
-        if pieces:
-            keys = sorted(pieces)  # one order for every writer: no deadlock between two of them
-            self.c.execute(_PUT_PIECES, (keys, [pieces[k] for k in keys]))
-            root = root_id if root_id is not None else self._root_of(node_id)
-            self.c.execute(_PUT_REFS, (root or "", keys))
-        return out
+    def _store_pieces(self, root_id: str, pieces: dict[str, bytes]) -> None:
+        keys = sorted(pieces)  # one order for every writer: no deadlock between two of them
+        self.c.execute(_PUT_PIECES, (keys, [pieces[k] for k in keys]))
+        self.c.execute(_PUT_REFS, (root_id, keys))
 
     def _fetch(self, key: str) -> bytes:
         row = self.c.execute("SELECT data FROM value_pieces WHERE hash=%s", (key,)).fetchone()
         if row is None:  # only a store edited by hand gets here
             raise BackendUnavailableError(f"stored value {key} is missing from value_pieces")
         return bytes(row[0])
-
-    def load_value(self, blob: bytes) -> Any:
-        return load(blob, self._fetch)
 
     def drop_values(self, root_id: str) -> None:
         """Forget a deleted run's references; delete the pieces no other run refers to."""

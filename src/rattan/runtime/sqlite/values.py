@@ -5,13 +5,12 @@ says what is spilled and why)."""
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 from rattan.errors import BackendUnavailableError
-from rattan.model.spill import SPILL_BYTES, load, spill
+from rattan.runtime.values import SpillingValues
 
 
-class ValueTable:
+class ValueTable(SpillingValues):
     """Needs ``c`` (the connection), set by the class it is mixed into."""
 
     __slots__ = ()
@@ -21,33 +20,22 @@ class ValueTable:
         row = self.c.execute("SELECT root_id FROM node_index WHERE node_id=?", (node_id,)).fetchone()
         return None if row is None else str(row[0])
 
-    def put_value(self, blob: bytes, whole: bool, root_id: str | None = None, node_id: str = "") -> bytes:
-        """The blob to write in place of ``blob``: large values moved to ``value_pieces`` (one
-        length comparison for everything else)."""
-        if len(blob) < SPILL_BYTES:
-            return blob
-        out, pieces = spill(blob, whole)
-        if pieces:
-            c = self.c
-            c.executemany(
-                "INSERT INTO value_pieces(hash, data) VALUES (?,?) ON CONFLICT(hash) DO NOTHING",
-                list(pieces.items()),
-            )
-            root = root_id if root_id is not None else self._root_of(node_id)
-            c.executemany(
-                "INSERT INTO value_refs(root_id, hash) VALUES (?,?) ON CONFLICT DO NOTHING",
-                [(root or "", key) for key in pieces],
-            )
-        return out
+    def _store_pieces(self, root_id: str, pieces: dict[str, bytes]) -> None:
+        c = self.c
+        c.executemany(
+            "INSERT INTO value_pieces(hash, data) VALUES (?,?) ON CONFLICT(hash) DO NOTHING",
+            list(pieces.items()),
+        )
+        c.executemany(
+            "INSERT INTO value_refs(root_id, hash) VALUES (?,?) ON CONFLICT DO NOTHING",
+            [(root_id, key) for key in pieces],
+        )
 
     def _fetch(self, key: str) -> bytes:
         row = self.c.execute("SELECT data FROM value_pieces WHERE hash=?", (key,)).fetchone()
         if row is None:  # only a store edited by hand gets here
             raise BackendUnavailableError(f"stored value {key} is missing from value_pieces")
         return bytes(row[0])
-
-    def load_value(self, blob: bytes) -> Any:
-        return load(blob, self._fetch)
 
     def drop_values(self, root_id: str) -> None:
         """Forget a deleted run's references; delete the pieces no other run refers to."""

@@ -8,7 +8,9 @@ Without a server on the machine its tests are skipped, saying why; with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import secrets
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -25,3 +27,16 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     yield from redis_url_fixture()
+
+
+@pytest.fixture
+def test_store(request: pytest.FixtureRequest) -> Callable[[], str]:
+    """Where the behaviour suites (tests/engine, tests/controls) open their engines: in-memory
+    SQLite, or with ``RATTAN_TEST_STORE=postgres`` a fresh schema of the session's PostgreSQL
+    each time, so the same tests check the PostgreSQL store's unit of work."""
+    if os.environ.get("RATTAN_TEST_STORE") != "postgres":
+        return lambda: ":memory:"
+    from rattan.testing.postgres import schema_url
+
+    url = request.getfixturevalue("postgres_url")
+    return lambda: schema_url(url, f"t_{secrets.token_hex(6)}")

@@ -26,11 +26,13 @@ def reg(lab: Lab) -> rattan.Registry:
 
 
 @pytest.fixture
-def make_engine(reg: rattan.Registry, lab: Lab) -> Iterator[Callable[..., rattan.Engine]]:
+def make_engine(
+    reg: rattan.Registry, lab: Lab, test_store: Callable[[], str]
+) -> Iterator[Callable[..., rattan.Engine]]:
     made: list[rattan.Engine] = []
 
     def make(**overrides: Any) -> rattan.Engine:
-        eng = rattan.Engine(":memory:", components=reg, **overrides)
+        eng = rattan.Engine(test_store(), components=reg, **overrides)
         made.append(eng)
         return eng
 

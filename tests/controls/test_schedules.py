@@ -30,6 +30,7 @@ import rattan
 from rattan import api
 from rattan.components.service import ScheduleType
 from rattan.model.records import CallbackRecord
+from rattan.runtime.interface import CallbackQuery
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -286,8 +287,8 @@ def test_revoke_refuses_a_stored_callback_not_yet_applied(
     cid = engine.core.unit(lambda step: step.tx.put_wait(CallbackRecord(0, a.id, version, {"late": True})))
     ok(api.revoke_pipeline(engine, root))
     wait_idle(engine)
-    with engine.core.store.raw() as conn:
-        applied = conn.execute("SELECT applied FROM callbacks WHERE id=?", (cid,)).fetchone()[0]
+    (stored,) = engine.core.store.read(lambda r: r.waits(CallbackQuery(id=cid)))
+    applied = stored.applied
     # refused (2): a restart will not dispatch it again, and the service never saw it
     assert applied == 2
     assert engine.get_schedule_with_node_and_version(a.id, version).expired is True

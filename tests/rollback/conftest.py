@@ -16,12 +16,14 @@ def reg() -> rattan.Registry:
 
 
 @pytest.fixture
-def make_engine(reg: rattan.Registry) -> Iterator[Callable[..., rattan.Engine]]:
+def make_engine(
+    reg: rattan.Registry, test_store: Callable[[], str]
+) -> Iterator[Callable[..., rattan.Engine]]:
     made: list[rattan.Engine] = []
 
     def make(**overrides: Any) -> rattan.Engine:
         overrides.setdefault("pipeline_enable_rollback", True)
-        eng = rattan.Engine(":memory:", components=reg, **overrides)
+        eng = rattan.Engine(test_store(), components=reg, **overrides)
         made.append(eng)
         return eng
 

@@ -66,15 +66,23 @@ def snapshot(engine: rattan.Engine, root_id: str) -> dict[str, Any]:
     out: dict[str, Any] = {root_id: (root["state"], root["version"])}
     for nid, entry in root["children"].items():
         out[nid] = (entry["state"], entry["version"])
-    with engine._store.raw() as conn:
-        out["processes"] = conn.execute(
-            "SELECT id, current, status FROM processes WHERE root_id=? ORDER BY id", (root_id,)
-        ).fetchall()
-        out["plans"] = conn.execute(
-            "SELECT start_node_id, target_node_id, expired FROM rollback_plans WHERE root_id=?", (root_id,)
-        ).fetchall()
-        out["jobs"] = conn.execute("SELECT status FROM rollback_jobs WHERE root_id=?", (root_id,)).fetchall()
+    out["processes"] = rows(
+        engine, "SELECT id, current, status FROM processes WHERE root_id=? ORDER BY id", root_id
+    )
+    out["plans"] = rows(
+        engine, "SELECT start_node_id, target_node_id, expired FROM rollback_plans WHERE root_id=?", root_id
+    )
+    out["jobs"] = rows(engine, "SELECT status FROM rollback_jobs WHERE root_id=?", root_id)
     return out
+
+
+def rows(engine: rattan.Engine, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` (``?`` placeholders) on the engine's store, SQLite or PostgreSQL (the suite
+    runs on either: tests/conftest.py ``test_store``)."""
+    with engine._store.raw() as conn:
+        if type(conn).__module__.startswith("psycopg"):
+            sql = sql.replace("?", "%s")
+        return [tuple(r) for r in conn.execute(sql, args).fetchall()]
 
 
 @dataclass

@@ -11,6 +11,7 @@ from rollback_helpers import (
     act,
     define_components,
     node_states,
+    rows,
     run,
     sequence,
     wait_idle,
@@ -171,5 +172,4 @@ def test_a_reservation_refused_when_the_node_finishes_lets_the_node_complete(
     assert rec.of("rollback") == []
     assert [c[0] for c in rec.of("execute")] == ["A", "W", "B"]
     # the reservation is spent: a new one may be made on another run's node
-    with engine._store.raw() as conn:
-        assert conn.execute("SELECT expired FROM rollback_plans").fetchall() == [(1,)]
+    assert rows(engine, "SELECT expired FROM rollback_plans") == [(1,)]

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rattan.engine.activity import ExecResult
 from rattan.engine.advance import Outcome, advance, fail_engine_error
 from rattan.engine.schedule import ScheduleResult
 from rattan.engine.step import Effects, LogSink, Step, write_log
-from rattan.errors import BackendUnavailableError, ConflictError
+from rattan.errors import BackendUnavailableError, ConflictError, RattanError
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
@@ -64,6 +64,9 @@ class Batch:
         def optimistic(tx: UnitOfWork) -> Results:
             out: Results = []
             sink: LogSink = []
+            prefetch = getattr(tx, "prefetch", None)
+            if prefetch is not None:
+                self._prefetch(tx, prefetch, work)
             for index, item in enumerate(work):
                 if index and self._waiting():
                     leftover.extend(work[index:])
@@ -87,6 +90,31 @@ class Batch:
                 core.apply(fx)
             done.append((item, outcome))
         return done, leftover
+
+    def _prefetch(self, tx: UnitOfWork, prefetch: Any, work: list[Work]) -> None:
+        """Tell a store that reads row by row what this round will read (``prefetch`` is a hint a
+        store may offer, PostgreSQL's does: see ``runtime/postgres/keyed.py``): each token, the
+        states of its run's root, its enclosing subprocesses, its node and the nodes after it,
+        its pipeline's context and the schedule whose step it carries. One round trip instead of
+        several per token."""
+        plans = self.core.plans
+        nodes: list[str] = []
+        contexts: list[str] = []
+        for proc in tx.tokens([w.token_id for w in work]):
+            try:
+                plan = plans.plan(proc.root_id)
+            except RattanError:  # a run deleted meanwhile: its step finds out
+                continue
+            nodes.append(proc.root_id)
+            nodes.extend(proc.stack)
+            nodes.append(proc.current)
+            info = plan.nodes.get(proc.current)
+            if info is not None:
+                contexts.append(info.pipeline_id)
+                pipeline = info.pipeline
+                nodes.extend(pipeline.flows[f].target for f in pipeline.nodes[proc.current].outgoing)
+        schedules = [w.schedule_id for w in work if w.schedule_id is not None]
+        prefetch(states=nodes, contexts=contexts, schedules=schedules)
 
     def _careful(self, tx: UnitOfWork, work: list[Work], leftover: list[Work]) -> Results:
         core = self.core

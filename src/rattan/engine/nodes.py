@@ -286,11 +286,12 @@ def _parallel(
     return fork(step, proc, info, flows)
 
 
-def _reset_inner_loops(step: Step, root_id: str, sub_id: str) -> None:
+def _reset_inner_loops(step: Step, sub: SubProcessNode) -> None:
     """Entering a subprocess again starts its nodes' inner loops afresh (SPEC 5.9): the next
-    entry of each counts 1."""
-    for st in step.tx.states(root_id=root_id):
-        if st.parent_id == sub_id and st.inner_loop != 0:
+    entry of each counts 1. Only the subprocess's own nodes are read (by key: a store that knows
+    them answers without a statement, and a first entry finds none), not the whole run."""
+    for st in step.tx.states(list(sub.pipeline.nodes)):
+        if st.parent_id == sub.id and st.inner_loop != 0:
             new = st.copy()
             new.inner_loop = 0
             step.tx.put_state(new, st)
@@ -317,7 +318,7 @@ def _subprocess(
     step.write_state(entered, old)
     tx.put_node_data(node.id, inputs=dumps(params), outputs=dumps({}))
     step.put_context(node.id, params, ContextValueType.PLAIN)
-    _reset_inner_loops(step, proc.root_id, node.id)
+    _reset_inner_loops(step, node)
     proc.stack.append(node.id)
     step.node_event("node_finish", proc.root_id, node.id)
     proc.current = node.pipeline.start_event_id

@@ -65,7 +65,10 @@ _CALLBACKS_OF = (
 
 class LeaseQueries:
     __slots__ = ()
-    c: psycopg.Connection[Any]
+
+    @property
+    def c(self) -> psycopg.Connection[Any]:  # the class this is mixed into has the connection
+        raise NotImplementedError
 
     def lease(
         self, owner: OwnerRecord, now: float, is_dead: Callable[[OwnerRecord], bool],

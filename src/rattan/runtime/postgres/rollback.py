@@ -4,7 +4,7 @@ finished service-activity pass, reservations (plans) and the rollback job of a p
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -21,10 +21,18 @@ _CLEANED = ("states", "schedules", "logs", "histories", "exec_data", "callbacks"
 
 
 class PostgresRollbackRows(ValueTable):
-    __slots__ = ("c",)
+    """Over the unit of work's connection; ``forget`` tells the unit that rows it may know were
+    deleted behind it (cleaning)."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.c = conn
+    __slots__ = ("_conn", "_forget")
+
+    def __init__(self, conn: Callable[[], psycopg.Connection[Any]], forget: Callable[[], None]) -> None:
+        self._conn = conn
+        self._forget = forget
+
+    @property
+    def c(self) -> psycopg.Connection[Any]:
+        return self._conn()  # the unit's: its held-back writes are sent first
 
     # -- tokens ------------------------------------------------------------------------------------
     def put_tokens(self, root_id: str, tokens: dict[str, str]) -> None:
@@ -142,3 +150,4 @@ class PostgresRollbackRows(ValueTable):
         ids = list(node_ids)
         for table in _CLEANED:
             self.c.execute(f"DELETE FROM {table} WHERE node_id = ANY(%s)", (ids,))
+        self._forget()

@@ -44,9 +44,10 @@ SAVE_PROC = (
 _LOCK = " FOR NO KEY UPDATE"
 LOCK_STATE = f"SELECT {STATE_COLS} FROM states WHERE node_id=%s{_LOCK}"
 LOCK_STATES = f"SELECT {STATE_COLS} FROM states WHERE node_id = ANY(%s) ORDER BY node_id{_LOCK}"
+# the roots are found first (an init plan), so both kinds of row come through the primary key
 LOCK_WITH_ROOTS = (
-    f"SELECT {STATE_COLS} FROM states WHERE node_id = ANY(%s) "
-    "OR node_id IN (SELECT root_id FROM states WHERE node_id = ANY(%s)) "
+    f"SELECT {STATE_COLS} FROM states WHERE node_id = ANY(array_cat(%s::text[], "
+    "ARRAY(SELECT root_id FROM states WHERE node_id = ANY(%s)))) "
     f"ORDER BY node_id = root_id DESC, node_id{_LOCK}"
 )
 LOCK_RUN_STATES = (

@@ -34,6 +34,7 @@ from psycopg_pool import ConnectionPool
 from rattan.errors import BackendUnavailableError
 from rattan.runtime.interface import INTERFACE_VERSION, Reads, UnitOfWork
 from rattan.runtime.postgres.errors import redact, translate
+from rattan.runtime.postgres.keyed import IdBlocks
 from rattan.runtime.postgres.schema import META, MIGRATIONS, SCHEMA_VERSION
 from rattan.runtime.postgres.unit import PostgresUnit
 
@@ -66,6 +67,7 @@ class PostgresStore:
         self._waiters = 0
         self._count_lock = threading.Lock()
         self._closed = False
+        self._ids = IdBlocks()
         try:
             # a connection of its own for the migration: a server that cannot be reached fails
             # here at once, with its reason, and not as a pool timeout later
@@ -162,7 +164,10 @@ class PostgresStore:
     def unit(self, fn: Callable[[UnitOfWork], T]) -> T:
         """Run ``fn`` in one transaction and return once it is committed."""
         with self._borrow("store unit of work") as conn, conn.transaction():
-            return fn(PostgresUnit(conn, self.url, locking=True))
+            unit = PostgresUnit(conn, self.url, locking=True, ids=self._ids)
+            result = fn(unit)
+            unit.flush()  # what the unit held back, before its commit
+            return result
 
     def read(self, fn: Callable[[Reads], T]) -> T:
         """Run read-only ``fn`` on committed data (each statement sees what is committed when it

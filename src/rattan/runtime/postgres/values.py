@@ -31,7 +31,10 @@ class ValueTable(SpillingValues):
     """Needs ``c`` (the connection), set by the class it is mixed into."""
 
     __slots__ = ()
-    c: psycopg.Connection[Any]
+
+    @property
+    def c(self) -> psycopg.Connection[Any]:  # the class this is mixed into has the connection
+        raise NotImplementedError
 
     def _root_of(self, node_id: str) -> str | None:
         row = self.c.execute("SELECT root_id FROM node_index WHERE node_id=%s", (node_id,)).fetchone()

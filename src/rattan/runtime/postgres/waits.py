@@ -32,6 +32,7 @@ from rattan.model.records import (
     TimerRecord,
 )
 from rattan.runtime.interface import CallbackQuery, ScheduleQuery, Wait
+from rattan.runtime.postgres.behind import Pending
 from rattan.runtime.postgres.rows import SCHED_COLS, dumps, loads, sched_record
 
 EVENTS_PER_ROW = 1000  # events stored in one row (one append stores ceil(n / this) rows)
@@ -69,12 +70,19 @@ class WaitQueries:
     """Needs ``c`` (the connection) and ``parts`` (rows of events this unit appended), set by
     PostgresUnit (no ``__slots__`` here: ``parts`` changes as events are appended)."""
 
-    c: psycopg.Connection[Any]
+    @property
+    def c(self) -> psycopg.Connection[Any]:  # the class this is mixed into has the connection
+        raise NotImplementedError
+
     parts: int
     # ValueTable's methods, beside this class in PostgresUnit (annotations only: no attribute here)
     load_value: Callable[[bytes], Any]
     put_value: Callable[..., bytes]
     hold_node_run: Callable[[str], None]  # PostgresUnit's: the run's root state is locked first
+    # KeyedRows' (keyed.py): schedules by id through what the unit knows; held-back event rows
+    schedule_by_id: Callable[[int], list[ScheduleRecord]]
+    put_schedule_row: Callable[[ScheduleRecord], int]
+    pending: Pending | None
 
     def _callback(self, row: Any) -> CallbackRecord:
         return CallbackRecord(row[0], row[1], row[2], self.load_value(row[3]), row[4], row[5], row[6])
@@ -93,8 +101,7 @@ class WaitQueries:
 
     def _schedules(self, q: ScheduleQuery) -> list[ScheduleRecord]:
         if q.id is not None:
-            row = self.c.execute(f"SELECT {SCHED_COLS} FROM schedules WHERE id=%s", (q.id,)).fetchone()
-            return [] if row is None else [sched_record(row)]
+            return self.schedule_by_id(q.id)
         if q.node_id is None:
             raise BadInputError("a schedule query names an id or a node_id")
         where, args = ["node_id=%s"], [q.node_id]
@@ -138,23 +145,7 @@ class WaitQueries:
 
     def _put_schedule(self, s: ScheduleRecord) -> int:
         self.hold_node_run(s.node_id)
-        if s.id == 0:
-            row = self.c.execute(
-                "INSERT INTO schedules(node_id, version, type, process_id, times, finished, expired, due, "
-                "owner) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
-                (s.node_id, s.version, int(s.type), s.process_id, s.times, bool(s.finished),
-                 bool(s.expired), s.due, s.owner),
-            ).fetchone()  # fmt: skip
-            assert row is not None
-            s.id = int(row[0])
-            return s.id
-        if (s.finished or s.expired) and s.owner is None:
-            s.owner = ""  # over: no work for anyone to claim
-        self.c.execute(
-            "UPDATE schedules SET times=%s, finished=%s, expired=%s, due=%s, owner=%s WHERE id=%s",
-            (s.times, bool(s.finished), bool(s.expired), s.due, s.owner, s.id),
-        )
-        return s.id
+        return self.put_schedule_row(s)
 
     def _put_callback(self, cb: CallbackRecord) -> int:
         self.hold_node_run(cb.node_id)
@@ -244,7 +235,9 @@ class WaitQueries:
                 )
             rows.append((self.parts, root_id, chunk[0][1], chunk[0][0], blob, EVENT_SCHEMA_VERSION, created))
             self.parts += 1
-        if len(rows) == 1:
+        if self.pending is not None:  # sent with the unit's other held-back writes
+            self.pending.events.extend(rows)
+        elif len(rows) == 1:
             self.c.execute(APPEND_EVENTS, rows[0])
         elif rows:
             with self.c.cursor() as cur:

@@ -1,0 +1,427 @@
+"""The rows a step reads and writes by key (states, tokens, node data, contexts, schedules), for
+``PostgresUnit``: through what the unit knows and has not yet sent (``behind.py``) inside a unit of
+work, straight to the server for committed reads (``Store.read``).
+
+Locking (see ``PostgresUnit``): a unit locks every state it reads, and the root state of a run
+before any row of it. A state this unit knows was read under that lock or written by it, so its
+compare-and-set is checked here, at the write; a state it does not know carries its expectation
+into the flushed statement.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from rattan.errors import ConflictError, StateVersionNotMatchError
+from rattan.model.records import ContextEntry, ContextRow, StateRecord, TokenRecord
+from rattan.model.states import TokenStatus
+from rattan.runtime.interface import NodeData
+from rattan.runtime.postgres.behind import (
+    Pending,
+    UnitRows,
+    flush,
+    proc_row,
+    sched_row,
+    schedule_of,
+    state_of,
+    state_row,
+    token_of,
+)
+from rattan.runtime.postgres.errors import translate
+from rattan.runtime.postgres.rows import (
+    LOCK_STATE,
+    LOCK_STATES,
+    LOCK_WITH_ROOTS,
+    PROC_COLS,
+    SCHED_COLS,
+    STATE_COLS,
+    dumps,
+    loads,
+)
+
+_DONE = TokenStatus.DONE
+ID_BLOCK = 64  # ids a store takes from a table's sequence at once (one statement per block)
+_CONTEXTS = "SELECT pipeline_id, key, type, value, code FROM context WHERE pipeline_id = ANY(%s)"
+_DATA = (
+    "SELECT k.id, e.inputs, e.outputs, o.inputs FROM unnest(%s::text[]) AS k(id) "
+    "LEFT JOIN exec_data e ON e.node_id = k.id LEFT JOIN data_override o ON o.node_id = k.id"
+)
+
+
+class IdBlocks:
+    """Ids of new tokens and schedules, taken from their tables' sequences a block at a time, so
+    that inserting a row needs no statement of its own (its id is known before it is written).
+    Ids of one process grow in the order rows are made; a rolled-back unit leaves gaps, as a
+    sequence always may."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: dict[str, deque[int]] = {"processes": deque(), "schedules": deque()}
+
+    def take(self, conn: psycopg.Connection[Any], table: str) -> int:
+        free = self._free[table]
+        with self._lock:
+            if free:
+                return free.popleft()
+        rows = conn.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", (table, ID_BLOCK)
+        ).fetchall()
+        ids = sorted(int(r[0]) for r in rows)
+        with self._lock:
+            free.extend(ids[1:])
+        return ids[0]
+
+
+class KeyedRows:
+    """Mixed into PostgresUnit, which sets these attributes."""
+
+    conn: psycopg.Connection[Any]
+    url: str
+    locking: bool
+    roots: set[str]
+    root_of: dict[str, str]
+    pending: Pending | None  # None: a committed read (nothing is held back)
+    rows: UnitRows | None
+    ids: IdBlocks | None
+    load_value: Callable[[bytes], Any]
+    put_value: Callable[..., bytes]
+    _hold_run: Callable[[str], None]
+
+    @property
+    def c(self) -> psycopg.Connection[Any]:
+        """The connection, once every held-back write is sent: a statement that does not go
+        through this module may read what they change."""
+        if self.pending:
+            self.flush()
+        return self.conn
+
+    def flush(self) -> None:
+        p = self.pending
+        if p:
+            flush(self.conn, p.taken())
+
+    # -- reading a round's rows at once --------------------------------------------------------
+    def prefetch(
+        self, *, states: Collection[str] = (), contexts: Collection[str] = (),
+        schedules: Collection[int] = (), data: Collection[str] = (),
+    ) -> None:  # fmt: skip
+        """Read what a round will need (a hint: rows this unit knows are not read again), several
+        kinds in one round trip; states are locked as every read of them in a unit is."""
+        rows = self.rows
+        if rows is None:
+            return
+        want_states = [n for n in dict.fromkeys(states) if n not in rows.states]
+        want_ctx = [p for p in dict.fromkeys(contexts) if p not in rows.context and not self._ctx_pending(p)]
+        want_sched = [s for s in dict.fromkeys(schedules) if s not in rows.schedules]
+        want_data = [n for n in dict.fromkeys(data) if n not in rows.data and not self._data_pending(n)]
+        if not (want_states or want_ctx or want_sched or want_data):
+            return
+        c = self.conn
+        with c.pipeline():
+            cur_s = self._lock_cursor(want_states) if want_states else None
+            cur_c = c.execute(_CONTEXTS, (want_ctx,)) if want_ctx else None
+            cur_q = (
+                c.execute(f"SELECT {SCHED_COLS} FROM schedules WHERE id = ANY(%s)", (want_sched,))
+                if want_sched else None
+            )  # fmt: skip
+            cur_d = c.execute(_DATA, (want_data,)) if want_data else None
+        if cur_s is not None:
+            self._note_locked(want_states, cur_s.fetchall())
+        if cur_c is not None:
+            found: dict[str, dict[str, tuple[int, bytes, str | None]]] = {p: {} for p in want_ctx}
+            for pid, key, typ, value, code in cur_c.fetchall():
+                found[pid][key] = (typ, value, code)
+            rows.context.update(found)
+        if cur_q is not None:
+            for r in cur_q.fetchall():
+                rows.schedules[r[0]] = tuple(r)
+        if cur_d is not None:
+            for nid, inputs, outputs, override in cur_d.fetchall():
+                rows.data[nid] = (inputs, outputs, None if override is None else loads(override))
+
+    # -- states --------------------------------------------------------------------------------
+    def states(self, node_ids: Sequence[str] = (), *, root_id: str | None = None) -> list[StateRecord]:
+        rows = self.rows
+        if root_id is not None:
+            return self._run_states(root_id)
+        if not node_ids:
+            return []
+        if rows is None:  # committed reads
+            sql = f"SELECT {STATE_COLS} FROM states WHERE node_id = ANY(%s)"
+            found = {r[0]: r for r in self.conn.execute(sql, (list(node_ids),))}
+            return [state_of(found[n]) for n in dict.fromkeys(node_ids) if n in found]
+        known = rows.states
+        missing = [n for n in node_ids if n not in known]
+        if missing:
+            self._note_locked(missing, self._lock_cursor(list(dict.fromkeys(missing))).fetchall())
+        out = []
+        for n in dict.fromkeys(node_ids):  # in the order asked for, each once
+            row = known[n]
+            if row is not None:
+                out.append(state_of(row))
+        return out
+
+    def _run_states(self, root_id: str) -> list[StateRecord]:
+        from rattan.runtime.postgres.rows import LOCK_RUN_STATES
+
+        if self.rows is None:
+            found = self.conn.execute(
+                f"SELECT {STATE_COLS} FROM states WHERE root_id=%s ORDER BY created", (root_id,)
+            ).fetchall()
+            return [state_of(r) for r in found]
+        found = self.c.execute(LOCK_RUN_STATES, (root_id,)).fetchall()
+        self.roots.add(root_id)
+        for r in found:
+            self.rows.states[r[0]] = tuple(r)
+            self.root_of[r[0]] = r[1]
+        out = [state_of(r) for r in found]
+        out.sort(key=lambda st: st.created)  # locked root first; listed in creation order
+        return out
+
+    def _lock_cursor(self, ids: list[str]) -> psycopg.Cursor[Any]:
+        """The rows of ``ids``, locked, each run's root state locked before them."""
+        roots, root_of = self.roots, self.root_of
+        if all(root_of.get(n) in roots for n in ids):  # the runs are held: the rows alone
+            if len(ids) == 1:
+                return self.conn.execute(LOCK_STATE, (ids[0],))
+            return self.conn.execute(LOCK_STATES, (ids,))
+        return self.conn.execute(LOCK_WITH_ROOTS, (ids, ids))  # rows and roots, roots first
+
+    def _note_locked(self, asked: list[str], found: list[Any]) -> None:
+        rows = self.rows
+        assert rows is not None
+        for r in found:
+            rows.states[r[0]] = tuple(r)
+            self.root_of[r[0]] = r[1]
+            if r[0] == r[1]:
+                self.roots.add(r[0])
+        for n in asked:
+            rows.states.setdefault(n, None)  # no state: the node was never entered
+
+    def put_state(self, new: StateRecord, expect: StateRecord | None) -> None:
+        s = new
+        self._hold_run(s.root_id or s.node_id)
+        rows, pending = self.rows, self.pending
+        assert rows is not None and pending is not None, "a write outside a unit of work"
+        seen = s.node_id in rows.states  # read (locked) or written by this unit
+        known = rows.states.get(s.node_id)
+        if expect is None:
+            if known is not None:
+                raise StateVersionNotMatchError(f"node {s.node_id}: a state exists already")
+            pending.put_state(state_row(s), None)
+        else:
+            if seen and (known is None or (known[3], known[4]) != (expect.name, expect.version)):
+                raise StateVersionNotMatchError(
+                    f"node {s.node_id}: state changed concurrently (expected {expect.name}/{expect.version})"
+                )
+            pending.put_state(state_row(s), (expect.name, expect.version))
+        rows.states[s.node_id] = state_row(s)
+        if s.root_id:
+            self.root_of[s.node_id] = s.root_id
+
+    # -- tokens --------------------------------------------------------------------------------
+    def tokens(
+        self, token_ids: Sequence[int] = (), *, root_id: str | None = None,
+        statuses: Collection[str] | None = None,
+    ) -> list[TokenRecord]:  # fmt: skip
+        if root_id is not None:
+            if statuses is None:
+                sql, args = f"SELECT {PROC_COLS} FROM processes WHERE root_id=%s ORDER BY id", (root_id,)
+            else:
+                sql = f"SELECT {PROC_COLS} FROM processes WHERE root_id=%s AND status = ANY(%s) ORDER BY id"
+                args = (root_id, list(statuses))  # type: ignore[assignment]
+            found = self.c.execute(sql, args).fetchall()
+            if self.rows is not None:
+                for r in found:
+                    self.rows.procs[r[0]] = tuple(r)
+            return [token_of(r) for r in found]
+        if not token_ids:
+            return []
+        known = self.rows.procs if self.rows is not None else {}
+        missing = [i for i in token_ids if i not in known]
+        if missing:
+            fetched = self.conn.execute(
+                f"SELECT {PROC_COLS} FROM processes WHERE id = ANY(%s)", (list(dict.fromkeys(missing)),)
+            ).fetchall()
+            if self.rows is None:  # committed reads
+                got = {r[0]: r for r in fetched}
+                return [token_of(got[i]) for i in token_ids if i in got]
+            for r in fetched:
+                known[r[0]] = tuple(r)
+        return [token_of(known[i]) for i in token_ids if i in known]
+
+    def put_token(self, token: TokenRecord) -> int:
+        p = token
+        rows, pending = self.rows, self.pending
+        assert rows is not None and pending is not None and self.ids is not None, "a write outside a unit"
+        if p.id == 0:
+            self._hold_run(p.root_id)
+            p.id = self.ids.take(self.conn, "processes")
+            p.rev = 0
+            pending.put_proc(proc_row(p), None)
+        else:
+            if p.status == _DONE and p.owner is None:
+                p.owner = ""  # finished: no work for anyone to claim
+            self._hold_run(p.root_id)
+            known = rows.procs.get(p.id)
+            if known is not None and known[10] != p.rev:
+                raise ConflictError(f"token {p.id}: changed concurrently (expected revision {p.rev})")
+            expect = p.rev
+            p.rev += 1
+            pending.put_proc(proc_row(p), expect)
+        p.stored_status = p.status
+        rows.procs[p.id] = proc_row(p)
+        return p.id
+
+    # -- schedules (the keyed half of ``waits``) ----------------------------------------------
+    def schedule_by_id(self, sid: int) -> list[Any]:
+        rows = self.rows
+        if rows is not None and sid in rows.schedules:
+            return [schedule_of(rows.schedules[sid])]
+        row = self.conn.execute(f"SELECT {SCHED_COLS} FROM schedules WHERE id=%s", (sid,)).fetchone()
+        if row is None:
+            return []
+        if rows is not None:
+            rows.schedules[sid] = tuple(row)
+        return [schedule_of(row)]
+
+    def put_schedule_row(self, s: Any) -> int:
+        rows, pending = self.rows, self.pending
+        assert rows is not None and pending is not None and self.ids is not None, "a write outside a unit"
+        new = s.id == 0
+        if new:
+            s.id = self.ids.take(self.conn, "schedules")
+        elif (s.finished or s.expired) and s.owner is None:
+            s.owner = ""  # over: no work for anyone to claim
+        row = sched_row(s)
+        pending.put_schedule(row, new)
+        rows.schedules[s.id] = row
+        return int(s.id)
+
+    # -- node data -----------------------------------------------------------------------------
+    def _data_pending(self, node_id: str) -> bool:
+        return self.pending is not None and node_id in self.pending.data
+
+    def node_data(self, node_id: str) -> NodeData:
+        rows = self.rows
+        if rows is not None and node_id in rows.data:
+            i, o, override = rows.data[node_id]
+        else:
+            c = self.c if self._data_pending(node_id) else self.conn
+            row = c.execute(_DATA, ([node_id],)).fetchone()
+            assert row is not None
+            i, o, override = row[1], row[2], None if row[3] is None else loads(row[3])
+            if rows is not None:
+                rows.data[node_id] = (i, o, override)
+        load = self.load_value
+        return NodeData(None if i is None else load(i), None if o is None else load(o), override)
+
+    def put_node_data(
+        self, node_id: str, *, inputs: bytes | None = None, outputs: bytes | None = None,
+        override: dict[str, Any] | None = None, logs: tuple[str, Sequence[str]] | None = None,
+        history: StateRecord | None = None,
+    ) -> None:  # fmt: skip
+        rows, pending = self.rows, self.pending
+        assert rows is not None and pending is not None, "a write outside a unit of work"
+        if history is not None:  # it copies the stored exec_data row: what is held back goes first
+            s = history
+            self.c.execute(
+                "INSERT INTO histories(node_id, loop, retry, skip, version, started, archived, inputs, "
+                "outputs) SELECT %s,%s,%s,%s,%s,%s,%s, coalesce(e.inputs, '\\x7b7d'::bytea), "
+                "coalesce(e.outputs, '\\x7b7d'::bytea) "
+                "FROM (SELECT %s::text AS id) k LEFT JOIN exec_data e ON e.node_id = k.id",
+                (node_id, s.loop, s.retry, bool(s.skip), s.version, s.started, s.archived, node_id),
+            )
+        if outputs is not None:
+            outputs = self.put_value(outputs, False, node_id=node_id)
+            if inputs is not None:
+                inputs = self.put_value(inputs, False, node_id=node_id)
+            pending.put_data(node_id, inputs, outputs)
+            known = rows.data.get(node_id)
+            if known is not None:
+                rows.data[node_id] = (inputs if inputs is not None else known[0], outputs, known[2])
+            elif inputs is not None:
+                pass  # the override is unknown: the next read asks the server (after a flush)
+        if override is not None:
+            self.c.execute(
+                "INSERT INTO data_override(node_id, inputs) VALUES (%s,%s) "
+                "ON CONFLICT (node_id) DO UPDATE SET inputs=excluded.inputs",
+                (node_id, dumps(override)),
+            )
+            known = rows.data.get(node_id)
+            if known is not None:
+                rows.data[node_id] = (known[0], known[1], loads(dumps(override)))
+        if logs is not None and logs[1]:
+            version, lines = logs
+            pending.logs.extend((node_id, version, line) for line in lines)
+
+    # -- context -------------------------------------------------------------------------------
+    def _ctx_pending(self, pipeline_id: str) -> bool:
+        return self.pending is not None and pipeline_id in self.pending.context_pipelines
+
+    def context(self, pipeline_id: str) -> dict[str, ContextEntry]:
+        rows = self.rows
+        load = self.load_value
+        if rows is not None and (known := rows.context.get(pipeline_id)) is not None:
+            return {k: (t, load(v), code) for k, (t, v, code) in known.items()}
+        c = self.c if self._ctx_pending(pipeline_id) else self.conn
+        found = c.execute(
+            "SELECT key, type, value, code FROM context WHERE pipeline_id=%s", (pipeline_id,)
+        ).fetchall()
+        if rows is not None:
+            rows.context[pipeline_id] = {r[0]: (r[1], r[2], r[3]) for r in found}
+        return {r[0]: (r[1], load(r[2]), r[3]) for r in found}
+
+    def put_context(self, rows_in: Sequence[ContextRow], *, existing_only: bool = False) -> None:
+        if not rows_in:
+            return
+        rows, pending = self.rows, self.pending
+        assert rows is not None and pending is not None, "a write outside a unit of work"
+        put = self.put_value
+        # the last row of a key wins, as one statement per row would have it
+        data = {
+            (r.pipeline_id, r.key): (int(r.type), put(dumps(r.value), True, node_id=r.pipeline_id), r.code)
+            for r in rows_in
+        }
+        if existing_only:
+            unknown = {p for p, _ in data if p not in rows.context}
+            if unknown:  # which keys exist is the server's to say: ask it with everything sent
+                self.flush()
+                for p in unknown:
+                    self.context(p)
+            data = {(p, k): v for (p, k), v in data.items() if k in rows.context[p]}
+        for (p, k), v in data.items():
+            pending.context[(p, k)] = v
+            pending.context_pipelines.add(p)
+            known = rows.context.get(p)
+            if known is not None:
+                known[k] = v
+
+    # -- nested transactions -------------------------------------------------------------------
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self.flush()
+        # row locks taken inside a savepoint that rolls back are released with it
+        roots, root_of = set(self.roots), dict(self.root_of)
+        try:
+            with self.conn.transaction():
+                yield
+                self.flush()
+        except BaseException as exc:
+            if self.pending is not None:
+                self.pending.taken()  # dropped: the savepoint undid them
+            if self.rows is not None:
+                self.rows.clear()
+            self.roots.clear()
+            self.roots.update(roots)
+            self.root_of.clear()
+            self.root_of.update(root_of)
+            if isinstance(exc, psycopg.Error):
+                raise translate(exc, self.url) from exc
+            raise

@@ -12,7 +12,13 @@ reader turns that into a cursor that never skips a row that commits late.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+
+def _binary_ids(table: str, *columns: str) -> str:
+    """Make ``columns`` of ``table`` compare as bytes (the "C" collation)."""
+    return f"ALTER TABLE {table} " + ", ".join(f'ALTER COLUMN {c} TYPE text COLLATE "C"' for c in columns)
+
 
 META = "CREATE TABLE IF NOT EXISTS rattan_meta (key text PRIMARY KEY, value text NOT NULL)"
 
@@ -113,5 +119,30 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE value_pieces (hash text PRIMARY KEY, data bytea NOT NULL)",
         "CREATE TABLE value_refs (root_id text NOT NULL, hash text NOT NULL, PRIMARY KEY (root_id, hash))",
         "CREATE INDEX value_refs_hash ON value_refs(hash)",
+    ],
+    # ids compare byte by byte: every key the engine looks up is an id (or a hash), and under the
+    # database's own collation (en_US.UTF-8, say) each comparison in an index is a strcoll() call;
+    # rows and indexes are rebuilt once, under a lock, when a store is migrated
+    4: [
+        _binary_ids("runs", "root_id"),
+        _binary_ids("states", "node_id", "root_id", "parent_id", "version"),
+        _binary_ids("exec_data", "node_id"),
+        _binary_ids("data_override", "node_id"),
+        _binary_ids("context", "pipeline_id", "key"),
+        _binary_ids("processes", "root_id", "current", "destination", "owner"),
+        _binary_ids("schedules", "node_id", "version", "owner"),
+        _binary_ids("callbacks", "node_id", "version", "idem_key"),
+        _binary_ids("histories", "node_id"),
+        _binary_ids("logs", "node_id", "version"),
+        _binary_ids("node_index", "node_id", "root_id"),
+        _binary_ids("events", "root_id", "node_id"),
+        _binary_ids("timers", "node_id", "owner"),
+        _binary_ids("owners", "id"),
+        _binary_ids("rollback_tokens", "root_id"),
+        _binary_ids("rollback_snapshots", "root_id", "node_id"),
+        _binary_ids("rollback_plans", "root_id", "start_node_id"),
+        _binary_ids("rollback_jobs", "root_id", "owner"),
+        _binary_ids("value_pieces", "hash"),
+        _binary_ids("value_refs", "root_id", "hash"),
     ],
 }

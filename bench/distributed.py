@@ -55,6 +55,18 @@ def counters(url: str) -> tuple[int, int]:
     return int(calls[0][0]), int(commits[0][0])
 
 
+def print_top(url: str, nodes: int, n: int) -> None:
+    """The ``n`` statements that took the most server time in the run just measured."""
+    rows = _sql(
+        url,
+        "SELECT calls, total_exec_time, query FROM pg_stat_statements WHERE dbid = "
+        f"(SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time DESC LIMIT {n}",
+    )
+    print("    calls/node  total ms  statement")
+    for calls, ms, query in rows:
+        print(f"    {calls / nodes:10.2f} {ms:9.1f}  {' '.join(str(query).split())[:110]}")
+
+
 def pgbench(url: str, clients: int, seconds: int) -> float:
     """Transactions/s of pgbench's built-in simple-update script (one UPDATE and one INSERT per
     transaction, each committed: the ceiling of a workload of small durable commits)."""
@@ -107,6 +119,8 @@ def run_one(rattan: Any, api: Any, sc: Any, runtime: str, pg: str, broker: str, 
             engine = rattan.Engine(store=store, dispatcher=f"celery://{broker}")
         try:
             time.sleep(STATS_FLUSH)  # server statistics reach the views up to a second late
+            if args.top:
+                _sql(pg, "SELECT pg_stat_statements_reset()")
             before = counters(pg)
             t0 = time.perf_counter()
             for tree in trees:
@@ -115,6 +129,8 @@ def run_one(rattan: Any, api: Any, sc: Any, runtime: str, pg: str, broker: str, 
             time.sleep(STATS_FLUSH)
             after = counters(pg)
             nodes = verify(engine, api, roots, sc.nodes, sc.name)
+            if args.top:
+                print_top(pg, nodes, args.top)
         finally:
             engine.close()
     return {
@@ -138,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--redis", help="a Redis URL (default: a private server)")
     ap.add_argument("--quick", action="store_true", help="small counts (a smoke run)")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument(
+        "--top", type=int, default=0, metavar="N", help="print the N statements that took most time"
+    )
     args = ap.parse_args(argv)
 
     import rattan

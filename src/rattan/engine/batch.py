@@ -26,9 +26,11 @@ from rattan.engine.advance import Outcome, advance, fail_engine_error
 from rattan.engine.schedule import ScheduleResult
 from rattan.engine.step import Effects, LogSink, Step, write_log
 from rattan.errors import BackendUnavailableError, ConflictError, RattanError
+from rattan.spec.model import NodeType, SubProcessNode
 
 if TYPE_CHECKING:
     from rattan.engine.core import EngineCore
+    from rattan.engine.plan import RunPlan
     from rattan.runtime.interface import UnitOfWork
 
 log = logging.getLogger("rattan.engine")
@@ -48,6 +50,37 @@ class Work:
 
 # per token: (work, outcome, effects, error)
 Results = list[tuple[Work, Outcome | None, Effects | None, Exception | None]]
+
+
+AHEAD = 64  # nodes a round reads ahead of one token at most
+
+
+def ahead(plan: RunPlan, node_id: str) -> list[str]:
+    """The nodes a token at ``node_id`` may reach in this step: the node itself, then the nodes
+    after it through engine-side nodes (gateways, events, subprocess entries and exits), up to
+    and including the service activities where it stops."""
+    out = [node_id]
+    seen = {node_id}
+    todo = [node_id]
+    root = plan.root.id
+    while todo and len(out) < AHEAD:
+        info = plan.nodes.get(todo.pop())
+        if info is None:
+            continue
+        pipeline, node = info.pipeline, info.node
+        after = [pipeline.flows[f].target for f in node.outgoing]
+        if isinstance(node, SubProcessNode):
+            after.append(node.pipeline.start_event_id)
+        elif not node.outgoing and pipeline.id != root:
+            after.append(pipeline.id)  # a subprocess's end: back to its node, and what follows it
+        for nxt in after:
+            if nxt not in seen:
+                seen.add(nxt)
+                out.append(nxt)
+                found = plan.nodes.get(nxt)
+                if found is not None and found.kind is not NodeType.ServiceActivity:
+                    todo.append(nxt)
+    return out
 
 
 class Batch:
@@ -93,11 +126,12 @@ class Batch:
 
     def _prefetch(self, tx: UnitOfWork, prefetch: Any, work: list[Work]) -> None:
         """Tell a store that reads row by row what this round will read (``prefetch`` is a hint a
-        store may offer, PostgreSQL's does: see ``runtime/postgres/keyed.py``): each token, the
-        states of its run's root, its enclosing subprocesses, its node and the nodes after it,
-        its pipeline's context and the schedule whose step it carries. One round trip instead of
-        several per token."""
+        store may offer, PostgreSQL's does: see ``runtime/postgres/keyed.py``): each token, its run
+        (a store that locks runs takes them first), the states of its run's root, its enclosing
+        subprocesses, its node and the nodes it may reach (``ahead``), their pipelines' contexts
+        and the schedule whose step it carries. One round trip instead of several per token."""
         plans = self.core.plans
+        roots: list[str] = []
         nodes: list[str] = []
         contexts: list[str] = []
         for proc in tx.tokens([w.token_id for w in work]):
@@ -105,16 +139,17 @@ class Batch:
                 plan = plans.plan(proc.root_id)
             except RattanError:  # a run deleted meanwhile: its step finds out
                 continue
+            roots.append(proc.root_id)
             nodes.append(proc.root_id)
             nodes.extend(proc.stack)
             nodes.append(proc.current)
-            info = plan.nodes.get(proc.current)
-            if info is not None:
-                contexts.append(info.pipeline_id)
-                pipeline = info.pipeline
-                nodes.extend(pipeline.flows[f].target for f in pipeline.nodes[proc.current].outgoing)
+            for node_id in ahead(plan, proc.current):
+                nodes.append(node_id)
+                info = plan.nodes.get(node_id)
+                if info is not None:
+                    contexts.append(info.pipeline_id)
         schedules = [w.schedule_id for w in work if w.schedule_id is not None]
-        prefetch(states=nodes, contexts=contexts, schedules=schedules)
+        prefetch(roots=roots, states=nodes, contexts=contexts, schedules=schedules)
 
     def _careful(self, tx: UnitOfWork, work: list[Work], leftover: list[Work]) -> Results:
         core = self.core

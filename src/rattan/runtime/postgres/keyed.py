@@ -35,10 +35,11 @@ from rattan.runtime.postgres.behind import (
 )
 from rattan.runtime.postgres.errors import translate
 from rattan.runtime.postgres.rows import (
-    LOCK_STATE,
-    LOCK_STATES,
-    LOCK_WITH_ROOTS,
+    HOLD_RUNS,
+    HOLD_RUNS_OF,
     PROC_COLS,
+    READ_RUN_STATES,
+    READ_STATES,
     SCHED_COLS,
     STATE_COLS,
     dumps,
@@ -52,6 +53,10 @@ _DATA = (
     "SELECT k.id, e.inputs, e.outputs, o.inputs FROM unnest(%s::text[]) AS k(id) "
     "LEFT JOIN exec_data e ON e.node_id = k.id LEFT JOIN data_override o ON o.node_id = k.id"
 )
+
+
+# the statements reading states: taking the locks of their runs (when needed), then reading them
+_StateCursors = tuple["psycopg.Cursor[Any] | None", "psycopg.Cursor[Any]"]
 
 
 class IdBlocks:
@@ -108,23 +113,27 @@ class KeyedRows:
 
     # -- reading a round's rows at once --------------------------------------------------------
     def prefetch(
-        self, *, states: Collection[str] = (), contexts: Collection[str] = (),
+        self, *, roots: Collection[str] = (), states: Collection[str] = (), contexts: Collection[str] = (),
         schedules: Collection[int] = (), data: Collection[str] = (),
     ) -> None:  # fmt: skip
         """Read what a round will need (a hint: rows this unit knows are not read again), several
-        kinds in one round trip; states are locked as every read of them in a unit is."""
+        kinds in one round trip, after taking the locks of ``roots`` (the runs they belong to)."""
         rows = self.rows
         if rows is None:
             return
+        take = sorted(r for r in set(roots) if r not in self.roots)
         want_states = [n for n in dict.fromkeys(states) if n not in rows.states]
         want_ctx = [p for p in dict.fromkeys(contexts) if p not in rows.context and not self._ctx_pending(p)]
         want_sched = [s for s in dict.fromkeys(schedules) if s not in rows.schedules]
         want_data = [n for n in dict.fromkeys(data) if n not in rows.data and not self._data_pending(n)]
-        if not (want_states or want_ctx or want_sched or want_data):
+        if not (take or want_states or want_ctx or want_sched or want_data):
             return
         c = self.conn
         with c.pipeline():
-            cur_s = self._lock_cursor(want_states) if want_states else None
+            if take:  # first: every read below sees what the runs' last holders committed
+                c.execute(HOLD_RUNS, (take,))
+                self.roots.update(take)
+            cur_s = self._state_cursor(want_states) if want_states else None
             cur_c = c.execute(_CONTEXTS, (want_ctx,)) if want_ctx else None
             cur_q = (
                 c.execute(f"SELECT {SCHED_COLS} FROM schedules WHERE id = ANY(%s)", (want_sched,))
@@ -132,7 +141,7 @@ class KeyedRows:
             )  # fmt: skip
             cur_d = c.execute(_DATA, (want_data,)) if want_data else None
         if cur_s is not None:
-            self._note_locked(want_states, cur_s.fetchall())
+            self._note_read(want_states, cur_s)
         if cur_c is not None:
             found: dict[str, dict[str, tuple[int, bytes, str | None]]] = {p: {} for p in want_ctx}
             for pid, key, typ, value, code in cur_c.fetchall():
@@ -159,7 +168,10 @@ class KeyedRows:
         known = rows.states
         missing = [n for n in node_ids if n not in known]
         if missing:
-            self._note_locked(missing, self._lock_cursor(list(dict.fromkeys(missing))).fetchall())
+            missing = list(dict.fromkeys(missing))
+            with self.conn.pipeline():
+                cur = self._state_cursor(missing)
+            self._note_read(missing, cur)
         out = []
         for n in dict.fromkeys(node_ids):  # in the order asked for, each once
             row = known[n]
@@ -168,39 +180,38 @@ class KeyedRows:
         return out
 
     def _run_states(self, root_id: str) -> list[StateRecord]:
-        from rattan.runtime.postgres.rows import LOCK_RUN_STATES
-
         if self.rows is None:
-            found = self.conn.execute(
-                f"SELECT {STATE_COLS} FROM states WHERE root_id=%s ORDER BY created", (root_id,)
-            ).fetchall()
+            found = self.conn.execute(READ_RUN_STATES + " ORDER BY created", (root_id,)).fetchall()
             return [state_of(r) for r in found]
-        found = self.c.execute(LOCK_RUN_STATES, (root_id,)).fetchall()
-        self.roots.add(root_id)
+        self._hold_run(root_id)
+        found = self.c.execute(READ_RUN_STATES, (root_id,)).fetchall()
         for r in found:
             self.rows.states[r[0]] = tuple(r)
             self.root_of[r[0]] = r[1]
         out = [state_of(r) for r in found]
-        out.sort(key=lambda st: st.created)  # locked root first; listed in creation order
+        out.sort(key=lambda st: st.created)  # in creation order
         return out
 
-    def _lock_cursor(self, ids: list[str]) -> psycopg.Cursor[Any]:
-        """The rows of ``ids``, locked, each run's root state locked before them."""
+    def _state_cursor(self, ids: list[str]) -> _StateCursors:
+        """Statements (in a pipeline) reading the states of ``ids``, after taking the locks of
+        their runs not held yet."""
         roots, root_of = self.roots, self.root_of
-        if all(root_of.get(n) in roots for n in ids):  # the runs are held: the rows alone
-            if len(ids) == 1:
-                return self.conn.execute(LOCK_STATE, (ids[0],))
-            return self.conn.execute(LOCK_STATES, (ids,))
-        return self.conn.execute(LOCK_WITH_ROOTS, (ids, ids))  # rows and roots, roots first
+        hold = None
+        if not all(root_of.get(n) in roots for n in ids):
+            hold = self.conn.execute(HOLD_RUNS_OF, (ids,))
+        return hold, self.conn.execute(READ_STATES, (ids,))
 
-    def _note_locked(self, asked: list[str], found: list[Any]) -> None:
+    def _note_read(
+        self, asked: list[str], cursors: tuple[psycopg.Cursor[Any] | None, psycopg.Cursor[Any]]
+    ) -> None:
         rows = self.rows
         assert rows is not None
-        for r in found:
+        hold, read = cursors
+        if hold is not None:
+            self.roots.update(r[0] for r in hold.fetchall())
+        for r in read.fetchall():
             rows.states[r[0]] = tuple(r)
             self.root_of[r[0]] = r[1]
-            if r[0] == r[1]:
-                self.roots.add(r[0])
         for n in asked:
             rows.states.setdefault(n, None)  # no state: the node was never entered
 

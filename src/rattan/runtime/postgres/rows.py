@@ -39,25 +39,25 @@ SAVE_PROC = (
     "owner=%s, rev=rev+1 WHERE id=%s AND rev=%s RETURNING 1"
 )
 
-# the locking reads of a unit (see PostgresUnit): rows are locked in the order they come out,
-# roots (node_id = root_id) first, then by node id, so two units lock shared rows in one order
-_LOCK = " FOR NO KEY UPDATE"
-LOCK_STATE = f"SELECT {STATE_COLS} FROM states WHERE node_id=%s{_LOCK}"
-LOCK_STATES = f"SELECT {STATE_COLS} FROM states WHERE node_id = ANY(%s) ORDER BY node_id{_LOCK}"
-# the roots are found first (an init plan), so both kinds of row come through the primary key
-LOCK_WITH_ROOTS = (
-    f"SELECT {STATE_COLS} FROM states WHERE node_id = ANY(array_cat(%s::text[], "
-    "ARRAY(SELECT root_id FROM states WHERE node_id = ANY(%s)))) "
-    f"ORDER BY node_id = root_id DESC, node_id{_LOCK}"
+# A unit takes its runs' locks (see PostgresUnit): transaction-scoped advisory locks keyed by the
+# hash of the root pipeline's id, in the lock manager's memory (a row lock would be written into
+# the row and the WAL). Several are taken in the order of their keys, so two units never wait for
+# each other in a circle over them; two runs whose ids hash alike only take turns.
+RUN_LOCKS = 0x7275_6E73  # advisory lock class of runs ("runs"); migrations use another
+HOLD_RUNS = (
+    f"SELECT pg_advisory_xact_lock({RUN_LOCKS}, h) "
+    "FROM (SELECT DISTINCT hashtext(r) AS h FROM unnest(%s::text[]) AS r ORDER BY 1) AS s"
 )
-LOCK_RUN_STATES = (
-    f"SELECT {STATE_COLS} FROM states WHERE root_id=%s ORDER BY node_id = root_id DESC, node_id{_LOCK}"
+# the runs of some nodes (those with a state): their root ids, each once, locked
+HOLD_RUNS_OF = (
+    f"SELECT s.r, pg_advisory_xact_lock({RUN_LOCKS}, s.h) FROM (SELECT DISTINCT root_id AS r, "
+    "hashtext(root_id) AS h FROM states WHERE node_id = ANY(%s) ORDER BY h, r) AS s"
 )
-LOCK_ROOT = f"SELECT 1 FROM states WHERE node_id=%s{_LOCK}"
-LOCK_RUN_OF_NODE = (
-    "SELECT s.node_id FROM node_index n JOIN states s ON s.node_id = n.root_id WHERE n.node_id=%s "
-    "FOR NO KEY UPDATE OF s"
+HOLD_RUN_OF_NODE = (
+    f"SELECT root_id, pg_advisory_xact_lock({RUN_LOCKS}, hashtext(root_id)) FROM node_index WHERE node_id=%s"
 )
+READ_STATES = f"SELECT {STATE_COLS} FROM states WHERE node_id = ANY(%s)"
+READ_RUN_STATES = f"SELECT {STATE_COLS} FROM states WHERE root_id=%s"
 
 _TYPES = {int(t): t for t in ScheduleType}
 

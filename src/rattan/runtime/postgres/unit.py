@@ -30,7 +30,7 @@ from rattan.runtime.postgres.behind import Pending, UnitRows
 from rattan.runtime.postgres.keyed import IdBlocks, KeyedRows
 from rattan.runtime.postgres.leases import LeaseQueries
 from rattan.runtime.postgres.rollback import PostgresRollbackRows
-from rattan.runtime.postgres.rows import LOCK_ROOT, LOCK_RUN_OF_NODE, dumps, loads
+from rattan.runtime.postgres.rows import HOLD_RUN_OF_NODE, HOLD_RUNS, dumps, loads
 from rattan.runtime.postgres.runs import run_summaries
 from rattan.runtime.postgres.values import ValueTable
 from rattan.runtime.postgres.waits import WaitQueries
@@ -65,17 +65,19 @@ class PostgresUnit(KeyedRows, WaitQueries, LeaseQueries, ValueTable):
     """Typed access to the store over one connection (a write transaction or autocommit reads).
     ``url`` names the store in error messages; ``parts`` counts the event rows appended.
 
-    ``locking`` (a unit of work): a unit locks (``FOR NO KEY UPDATE``, until it commits) every
-    state it reads and, before any row of a run, the state of the run's root pipeline. The engine
+    ``locking`` (a unit of work): before a unit reads or writes any row of a run it takes the
+    run's lock, a transaction-scoped advisory lock keyed by the root pipeline's id (``rows.py``),
+    held until it commits; a read of rows whose run it does not hold yet takes the lock in the same
+    round trip, before the read (so the read sees what the last holder committed). The engine
     decides on states it does not write (a step reads its pipeline's state to see whether it is
     paused; ``resume`` writes that state, then looks for the tokens steps parked), and operators
     act on nodes that steps are moving. Under plain READ COMMITTED each of two such units could
     miss the other's write (a token parked after ``resume`` looked: the run hangs) or lose a
-    compare-and-set instead of being refused. With the root taken first, the units of one run
-    run one after the other, as under SQLite's one writer, and never deadlock with each other;
-    units of other runs never wait. (Locking only the rows read was tried first: an operator and
-    a step that lock a node and the root in opposite orders deadlock.) Taking a run's root costs
-    one more statement the first time a unit touches the run.
+    compare-and-set instead of being refused. With the run taken first, the units of one run run
+    one after the other, as under SQLite's one writer; units of other runs never wait. (Locking
+    only the rows read was tried first: an operator and a step that lock a node and the root in
+    opposite orders deadlock. Locking the root's state row came next: a row lock is written into
+    the row and the WAL, and a round locked tens of rows.)
     """
 
     __slots__ = ("conn", "ids", "locking", "parts", "pending", "root_of", "roots", "rows", "url")
@@ -158,6 +160,7 @@ class PostgresUnit(KeyedRows, WaitQueries, LeaseQueries, ValueTable):
         return run_summaries(self.c, query)
 
     def delete_run(self, root_id: str) -> None:
+        self._hold_run(root_id)  # a unit of the run still at work finishes first
         # event ids are transaction ids: deleting rows can never make one be handed out again
         self.c.execute(_DELETE_RUN, {"root": root_id})
         self.forget()
@@ -165,20 +168,20 @@ class PostgresUnit(KeyedRows, WaitQueries, LeaseQueries, ValueTable):
 
     # -- locks --------------------------------------------------------------------------------
     def hold_node_run(self, node_id: str) -> None:
-        """Lock the root state of the run ``node_id`` belongs to (a wait of the node is about
-        to be written: its run is taken first, as for its states)."""
+        """Take the lock of the run ``node_id`` belongs to (a wait of the node is about to be
+        written: its run is taken first, as for its states)."""
         if not self.locking:
             return
         root = self.root_of.get(node_id)
         if root is not None and root in self.roots:
             return
-        row = self.conn.execute(LOCK_RUN_OF_NODE, (node_id,)).fetchone()
+        row = self.conn.execute(HOLD_RUN_OF_NODE, (node_id,)).fetchone()
         if row is not None:
             self.root_of[node_id] = row[0]
             self.roots.add(row[0])
 
     def _hold_run(self, root_id: str) -> None:
-        """Lock the run's root state before a row of the run is written (see the class)."""
+        """Take the run's lock before a row of the run is written (see the class)."""
         if self.locking and root_id and root_id not in self.roots:
-            self.conn.execute(LOCK_ROOT, (root_id,)).fetchall()
+            self.conn.execute(HOLD_RUNS, ([root_id],)).fetchall()
             self.roots.add(root_id)

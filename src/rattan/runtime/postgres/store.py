@@ -8,11 +8,10 @@ commits (``unit.py``), claims skip locked rows (``leases.py``) and the event cur
 transactions that are still open (``waits.py``), so READ COMMITTED transactions are enough and
 units wait for each other only on the rows they share.
 
-Statements go one at a time (no pipeline mode): measured on one machine over loopback, queuing
-the writes whose result nobody reads changed nothing measurable (the engine's steps are CPU-bound
-here), while it would move a failing write's error to a later call. Batches are single
-statements instead: arrays through ``unnest`` (node ids, context rows, log lines) and
-``executemany`` (event rows).
+Round trips, not statements, are what a unit waits for: a unit runs in pipeline mode (its BEGIN
+travels with its first statement), holds its writes back and sends them as one multi-row statement
+per kind in one sync before COMMIT (``behind.py``), and a round reads the rows it will need in one
+sync (``keyed.py``, ``prefetch``). A round of tens of tokens costs about five round trips.
 
 Connections run in autocommit: ``unit`` opens its transaction explicitly (``conn.transaction()``,
 whose nested uses are savepoints) and ``read`` runs each statement on what is committed when it
@@ -163,7 +162,8 @@ class PostgresStore:
 
     def unit(self, fn: Callable[[UnitOfWork], T]) -> T:
         """Run ``fn`` in one transaction and return once it is committed."""
-        with self._borrow("store unit of work") as conn, conn.transaction():
+        # in pipeline mode: BEGIN goes to the server with the unit's first statement, not alone
+        with self._borrow("store unit of work") as conn, conn.pipeline(), conn.transaction():
             unit = PostgresUnit(conn, self.url, locking=True, ids=self._ids)
             result = fn(unit)
             unit.flush()  # what the unit held back, before its commit

@@ -61,6 +61,15 @@ _DELETE_RUN = (
 )
 
 
+_CREATE_RUN = (
+    "WITH r AS (INSERT INTO runs(root_id, tree, root_data, options, created) VALUES (%s, %s, %s, %s, %s) "
+    "ON CONFLICT (root_id) DO NOTHING RETURNING root_id), "
+    "i AS (INSERT INTO node_index(node_id, root_id) SELECT n, r.root_id FROM r, unnest(%s::text[]) AS n "
+    "ON CONFLICT (node_id) DO NOTHING RETURNING 1) "
+    "SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM i)"
+)
+
+
 class PostgresUnit(KeyedRows, WaitQueries, LeaseQueries, ValueTable):
     """Typed access to the store over one connection (a write transaction or autocommit reads).
     ``url`` names the store in error messages; ``parts`` counts the event rows appended.
@@ -116,27 +125,25 @@ class PostgresUnit(KeyedRows, WaitQueries, LeaseQueries, ValueTable):
     # -- runs ----------------------------------------------------------------------------------
     def create_run(self, new: NewRun) -> int:
         c = self.c
-        row = c.execute(
-            "INSERT INTO runs(root_id, tree, root_data, options, created) VALUES (%s, %s, %s, %s, %s) "
-            "ON CONFLICT (root_id) DO NOTHING RETURNING root_id",
-            (new.root_id, new.tree_json, dumps(new.root_data), dumps(new.options), new.created),
-        ).fetchone()
-        if row is None:
-            raise ConflictError(f"pipeline id {new.root_id} is already used by another run; build a new tree")
-        # every node id in one statement; those already used are not inserted (and counted)
+        # the run and every node id in one statement; node ids already used are not inserted (and
+        # counted), and none is when the run's id is taken
         ids = list(new.node_ids)
-        inserted = c.execute(
-            "INSERT INTO node_index(node_id, root_id) SELECT n, %s FROM unnest(%s::text[]) AS n "
-            "ON CONFLICT (node_id) DO NOTHING RETURNING 1",
-            (new.root_id, ids),
-        ).fetchall()
-        if len(inserted) != len(set(ids)):
+        row = c.execute(
+            _CREATE_RUN,
+            (new.root_id, new.tree_json, dumps(new.root_data), dumps(new.options), new.created, ids),
+        ).fetchone()
+        assert row is not None
+        if not row[0]:
+            raise ConflictError(f"pipeline id {new.root_id} is already used by another run; build a new tree")
+        if row[1] != len(set(ids)):
             c.execute("DELETE FROM node_index WHERE root_id=%s", (new.root_id,))
             c.execute("DELETE FROM runs WHERE root_id=%s", (new.root_id,))
             used = sorted(self.roots_of(ids))
             raise ConflictError(
                 f"node ids already used by another run: {', '.join(used[:5])}; build a new tree"
             )
+        # a run nobody else can see yet: nothing to wait for (an id hashing alike is another run's)
+        self.roots.add(new.root_id)
         self.put_state(new.root_state, None)
         if new.context:
             self.put_context(new.context)

@@ -71,6 +71,10 @@ def ahead(plan: RunPlan, node_id: str) -> list[str]:
         after = [pipeline.flows[f].target for f in node.outgoing]
         if isinstance(node, SubProcessNode):
             after.append(node.pipeline.start_event_id)
+            # entering it reads the states of all its nodes (their inner loops start afresh)
+            out.extend(n for n in node.pipeline.nodes if n not in seen and n != node.pipeline.start_event_id)
+            seen.update(node.pipeline.nodes)
+            seen.discard(node.pipeline.start_event_id)
         elif not node.outgoing and pipeline.id != root:
             after.append(pipeline.id)  # a subprocess's end: back to its node, and what follows it
         for nxt in after:

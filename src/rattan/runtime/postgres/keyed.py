@@ -133,7 +133,9 @@ class KeyedRows:
             if take:  # first: every read below sees what the runs' last holders committed
                 c.execute(HOLD_RUNS, (take,))
                 self.roots.update(take)
-            cur_s = self._state_cursor(want_states) if want_states else None
+            # the states are of the runs in ``roots`` (the caller's word): held now, whether or not
+            # the nodes have a state yet
+            cur_s = self._state_cursor(want_states, held=bool(roots)) if want_states else None
             cur_c = c.execute(_CONTEXTS, (want_ctx,)) if want_ctx else None
             cur_q = (
                 c.execute(f"SELECT {SCHED_COLS} FROM schedules WHERE id = ANY(%s)", (want_sched,))
@@ -192,12 +194,12 @@ class KeyedRows:
         out.sort(key=lambda st: st.created)  # in creation order
         return out
 
-    def _state_cursor(self, ids: list[str]) -> _StateCursors:
+    def _state_cursor(self, ids: list[str], held: bool = False) -> _StateCursors:
         """Statements (in a pipeline) reading the states of ``ids``, after taking the locks of
-        their runs not held yet."""
+        their runs not held yet (``held``: the caller holds them all)."""
         roots, root_of = self.roots, self.root_of
         hold = None
-        if not all(root_of.get(n) in roots for n in ids):
+        if not held and not all(root_of.get(n) in roots for n in ids):
             hold = self.conn.execute(HOLD_RUNS_OF, (ids,))
         return hold, self.conn.execute(READ_STATES, (ids,))
 

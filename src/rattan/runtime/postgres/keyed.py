@@ -97,6 +97,7 @@ class KeyedRows:
     load_value: Callable[[bytes], Any]
     put_value: Callable[..., bytes]
     _hold_run: Callable[[str], None]
+    hold_node_run: Callable[[str], None]
 
     @property
     def c(self) -> psycopg.Connection[Any]:
@@ -189,7 +190,8 @@ class KeyedRows:
         found = self.c.execute(READ_RUN_STATES, (root_id,)).fetchall()
         for r in found:
             self.rows.states[r[0]] = tuple(r)
-            self.root_of[r[0]] = r[1]
+            if r[1]:  # an appointed pause stored before its node is reached names no root
+                self.root_of[r[0]] = r[1]
         out = [state_of(r) for r in found]
         out.sort(key=lambda st: st.created)  # in creation order
         return out
@@ -200,7 +202,7 @@ class KeyedRows:
         roots, root_of = self.roots, self.root_of
         hold = None
         if not held and not all(root_of.get(n) in roots for n in ids):
-            hold = self.conn.execute(HOLD_RUNS_OF, (ids,))
+            hold = self.conn.execute(HOLD_RUNS_OF, {"ids": ids})
         return hold, self.conn.execute(READ_STATES, (ids,))
 
     def _note_read(
@@ -213,13 +215,17 @@ class KeyedRows:
             self.roots.update(r[0] for r in hold.fetchall())
         for r in read.fetchall():
             rows.states[r[0]] = tuple(r)
-            self.root_of[r[0]] = r[1]
+            if r[1]:  # an appointed pause stored before its node is reached names no root
+                self.root_of[r[0]] = r[1]
         for n in asked:
             rows.states.setdefault(n, None)  # no state: the node was never entered
 
     def put_state(self, new: StateRecord, expect: StateRecord | None) -> None:
         s = new
-        self._hold_run(s.root_id or s.node_id)
+        if s.root_id:
+            self._hold_run(s.root_id)
+        else:  # a state stored before its node is reached (an appointed pause) names no root
+            self.hold_node_run(s.node_id)
         rows, pending = self.rows, self.pending
         assert rows is not None and pending is not None, "a write outside a unit of work"
         seen = s.node_id in rows.states  # read (locked) or written by this unit

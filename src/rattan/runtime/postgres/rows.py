@@ -48,10 +48,14 @@ HOLD_RUNS = (
     f"SELECT pg_advisory_xact_lock({RUN_LOCKS}, h) "
     "FROM (SELECT DISTINCT hashtext(r) AS h FROM unnest(%s::text[]) AS r ORDER BY 1) AS s"
 )
-# the runs of some nodes (those with a state): their root ids, each once, locked
+# the runs of some nodes, each once, locked: their root ids as node_index has them (every node of
+# a stored run, from the moment it is stored: a state's own root_id may be empty, as for a pause
+# appointed before its node is reached) and as their states have them (a state written without
+# its run's index)
 HOLD_RUNS_OF = (
-    f"SELECT s.r, pg_advisory_xact_lock({RUN_LOCKS}, s.h) FROM (SELECT DISTINCT root_id AS r, "
-    "hashtext(root_id) AS h FROM states WHERE node_id = ANY(%s) ORDER BY h, r) AS s"
+    f"SELECT s.r, pg_advisory_xact_lock({RUN_LOCKS}, s.h) FROM (SELECT DISTINCT r, hashtext(r) AS h "
+    "FROM (SELECT root_id AS r FROM node_index WHERE node_id = ANY(%(ids)s) UNION "
+    "SELECT root_id FROM states WHERE node_id = ANY(%(ids)s) AND root_id <> '') AS u ORDER BY h, r) AS s"
 )
 HOLD_RUN_OF_NODE = (
     f"SELECT root_id, pg_advisory_xact_lock({RUN_LOCKS}, hashtext(root_id)) FROM node_index WHERE node_id=%s"

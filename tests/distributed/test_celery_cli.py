@@ -37,6 +37,20 @@ def test_a_dispatcher_that_is_not_a_celery_url_is_a_usage_error(
     assert "celery://" in capsys.readouterr().err
 
 
+def test_a_negative_local_backlog_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = _free_port()
+    code = main(
+        _worker(
+            "--store", f"sqlite:///{tmp_path / 'x.db'}", "--dispatcher", f"celery://redis://127.0.0.1:{port}/0",
+            "--local-backlog", "-1",
+        )
+    )  # fmt: skip
+    assert code == EXIT_USAGE
+    assert "--local-backlog" in capsys.readouterr().err
+
+
 def test_a_bad_store_url_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     port = _free_port()
     code = main(_worker("--store", "nosuch://db", "--dispatcher", f"celery://redis://127.0.0.1:{port}/0"))

@@ -67,6 +67,7 @@ def client(db: str, redis_db_url: str, registry: rattan.Registry) -> Iterator[ra
 def start_workers(
     workers: list[WorkerProcess], n: int, db: str, redis_url: str, tmp_path: Path,
     journal: Path | None = None, concurrency: int = 4, pool: str = "threads",
+    local_backlog: int | None = None,
 ) -> list[WorkerProcess]:  # fmt: skip
     env = worker_env(**({JOURNAL_ENV: str(journal)} if journal else {}))
     new = []
@@ -74,6 +75,8 @@ def start_workers(
         args = ["--store", db, "--dispatcher", f"celery://{redis_url}", "--components", "dist_components",
                 "--concurrency", str(concurrency), "--pool", pool,
                 "--visibility-timeout", VISIBILITY]  # fmt: skip
+        if local_backlog is not None:
+            args += ["--local-backlog", str(local_backlog)]
         w = WorkerProcess(args, tmp_path / f"worker-{len(workers)}.log", env, cwd=HERE)
         workers.append(w)
         new.append(w)
@@ -118,9 +121,9 @@ def expected_chain(n: int, seed: int) -> list[int]:
     return out
 
 
-def parallel(branches: int) -> tuple[dict[str, Any], list[str]]:
+def parallel(branches: int, **inputs: Any) -> tuple[dict[str, Any], list[str]]:
     start, pg, cg = EmptyStartEvent(), ParallelGateway(), ConvergeGateway()
-    acts = [_act("dist_step", b, 1) for b in range(branches)]
+    acts = [_act("dist_step", b, 1, **inputs) for b in range(branches)]
     start.extend(pg).connect(*acts).to(pg).converge(cg).extend(EmptyEndEvent())
     return build_tree(start), [a.id for a in acts]
 
@@ -218,6 +221,37 @@ def test_the_prefork_pool_opens_an_engine_in_each_child(
     assert w.pid not in children  # user code ran in the pool's children, not in the parent
     assert w.stop(60) == 0, w.stderr()[-3000:]
     assert set(leases(db, children).values()) <= {0.0}
+
+
+def test_work_stays_in_the_worker_that_took_it_and_a_wide_fork_spreads_over_both(
+    client: rattan.Engine, workers: list[WorkerProcess], db: str, redis_db_url: str, tmp_path: Path
+) -> None:
+    """Local first: a pipeline's chain of activities runs in the worker that took the pipeline
+    from the broker; the branches of a fork wider than the local lane's room go to the broker,
+    and the other worker runs some of them."""
+    # 2 local threads each, so room for 32 waiting messages (BACKLOG_PER_THREAD): 12 chains
+    # never fill it
+    pids = {w.pid for w in start_workers(workers, 2, db, redis_db_url, tmp_path, concurrency=2)}
+    chains = [chain(5, seed) for seed in range(12)]
+    for tree, _ids in chains:
+        api.run_pipeline(client, tree)
+    ran_by: set[int] = set()
+    for seed, (tree, ids) in enumerate(chains):
+        finished(client, tree["id"])
+        assert [client.get_execution_data_outputs(i)["y"] for i in ids] == expected_chain(5, seed)
+        chain_pids = {client.get_execution_data_outputs(i)["pid"] for i in ids}
+        assert len(chain_pids) == 1 and chain_pids <= pids, (seed, chain_pids)  # never left its worker
+        ran_by |= chain_pids
+    assert ran_by == pids  # the broker gave each worker pipelines
+    # one pipeline, 80 branches of 0.1 s: the worker that forks keeps 32 waiting and publishes
+    # the rest; it reserves at most 8 of those at a time, so the other (idle) worker takes some
+    tree, ids = parallel(80, slow=0.1)
+    api.run_pipeline(client, tree)
+    finished(client, tree["id"])
+    assert sorted(client.get_execution_data_outputs(i)["y"] for i in ids) == [3 * b + 1 for b in range(80)]
+    assert {client.get_execution_data_outputs(i)["pid"] for i in ids} == pids
+    for w in workers:
+        assert w.stop(60) == 0, w.stderr()[-3000:]
 
 
 def _waits(engine: rattan.Engine, node_id: str) -> bool:

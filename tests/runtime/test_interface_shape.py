@@ -12,7 +12,7 @@ EXPECTED = {
     "Store": {"unit", "read", "migrate", "waiting", "close"},
     "Reads": {
         "run", "roots_of", "runs", "states", "tokens", "node_data", "context", "waits", "histories",
-        "logs", "events", "rollback",
+        "logs", "events", "owners", "due_work", "rollback",
     },
     "UnitOfWork": {
         "create_run", "delete_run", "put_state", "put_token", "put_node_data", "put_context", "put_wait",
@@ -38,7 +38,7 @@ def test_the_protocols_have_exactly_their_documented_members() -> None:
     assert found == EXPECTED
 
 
-def test_the_engine_seam_has_34_methods_and_two_properties() -> None:
+def test_the_engine_seam_has_36_methods_and_two_properties() -> None:
     core = [n for n in EXPECTED if n != "RollbackRows"]
     methods = sum(
         1
@@ -52,8 +52,8 @@ def test_the_engine_seam_has_34_methods_and_two_properties() -> None:
         for m in EXPECTED[n]
         if isinstance(inspect.getattr_static(getattr(interface, n), m), property)
     )
-    assert (methods, properties) == (34, 2)
+    assert (methods, properties) == (36, 2)
 
 
 def test_the_interface_carries_a_version() -> None:
-    assert INTERFACE_VERSION == (1, 1)
+    assert INTERFACE_VERSION == (1, 2)

@@ -4,10 +4,12 @@ Leases cover work whose owner died: another engine claims the rows and sends the
 They cannot cover a message lost while its owner lives: a broker can drop one (a Redis consumer
 killed between taking a message off the queue and recording it as unacknowledged), and the live
 owner's rows look like work in progress to everyone. So an engine whose dispatcher crosses
-processes (``shares_memory`` False) remembers what it sent, and its sweeper looks at the rows
-those messages stand for: a row still owned by this engine and untouched for ``resend_seconds``
-(twice looked at, with the same fingerprint) is sent again. A duplicate is harmless: handlers claim
-the token or schedule by compare-and-set before running user code (``activity.claim_token``).
+processes (``shares_memory`` False) remembers what it sent there (not what its dispatcher kept in
+this process, where ``send`` returned True: that is lost only with the process, and the lease
+covers it), and its sweeper looks at the rows those messages stand for: a row still owned by this
+engine and untouched for ``resend_seconds`` (twice looked at, with the same fingerprint) is sent
+again. A duplicate is harmless: handlers claim the token or schedule by compare-and-set before
+running user code (``activity.claim_token``).
 """
 
 from __future__ import annotations
@@ -109,7 +111,8 @@ class Handoffs:
 
 
 class TrackedDispatcher:
-    """A dispatcher across processes, with what is sent through it noted in ``Handoffs``."""
+    """A dispatcher across processes, with what is sent through it to other processes noted in
+    ``Handoffs``."""
 
     def __init__(self, inner: Any, handoffs: Handoffs) -> None:
         self.inner = inner
@@ -124,13 +127,18 @@ class TrackedDispatcher:
     def start(self, handle: Callable[[Message], None]) -> None:
         self.inner.start(handle)
 
-    def send(self, msg: Message) -> None:
-        self.handoffs.note(msg)
-        self.inner.send(msg)
+    # a message the inner dispatcher keeps in this process (it returned True) is not noted
+    def send(self, msg: Message) -> bool | None:
+        kept: bool | None = self.inner.send(msg)
+        if kept is not True:
+            self.handoffs.note(msg)
+        return kept
 
-    def send_at(self, due: float, msg: Message) -> None:
-        self.handoffs.note(msg, due)
-        self.inner.send_at(due, msg)
+    def send_at(self, due: float, msg: Message) -> bool | None:
+        kept: bool | None = self.inner.send_at(due, msg)
+        if kept is not True:
+            self.handoffs.note(msg, due)
+        return kept
 
     def stop(self, timeout: float) -> None:
         self.inner.stop(timeout)

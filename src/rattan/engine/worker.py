@@ -11,6 +11,9 @@ quick work while more messages wait takes those first, so the next round carries
 
 A round whose store fails (busy, full, I/O) keeps its batch, user results included, and tries
 again after a pause: nothing a worker computed is dropped because a commit failed.
+
+Decisions are per message (one dispatcher may keep some messages here and publish others,
+``runtime/celery/local.py``): see docs/architecture.md, "Local first in rattan worker".
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rattan.engine import policies
@@ -40,6 +44,7 @@ SLOW_USER_CODE = 0.02  # seconds of user code after which a thread leads instead
 BUSY_RETRY = 0.02  # seconds before a step meeting a busy schedule is tried again
 RETRY_FIRST = 0.05  # pause after a failed round, doubled while the store keeps failing ...
 RETRY_MAX = 1.0  # ... up to this
+LOOK_AGAIN = 0.05  # seconds an acknowledged message's thread waits for its round before looking
 
 
 # user code a round reached: its message and what the engine already has for it (a tuple: one is
@@ -56,20 +61,28 @@ class Worker:
         self._pending: deque[Work] = deque()
         self._leader = threading.Lock()
         self._busy: dict[int, object] = {}  # schedules with a step running or waiting to be recorded
-        # what the engine has for a message it sent, by the message's identity: the in-process
-        # dispatcher hands the handler the very object that was sent
+        # what the engine has for a message it sent, by the message's identity: a dispatcher that
+        # keeps the message in this process hands the handler the very object that was sent
         self._stash: dict[int, Continuation] = {}
-        self._shares_memory = bool(getattr(core.dispatcher, "shares_memory", False))
-        # a dispatcher across processes (Celery) acknowledges a message once handle() returns, and
-        # the rows its work touches may belong to another live engine that would never resume
-        # them: handle() returns only once that work is committed (it waits for the round leader
-        # rather than leaving its work to it)
-        self._commit_before_return = not self._shares_memory
+        dispatcher = core.dispatcher
+        self._shares_memory = bool(getattr(dispatcher, "shares_memory", False))
+        # a broker acknowledges a message once handle() returns, and the rows its work touches
+        # may belong to another live engine that would never resume them: such a handle() returns
+        # once the rounds carrying that work have committed (_settle). A dispatcher with a lane in
+        # this process says which deliveries those are; for others, all or none are. The user code
+        # their rounds reach then goes to that lane, where rounds batch every thread's work, and
+        # the broker's thread takes its next delivery.
+        acknowledges = getattr(dispatcher, "acknowledges", None)
+        acked = not self._shares_memory
+        self._acknowledged: Callable[[], bool] = acknowledges if callable(acknowledges) else (lambda: acked)
+        self._hand_on = callable(acknowledges)
         self._handlers: dict[type, Any] = {
             Advance: self._advance, Execute: self._execute, Poll: self._poll, Callback: self._callback,
             FireTimer: self._fire, Recover: self._recover, Task: self._task,
         }  # fmt: skip
-        self._local = threading.local()
+        self._local = threading.local()  # .mine: the works of an acknowledged message, with events
+        # events set once the round carrying a work (by identity) of an acknowledged message ends
+        self._waiters: dict[int, threading.Event] = {}
         # tokens whose execute runs in this process now: their messages are never sent again
         self._executing: set[int] = set()
         if core.handoffs is not None:
@@ -82,6 +95,9 @@ class Worker:
         """Do what ``msg`` asks (called by the dispatcher, one message per call). If the store
         fails (or another writer wins) while the message is read or its unit written, the message
         is sent again after a pause: its work is still a row, and the retry finds it."""
+        if self._acknowledged():
+            self._handle_acknowledged(msg)
+            return
         try:
             if type(msg) is Execute:  # the most frequent message, handled without a detour
                 entry = self._stash.pop(id(msg), None)
@@ -96,6 +112,20 @@ class Worker:
             self._again(msg, exc)
         finally:
             self._after()
+
+    def _handle_acknowledged(self, msg: Message) -> None:
+        mine: list[tuple[Work, threading.Event]] = []
+        loc = self._local
+        loc.mine = mine  # what _pend adds for this message, to wait for
+        try:
+            self._handlers[type(msg)](msg)
+        except (BackendUnavailableError, ConflictError) as exc:
+            self._again(msg, exc)
+        finally:
+            try:
+                self._settle(mine)
+            finally:
+                loc.mine = None
 
     def _again(self, msg: Message, exc: Exception) -> None:
         if self.closing:
@@ -118,7 +148,7 @@ class Worker:
 
     def _run_execute(self, prepared: Prepared) -> None:
         pid = prepared.pid
-        if self._shares_memory:  # no message of this engine is sent again (no Handoffs)
+        if self.core.handoffs is None:  # no message of this engine is sent again
             self._pend(Work(pid, run_execute(self.core, prepared)))
             return
         self._executing.add(pid)
@@ -131,7 +161,7 @@ class Worker:
         return not self._pending and not self._leader.locked()
 
     def _advance(self, msg: Advance) -> None:
-        self._pending.append(Work(msg.token_id))
+        self._pend(Work(msg.token_id))
 
     def _poll(self, msg: Poll) -> None:
         self._schedule_step(msg, msg.schedule_id, callback=False)
@@ -146,7 +176,8 @@ class Worker:
 
     def _recover(self, msg: Recover) -> None:
         core = self.core
-        sender = "" if self._shares_memory else msg.owner
+        # the claimer that sent it, when another engine did (claim_token)
+        sender = msg.owner if msg.owner != core.owner_id else ""
         prepared = core.unit(lambda step: recover_interrupted(step, msg.token_id, sender))
         if prepared is not None:
             self._run_execute(prepared)
@@ -167,7 +198,9 @@ class Worker:
         prepared = self._stashed(msg)
         if not isinstance(prepared, Prepared):
             core = self.core
-            if msg.owner and not self._shares_memory:
+            # claimed only from another engine: an Execute of this engine's own (back from the
+            # broker, or its stash gone) names a token this engine already owns
+            if msg.owner and msg.owner != core.owner_id:
                 claimed = core.unit(lambda step: claim_execute(step, msg.token_id, msg.version, msg.owner))
                 if not claimed:
                     return  # another engine has the token: the message is stale
@@ -207,7 +240,37 @@ class Worker:
 
     # -- rounds ------------------------------------------------------------------------------------
     def _pend(self, work: Work) -> None:
+        mine: list[tuple[Work, threading.Event]] | None = getattr(self._local, "mine", None)
+        if mine is not None:  # an acknowledged message's: its round is waited for (_settle)
+            done = threading.Event()
+            self._waiters[id(work)] = done  # before it is pending: its round may end at once
+            mine.append((work, done))
         self._pending.append(work)
+
+    def _settle(self, mine: list[tuple[Work, threading.Event]]) -> None:
+        """Return once the rounds carrying ``mine`` (an acknowledged message's works) have ended:
+        lead if nobody does, else wait for the leader (it takes every pending work before letting
+        go). The user code a round led here reached is handed on (see __init__), else runs here."""
+        index = 0
+        while index < len(mine):
+            kept = self._lead()
+            if kept is not None:
+                if self._hand_on:
+                    self._send(kept)
+                else:
+                    try:
+                        self._continue(kept)  # its works join ``mine``
+                    except Exception:
+                        log.exception("worker failed on %r", kept[0])
+                continue
+            work, done = mine[index]
+            if done.is_set() or done.wait(LOOK_AGAIN):
+                index += 1
+            elif self.closing or not (any(w is work for w in list(self._pending)) or self._leader.locked()):
+                # closing: left to the leader's retries or the sweep; else its round ended unseen (a
+                # safety net: taken, and nobody leads since; the deque is copied, as others change it)
+                self._waiters.pop(id(work), None)
+                index += 1
 
     def _after(self) -> None:
         """Lead a round unless more messages wait and this thread's work so far was quick (then
@@ -222,12 +285,7 @@ class Worker:
                 count = 0
             if count == 0:
                 loc.started = time.monotonic()
-            if (
-                not self._commit_before_return
-                and dispatcher.pending
-                and count + 1 < BATCH
-                and time.monotonic() - loc.started < SLOW_USER_CODE
-            ):
+            if dispatcher.pending and count + 1 < BATCH and time.monotonic() - loc.started < SLOW_USER_CODE:
                 loc.count = count + 1
                 return
             loc.count = 0
@@ -243,12 +301,11 @@ class Worker:
         """Become the round leader if nobody is: advance every pending token, BATCH at a time.
 
         A thread that finds a leader at work leaves its tokens to it: the leader drains the batch
-        before it lets go, and looks again after letting go, so nothing is stranded (with a
-        dispatcher across processes, it waits for the leader instead: see __init__). Returns one
+        before it lets go, and looks again after letting go, so nothing is stranded. Returns one
         piece of user code the last round reached, for the caller to run; the rest is sent."""
         kept: Continuation | None = None
         while self._pending:
-            if not self._leader.acquire(blocking=self._commit_before_return):
+            if not self._leader.acquire(blocking=False):
                 return kept
             try:
                 while True:
@@ -289,9 +346,13 @@ class Worker:
         self._retry_delay = RETRY_FIRST
         if leftover:  # stopped early for another caller, or to be tried again: first next round
             self._pending.extendleft(reversed(leftover))
+        waiters = self._waiters
+        if waiters:  # acknowledged messages wait for these works' round
+            for work, _ in outcomes:
+                done = waiters.pop(id(work), None)
+                if done is not None:
+                    done.set()
         busy = self._busy
-        stash = self._stash if self._shares_memory else None
-        send = self.core.dispatcher.send
         kept: Continuation | None = None
         for work, outcome in outcomes:
             if work.schedule_id is not None:  # recorded: the schedule is free for its next step
@@ -310,10 +371,8 @@ class Worker:
                 continue
             if kept is None:
                 kept = cont
-            else:  # sent (Execute and Poll: nothing core.send must note)
-                if stash is not None:
-                    stash[id(cont[0])] = cont
-                send(cont[0])
+            else:
+                self._send(cont)
         return kept
 
     def _round_failed(self, batch: list[Work], exc: Exception) -> None:
@@ -326,12 +385,8 @@ class Worker:
             )  # fmt: skip
             self._release(batch)
             return
-        log.warning(
-            "store unavailable (%s): %d tokens kept, trying again in %.2fs",
-            exc,
-            len(batch),
-            self._retry_delay,
-        )
+        log.warning("store unavailable (%s): %d tokens kept, trying again in %.2fs",
+                    exc, len(batch), self._retry_delay)  # fmt: skip
         self._pending.extendleft(reversed(batch))
         time.sleep(self._retry_delay)
         self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
@@ -341,13 +396,19 @@ class Worker:
         for w in works:
             if w.schedule_id is not None:
                 self._busy.pop(w.schedule_id, None)
+            done = self._waiters.pop(id(w), None)
+            if done is not None:  # dropped while closing: nothing more to wait for
+                done.set()
 
     # -- continuations ---------------------------------------------------------------------------
     def _send(self, cont: Continuation) -> None:
+        """Send a continuation; what the engine has for it is kept while the very message object
+        reaches handle() in this process (stashed first: a local thread may take it at once)."""
         msg = cont[0]  # an Execute or a Poll: nothing core.send must note
-        if self._shares_memory:
-            self._stash[id(msg)] = cont
-        self.core.dispatcher.send(msg)
+        self._stash[id(msg)] = cont
+        here = self.core.dispatcher.send(msg)
+        if not (self._shares_memory if here is None else here):
+            self._stash.pop(id(msg), None)  # a copy reaches handle(), maybe in another process
 
     def _continue(self, cont: Continuation) -> None:
         """Run a continuation's user code here, now (the leader's own)."""

@@ -299,6 +299,17 @@ class OwnerRecord:
     expires: float
 
 
+@dataclass(frozen=True, slots=True)
+class DueWork:
+    """Pending work in a store at a moment, whoever owns it: for operators (metrics, doctor)."""
+
+    tokens_ready: int = 0  # tokens to advance
+    executes_running: int = 0  # ready tokens whose activity's execute() runs (or ran when its owner died)
+    polls_due: int = 0  # live polls whose next step is due
+    timers_due: int = 0  # timers (timeouts, retries, timer events) that are due
+    callbacks_pending: int = 0  # callbacks stored and not yet applied
+
+
 # the rollback extension's rows (SPEC 11) ------------------------------------------------------
 ROLLBACK_JOB_RUNNING = "running"
 ROLLBACK_JOB_FAILED = "failed"

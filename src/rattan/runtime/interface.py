@@ -36,6 +36,7 @@ from rattan.model.records import (
     CallbackRecord,
     ContextEntry,
     ContextRow,
+    DueWork,
     EventRecord,
     HistoryRecord,
     NewRun,
@@ -51,7 +52,7 @@ from rattan.model.records import (
     TokenRecord,
 )
 
-INTERFACE_VERSION = (1, 1)  # 1.1: Execute and Recover name the owner that sent them
+INTERFACE_VERSION = (1, 2)  # 1.1: Execute and Recover name their sender; 1.2: Reads.owners, due_work
 
 T = TypeVar("T")
 Wait = ScheduleRecord | CallbackRecord | TimerRecord
@@ -175,6 +176,14 @@ class Reads(Protocol):
         """Events with ``id > after`` in commit order (a run's only when ``root_id`` is given).
         A consumer keeping the last id as its cursor never misses nor repeats an event, whatever
         the number of writers."""
+        ...
+
+    def owners(self) -> list[OwnerRecord]:
+        """Every engine process that holds a lease (or gave one up and still has work), by id."""
+        ...
+
+    def due_work(self, now: float) -> DueWork:
+        """How much work is pending at ``now`` (counts, whoever owns it)."""
         ...
 
     @property
@@ -325,7 +334,15 @@ class Store(Protocol):
 class Dispatcher(Protocol):
     """A transport for messages. ``shares_memory``: handle() runs in this process, so the engine
     may keep what it already has in memory for a message it sent. ``pending``: how many messages
-    wait to be handled here (0 when unknown), a hint that more work is about to arrive."""
+    wait to be handled here (0 when unknown), a hint that more work is about to arrive.
+
+    A dispatcher with two lanes (``runtime/celery/local.py``: this process first, a broker for the
+    rest) tells the engine per message instead: ``send`` and ``send_at`` return True when the very
+    object sent will reach ``handle`` in this process, False when it will not (None: as
+    ``shares_memory`` says); an optional ``acknowledges()`` is True while the calling thread
+    handles a message its transport acknowledges once ``handle`` returns (its work must be
+    committed by then), and its presence says that the dispatcher keeps other messages in this
+    process."""
 
     interface_version: tuple[int, int]
     shares_memory: bool
@@ -337,10 +354,12 @@ class Dispatcher(Protocol):
         """Begin delivering messages to ``handle``."""
         ...
 
-    def send(self, msg: Message) -> None: ...
+    def send(self, msg: Message) -> bool | None:
+        """Deliver ``msg`` soon; True when this very object will reach ``handle`` in this process."""
+        ...
 
-    def send_at(self, due: float, msg: Message) -> None:
-        """Deliver ``msg`` at ``due`` (the clock's time) or soon after."""
+    def send_at(self, due: float, msg: Message) -> bool | None:
+        """Deliver ``msg`` at ``due`` (the clock's time) or soon after; returns as ``send``."""
         ...
 
     def stop(self, timeout: float) -> None:

@@ -93,19 +93,20 @@ class ThreadDispatcher:
         return True
 
     # -- sending ---------------------------------------------------------------------------------
-    def send(self, msg: Message) -> None:
+    def send(self, msg: Message) -> bool:
         self._inflight.append(None)
         self._queue.put(msg)
+        return True  # this very object reaches handle()
 
-    def send_at(self, due: float, msg: Message) -> None:
+    def send_at(self, due: float, msg: Message) -> bool:
         if due <= self.clock.now():
-            self.send(msg)
-            return
+            return self.send(msg)
         with self._timer_lock:
             heapq.heappush(self._timers, (due, next(self._seq), msg))
             first = self._timers[0][2] is msg
         if first:  # the timer thread sleeps until the earliest due time: tell it
             self._wake.set()
+        return True
 
     # -- threads ---------------------------------------------------------------------------------
     def _timer(self) -> None:

@@ -3,6 +3,7 @@ broker (Redis, RabbitMQ); ``rattan worker`` runs the engine in Celery worker pro
 
 from rattan.runtime.celery.app import TASK_NAME, check_broker, make_app, queue_for, queue_names, safe_url
 from rattan.runtime.celery.dispatcher import CeleryDispatcher
+from rattan.runtime.celery.local import LocalFirstDispatcher
 
 SCHEME = "celery://"
 
@@ -18,6 +19,7 @@ __all__ = [
     "SCHEME",
     "TASK_NAME",
     "CeleryDispatcher",
+    "LocalFirstDispatcher",
     "broker_of",
     "check_broker",
     "make_app",

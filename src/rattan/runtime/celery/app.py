@@ -59,7 +59,11 @@ def queue_for(msg: Message, prefix: str = DEFAULT_PREFIX) -> str:
     """Routing by the work's kind (the seeds' er_execute / er_schedule queues): an activity's
     ``execute`` -> ``{prefix}.execute``, a poll or callback step -> ``{prefix}.schedule``, engine
     work (advance, recover, timers, tasks) -> ``{prefix}``."""
-    kind = type(msg)
+    return queue_for_kind(type(msg), prefix)
+
+
+def queue_for_kind(kind: type, prefix: str = DEFAULT_PREFIX) -> str:
+    """The queue of every message of class ``kind`` (see ``queue_for``)."""
     if kind is Execute:
         return f"{prefix}.execute"
     if kind is Poll or kind is Callback:

@@ -150,15 +150,16 @@ class CeleryDispatcher:
             return not self._running
 
     # -- sending ---------------------------------------------------------------------------------
-    def send(self, msg: Message) -> None:
+    def send(self, msg: Message) -> bool:
         if not self._publish(msg):
             self._arm(self.clock.now() + RESEND_SECONDS, msg)
+        return False  # handle() gets a copy, decoded from the broker, maybe in another process
 
-    def send_at(self, due: float, msg: Message) -> None:
+    def send_at(self, due: float, msg: Message) -> bool:
         if due <= self.clock.now():
-            self.send(msg)
-        else:
-            self._arm(due, msg)
+            return self.send(msg)
+        self._arm(due, msg)
+        return False
 
     def _arm(self, due: float, msg: Message) -> None:
         with self._cond:

@@ -13,10 +13,18 @@ import sqlite3
 from collections.abc import Callable, Collection
 
 from rattan.model.messages import Advance, Callback, FireTimer, Message, Poll, Recover, Task
-from rattan.model.records import OwnerRecord, ScheduleType
+from rattan.model.records import DueWork, OwnerRecord, ScheduleType
 from rattan.model.states import TokenStatus
 from rattan.runtime.sqlite.rows import WriterCache
 
+# pending work, whoever owns it (operators: metrics, doctor); one statement, read-only
+_DUE_WORK = (
+    "SELECT (SELECT count(*) FROM processes WHERE status = 'ready' AND executing IS NULL), "
+    "(SELECT count(*) FROM processes WHERE status = 'ready' AND executing IS NOT NULL), "
+    "(SELECT count(*) FROM schedules WHERE NOT finished AND NOT expired AND due <= :now), "
+    "(SELECT count(*) FROM timers WHERE due <= :now), "
+    "(SELECT count(*) FROM callbacks WHERE applied = 0)"
+)
 ROLLBACK_TASK = "rollback.walk"  # the task a claimed rollback becomes (rattan.rollback runs it)
 
 
@@ -24,6 +32,14 @@ class LeaseQueries:
     __slots__ = ()
     c: sqlite3.Connection
     cache: WriterCache | None
+
+    def owners(self) -> list[OwnerRecord]:
+        rows = self.c.execute("SELECT id, host, pid, pid_started, expires FROM owners ORDER BY id")
+        return [OwnerRecord(*r) for r in rows]
+
+    def due_work(self, now: float) -> DueWork:
+        row = self.c.execute(_DUE_WORK, {"now": now}).fetchone()
+        return DueWork(*(int(v or 0) for v in row))
 
     def lease(
         self, owner: OwnerRecord, now: float, is_dead: Callable[[OwnerRecord], bool],

@@ -16,6 +16,7 @@ from rattan.model.messages import Advance, Callback, FireTimer, Poll, Recover, T
 from rattan.model.records import (
     CALLBACK_APPLIED,
     CallbackRecord,
+    DueWork,
     OwnerRecord,
     RollbackJob,
     ScheduleRecord,
@@ -108,6 +109,29 @@ def _assert_work(got: Work, expected: Expected, now: float, claimers: tuple[str,
 
 
 class StoreLeases(StoreBase):
+    def test_owners_and_due_work_are_read_without_claiming_anything(self, tmp_path: Path) -> None:
+        """Interface 1.2: operators read the owners and count pending work; neither read takes or
+        changes a row (a lease afterwards still hands every item out)."""
+        store = self._open(tmp_path)
+        assert store.read(lambda r: r.owners()) == []
+        assert store.read(lambda r: r.due_work(NOW)) == DueWork()
+        assert _lease(store, _owner("B", NOW + 1000), NOW) == []
+        assert _lease(store, _owner("A", NOW + 50), NOW) == []
+        store.unit(lambda tx: tx.create_run(_new_run("r1")))
+        expected = store.unit(lambda tx: _store_work(tx, "r1", "w", 2, "A"))
+        store.unit(lambda tx: tx.put_wait(CallbackRecord(0, "r1-w-0", "callback", {"n": 1}, created=NOW)))
+        owners = store.read(lambda r: r.owners())
+        assert [(o.id, o.expires) for o in owners] == [("A", NOW + 50), ("B", NOW + 1000)]
+        # every kind: 2 ready tokens, 2 executing, polls due at NOW+10/11, timers at NOW+20/21
+        assert store.read(lambda r: r.due_work(NOW)) == DueWork(2, 2, 0, 0, 1)
+        assert store.read(lambda r: r.due_work(NOW + 10)) == DueWork(2, 2, 1, 0, 1)
+        assert store.read(lambda r: r.due_work(NOW + 30)) == DueWork(2, 2, 2, 2, 1)
+        # nothing was claimed by reading: A's work goes to B once A's lease runs out
+        got = _lease(store, _owner("B", NOW + 1000), NOW + 100)
+        assert {m for _, m in got if not isinstance(m, Callback)} >= {
+            m for m in expected if not isinstance(m, Recover)
+        }
+
     """The leasing of work: each piece handed out once, and only ever to its owner while it lives."""
 
     # -- leases --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 import rattan
 from rattan.server import Token
+from rattan.server.dashboard import public_paths
 from rattan.server.routes import ROUTES, Route
 from waits import wait_finished, wait_for
 
@@ -56,7 +57,7 @@ def test_every_route_needs_a_valid_token_with_its_scope(
 
 def test_unknown_paths_and_methods_need_a_token_too(make_client: Callable[..., TestClient]) -> None:
     anonymous = make_client(None)
-    for method, path in (("GET", "/api/v1/nope"), ("DELETE", "/api/v1/pipelines"), ("GET", "/")):
+    for method, path in (("GET", "/api/v1/nope"), ("DELETE", "/api/v1/pipelines"), ("GET", "/nope")):
         res = anonymous.request(method, path)
         assert res.status_code == 401 and res.json()["error"] == "Unauthorized"
     admin = make_client()
@@ -64,6 +65,45 @@ def test_unknown_paths_and_methods_need_a_token_too(make_client: Callable[..., T
     assert res.status_code == 404 and res.json()["error"] == "NotFound"
     res = admin.delete("/api/v1/pipelines")
     assert res.status_code == 405 and res.json()["error"] == "MethodNotAllowed"
+
+
+# The only paths served without a token, listed one by one: the liveness check, and the dashboard's
+# static files and the redirects to them (they hold no data: the page asks for a token and sends it
+# with every API call). Any other path the app serves must answer 401 without a token.
+PUBLIC = {
+    "/healthz",
+    "/",
+    "/dashboard",
+    "/dashboard/",
+    "/dashboard/index.html",
+    "/dashboard/app.css",
+    "/dashboard/api.js",
+    "/dashboard/views.js",
+    "/dashboard/graph.js",
+    "/dashboard/pipeline.js",
+    "/dashboard/app.js",
+}
+
+
+def test_every_path_of_the_app_needs_a_token_but_the_listed_public_ones(
+    make_client: Callable[..., TestClient],
+) -> None:
+    anonymous, admin = make_client(None), make_client()
+    routes = [r for r in anonymous.app.routes if hasattr(r, "methods")]
+    assert PUBLIC.issubset(r.path for r in routes)
+    assert {"/healthz", *public_paths()} == PUBLIC  # a new public path is added here, knowingly
+    for route in routes:
+        path = route.path.replace("{pipeline_id}", "some-id").replace("{node_id}", "some-id")
+        path += "?timeout=0.1" if path.endswith("/stream") else ""
+        for method in sorted(route.methods):
+            res = anonymous.request(method, path, follow_redirects=False)
+            if route.path not in PUBLIC:
+                assert res.status_code == 401, (method, path, res.text)
+                continue
+            # served alike with a token and without one: nothing in it depends on who asks
+            assert res.status_code in (200, 307), (method, path)
+            with_token = admin.request(method, path, follow_redirects=False)
+            assert (with_token.status_code, with_token.content) == (res.status_code, res.content)
 
 
 def test_callback_tokens_reach_only_their_node(

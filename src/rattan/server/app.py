@@ -18,8 +18,10 @@ from starlette.routing import Route as StarletteRoute
 
 from rattan.facade import Engine
 from rattan.server.auth import Token, TokenSet
+from rattan.server.dashboard import dashboard_routes
 from rattan.server.handlers import Ctx
 from rattan.server.http import ApiError, ServerSettings, check, error_response, json_response, read_json
+from rattan.server.metrics_route import metrics_route
 from rattan.server.routes import ROUTES, Route, normalise_submit
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -68,7 +70,8 @@ def create_app(
     """The HTTP API over ``engine``. ``tokens``: from ``load_tokens`` (or ``Token`` values).
     ``max_body_bytes`` bounds request bodies; ``poll_seconds`` is how often event streams look at
     the log; ``heartbeat_seconds`` how long a quiet stream waits before a keep-alive comment.
-    ``/healthz`` answers without a token (for load balancers); every other path needs one."""
+    ``/healthz`` answers without a token (for load balancers), and so do the dashboard's static
+    files (``dashboard.py``: they hold no data); every other path needs one."""
     token_set = TokenSet(tokens)
     settings = ServerSettings(max_body_bytes, poll_seconds, heartbeat_seconds)
     # imported here, so ``python -m rattan.server.openapi`` does not find itself half imported
@@ -103,6 +106,10 @@ def create_app(
     ]
     routes.append(StarletteRoute("/healthz", healthz, methods=["GET"]))
     routes.append(StarletteRoute("/openapi.json", openapi, methods=["GET"]))
+    # the dashboard's static files: they hold no data, so they are served without a token
+    routes.extend(dashboard_routes())
+    # Prometheus metrics of the store (rattan.metrics), for a token with the read scope
+    routes.append(metrics_route(engine, lambda request: _authenticate(token_set, request)))
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     app.state.engine = engine
     return app

@@ -16,6 +16,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from rattan import logs
+
 DEFAULT_PORT = 8000
 
 
@@ -37,6 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--max-body-bytes", type=int, default=16 * 1024 * 1024, help="largest request body accepted"
     )
     parser.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    logs.add_argument(parser)
     return parser
 
 
@@ -76,10 +79,15 @@ def serve(args: argparse.Namespace) -> int:
     previous = _note_signals() if threading.current_thread() is threading.main_thread() else {}
     try:
         app = create_app(engine, tokens, max_body_bytes=args.max_body_bytes)
+        # JSON logs: uvicorn's loggers go to the root logger and its JSON formatter (rattan.logs)
+        json_logs = (args.log_format or logs.default_format()) == "json"
+        if json_logs:
+            logs.configure("json", args.log_level.upper())
         # open event streams must not hold a shutdown forever
         config = uvicorn.Config(
-            app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5
-        )
+            app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5,
+            log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG,
+        )  # fmt: skip
         uvicorn.Server(config).run()
     finally:
         engine.close()

@@ -10,8 +10,8 @@ from typing import Any
 
 from starlette.responses import Response
 
+from rattan.server import dashboard, stream
 from rattan.server import handlers as h
-from rattan.server import stream
 from rattan.server.auth import OPERATE, READ
 
 PREFIX = "/api/v1"
@@ -191,6 +191,16 @@ ROUTES: tuple[Route, ...] = (
             ),
         ),
         returns=_obj({"pipeline": OBJECT, "states": OBJECT}),
+    ),
+    Route(
+        "GET",
+        "/pipelines/{pipeline_id}/tree",
+        "get_pipeline_tree",
+        READ,
+        "The validated tree the run was started with: nodes, gateways, flows, subprocesses",
+        dashboard.tree,
+        (PIPELINE_ID,),
+        returns=_obj({"pipeline": OBJECT}),
     ),
     Route(
         "GET",

@@ -22,7 +22,7 @@ import rattan
 from rattan.errors import BadInputError, Problem, RattanError, TreeInvalidException
 
 EXIT_OK = 0  # demo: the pipeline FINISHED; validate: the tree is valid; archive: done
-EXIT_NOT_FINISHED = 1  # demo: the pipeline failed, or did not finish within --timeout
+EXIT_NOT_FINISHED = 1  # demo/run: the pipeline failed or did not finish in time; doctor: runs are stuck
 EXIT_INVALID = 2  # validate: the tree breaks at least one rule or names an unknown component
 EXIT_INPUT_ERROR = 3  # a file could not be read, is not JSON, or the store could not be opened
 EXIT_NOT_FOUND = 4  # an operator command named a pipeline or node that does not exist
@@ -37,7 +37,8 @@ OPS_COMMANDS = (
 
 _EPILOG = f"""exit codes:
   {EXIT_OK}    ok: demo finished / tree valid / archive or operator command done
-  {EXIT_NOT_FINISHED}    demo pipeline failed or timed out
+  {EXIT_NOT_FINISHED}    demo or run: the pipeline did not finish (failed node, revoked, timed out);
+       doctor: something needs an operator, an outside system or a repair
   {EXIT_INVALID}    tree invalid or names unknown components (every problem is printed)
   {EXIT_INPUT_ERROR}    unreadable file, bad JSON or input, module that fails to import,
        store or broker unavailable
@@ -163,12 +164,20 @@ def _parser() -> argparse.ArgumentParser:
     from rattan.cli_worker import add_worker_parser
 
     add_worker_parser(sub)
+    from rattan import logs
+
+    logs.add_argument(sub.choices["worker"])  # --log-format (rattan.logs)
     from rattan.server.cli import add_parser as add_serve_parser  # argparse only: no server import
 
     add_serve_parser(sub)
-    from rattan import cli_ops
+    from rattan import cli_doctor, cli_ops, cli_run
 
     cli_ops.add_parsers(sub)
+    cli_run.add_parser(sub)
+    cli_doctor.add_parsers(sub)
+    from rattan import cli_components
+
+    cli_components.add_parser(sub)
     return parser
 
 
@@ -200,6 +209,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return worker(args)
         if args.command == "serve":
             return int(args.func(args))
+        if args.command == "components":
+            from rattan import cli_components
+
+            return cli_components.run(args)
+        if args.command == "run":
+            from rattan import cli_run
+
+            return cli_run.run(args)
+        if args.command in ("doctor", "repair"):
+            from rattan import cli_doctor
+
+            return cli_doctor.run(args)
         if args.command in OPS_COMMANDS:
             from rattan import cli_ops
 

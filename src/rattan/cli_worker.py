@@ -19,6 +19,10 @@ from rattan.errors import RattanError
 
 WORKER_POOLS = ("threads", "prefork", "solo")
 WORKER_CLOSE_SECONDS = 30.0  # how long closing an engine waits for its running work
+DEFAULT_THREADS = 8  # pool threads of the thread pool, and local threads of the solo pool
+# local threads of each prefork child: the pool's processes are the parallelism there (one per
+# core for CPU-bound components); two let one thread lead a round while the other runs user code
+PREFORK_CHILD_THREADS = 2
 
 
 def add_worker_parser(sub: Any) -> None:
@@ -52,7 +56,13 @@ def add_worker_parser(sub: Any) -> None:
     )  # fmt: skip
     cmd.add_argument(
         "--concurrency", type=int, default=None, metavar="N",
-        help="pool threads or processes (default: 8 threads, or the CPU count)",
+        help="pool threads or processes (default: 8 threads, or the CPU count); with the thread and "
+        "solo pools, also the threads of the engine's local lane",
+    )  # fmt: skip
+    cmd.add_argument(
+        "--local-backlog", type=int, default=None, metavar="N",
+        help="messages that may wait in the local lane before the overflow goes to the broker "
+        "(default: 16 per local thread; 0: every message goes through the broker)",
     )  # fmt: skip
     cmd.add_argument("--pool", choices=WORKER_POOLS, default="threads", help="Celery pool (default: threads)")
     cmd.add_argument("--loglevel", default="WARNING", help="log level (default: WARNING)")
@@ -71,10 +81,13 @@ def worker(args: argparse.Namespace) -> int:
             [--components other] [--queues q1,q2] [--concurrency N] [--pool threads|prefork|solo]
 
     Each worker process holds ONE ``rattan.Engine`` on the store, whose dispatcher is a
-    ``CeleryDispatcher`` on the broker: the ``rattan.handle`` tasks the worker takes call that engine.
-    With the thread pool (the default: the engine batches the work of its threads into shared
-    transactions) or the solo pool, the engine lives in the worker's own process; with prefork, each
-    child process opens its own engine after the fork (database connections must not cross a fork).
+    ``LocalFirstDispatcher``: the ``rattan.handle`` tasks the worker takes from the broker call that
+    engine, and the work they lead to stays in the process's local lane (threads of its own) while
+    the lane keeps up; the overflow is published to the broker for any worker. With the thread pool
+    (the default: the engine batches the work of its threads into shared transactions) or the solo
+    pool, the engine lives in the worker's own process; with prefork, each child process opens its
+    own engine after the fork (database connections must not cross a fork), with a local lane of
+    PREFORK_CHILD_THREADS threads.
 
     Every engine runs its sweeper: it renews the process's lease, claims the work of engines that are
     gone (a worker killed mid-execute is handled as the embedded runtime handles a crash) and the work
@@ -84,10 +97,15 @@ def worker(args: argparse.Namespace) -> int:
     SIGTERM (or Ctrl-C) is a warm shutdown: running tasks finish, then the engine closes and gives its
     lease up, so the other workers take over its delayed work (polls, timers) at once.
     """
-    logging.basicConfig(
-        level=getattr(logging, str(args.loglevel).upper(), logging.WARNING),
-        format="%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s",
-    )
+    from rattan import logs  # --log-format: rattan.cli adds it to this command's parser
+
+    level = getattr(logging, str(args.loglevel).upper(), logging.WARNING)
+    if (getattr(args, "log_format", None) or logs.default_format()) == "json":
+        logs.configure("json", level)  # one JSON object per line, with run and node ids
+    else:
+        logging.basicConfig(
+            level=level, format="%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s"
+        )
     try:
         from rattan.runtime.celery import broker_of, check_broker, make_app, queue_names, safe_url
         from rattan.runtime.celery.app import VISIBILITY_TIMEOUT
@@ -100,6 +118,9 @@ def worker(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.concurrency is not None and args.concurrency < 1:
         print("rattan worker: --concurrency must be 1 or more", file=sys.stderr)
+        return EXIT_USAGE
+    if args.local_backlog is not None and args.local_backlog < 0:
+        print("rattan worker: --local-backlog must be 0 or more", file=sys.stderr)
         return EXIT_USAGE
     broker = broker_of(args.dispatcher)
     app = make_app(
@@ -122,6 +143,7 @@ def worker(args: argparse.Namespace) -> int:
 def _import_components(modules: Sequence[str]) -> None:
     if modules:
         rattan.registry.import_modules(modules)
+    rattan.registry.load_entry_points()  # installed packages' components (group rattan.components)
 
 
 class _WorkerHost:
@@ -132,32 +154,49 @@ class _WorkerHost:
         self.app = app
         self.args = args
         self.engine: Any = None
+        self.dispatcher: Any = None  # the engine's LocalFirstDispatcher (engine.dispatcher wraps it)
+        self.queues: list[str] | None = None  # what the worker consumes: all its local lane keeps
 
     def check_store(self) -> None:
         """Open the store once (and migrate it), so a bad URL is said before the worker starts."""
         rattan.Engine(store=self.args.store, start=False).close()
 
+    def local_threads(self) -> int:
+        """Threads of the engine's local lane: as many as the pool's threads (--concurrency), the
+        solo pool's --concurrency (default 8), and PREFORK_CHILD_THREADS in each prefork child."""
+        pool, concurrency = self.args.pool, self.args.concurrency
+        if pool == "prefork":
+            return PREFORK_CHILD_THREADS
+        return int(concurrency or DEFAULT_THREADS)
+
     def open_engine(self) -> Any:
-        from rattan.runtime.celery import CeleryDispatcher
+        from rattan.runtime.celery import CeleryDispatcher, LocalFirstDispatcher
         from rattan.runtime.clock import SystemClock
 
-        dispatcher = CeleryDispatcher(self.app, clock=SystemClock(), queue_prefix=self.args.queue_prefix)
-        dispatcher.consuming = self.args.pool != "prefork"  # a prefork child does not consume
-        self.engine = rattan.Engine(store=self.args.store, dispatcher=dispatcher)
+        broker = CeleryDispatcher(self.app, clock=SystemClock(), queue_prefix=self.args.queue_prefix)
+        broker.consuming = self.args.pool != "prefork"  # a prefork child does not consume
+        self.dispatcher = LocalFirstDispatcher(
+            broker, threads=self.local_threads(), backlog=self.args.local_backlog, queues=self.queues
+        )
+        self.engine = rattan.Engine(store=self.args.store, dispatcher=self.dispatcher)
         return self.engine
 
     def close_engine(self, *_: Any, **__: Any) -> None:
         engine, self.engine = self.engine, None
         if engine is not None:
-            engine.dispatcher.consuming = False  # the worker stopped consuming: wait for our own work only
+            # the worker stopped consuming: wait for this process's own work only, and hand what
+            # it leads to over to the other workers rather than run it here while closing
+            self.dispatcher.consuming = False
+            self.dispatcher.hand_over()
             engine.close(WORKER_CLOSE_SECONDS)
 
     def serve(self, queues: list[str]) -> int:
         from celery import signals  # type: ignore[import-untyped, unused-ignore]
 
         args = self.args
+        self.queues = queues
         pool = args.pool
-        concurrency = args.concurrency or (8 if pool == "threads" else os.cpu_count() or 1)
+        concurrency = args.concurrency or (DEFAULT_THREADS if pool == "threads" else os.cpu_count() or 1)
         if pool == "solo":
             concurrency = 1
         if pool == "prefork":

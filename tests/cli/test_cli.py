@@ -62,7 +62,8 @@ def test_bare_rattan_prints_the_commands_and_writes_nothing(tmp_path: Path) -> N
     commands = [line.split()[0] for line in proc.stdout.splitlines() if re.match(r"    \S", line)]
     assert commands == [
         "demo", "validate", "archive", "worker", "serve", "list", "show", "events", "graph", "history",
-        "pause", "resume", "revoke", "retry", "skip", "callback", "force-fail", "migrate",
+        "pause", "resume", "revoke", "retry", "skip", "callback", "force-fail", "migrate", "run", "doctor",
+        "repair", "components",
     ]  # fmt: skip
     assert "exit codes:" in proc.stdout
     assert list(tmp_path.iterdir()) == []

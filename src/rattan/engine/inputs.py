@@ -64,8 +64,9 @@ class Renderer:
 
     def _on_failure(self, text: str, error: ExpressionError) -> None:
         log.warning(
-            "node %s: %stemplate %r left unrendered: %s", self.node_id, self.where, text, error.reason
-        )
+            "node %s: %stemplate %r left unrendered: %s", self.node_id, self.where, text, error.reason,
+            extra={"node_id": self.node_id},
+        )  # fmt: skip
 
     def render(self, value: Any, key: str | None = None) -> Any:
         """Render ``value``; ``key`` names the input being rendered in the warning of a failing

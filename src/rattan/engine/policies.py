@@ -246,7 +246,10 @@ def run_timer_event_task(core: EngineCore) -> Callable[..., None]:
     def run(node_id: str, version: str, root_id: str, action: Any) -> None:
         action_cls = BaseAction.registry.get(str(action))
         if action_cls is None:
-            log.error("node %s: timer event action %r is not defined", node_id, action)
+            log.error(
+                "node %s: timer event action %r is not defined", node_id, action,
+                extra={"root_pipeline_id": root_id, "node_id": node_id},
+            )  # fmt: skip
             return
         data, root_data = core.store.read(
             lambda tx: (tx.node_data(node_id), core.plans.root_data(tx, root_id))
@@ -263,7 +266,10 @@ def run_timeout_handler_task(core: EngineCore) -> Callable[..., None]:
     def run(node_id: str, action: str) -> None:
         handler = core.settings.pipeline_node_timeout_handler.get(action)
         if handler is None:
-            log.error("node %s timed out but timeout action %r is not configured", node_id, action)
+            log.error(
+                "node %s timed out but timeout action %r is not configured", node_id, action,
+                extra={"node_id": node_id},
+            )  # fmt: skip
             return
         strategy = handler() if isinstance(handler, type) else handler
         strategy.deal_with_timeout_node(node_id)
@@ -276,7 +282,10 @@ def _timeout(step: Step, node_id: str, action: str) -> None:
 
     if action not in BUILTIN_TIMEOUT_ACTIONS:
         if action not in step.core.settings.pipeline_node_timeout_handler:
-            log.error("node %s timed out but timeout action %r is not configured", node_id, action)
+            log.error(
+                "node %s timed out but timeout action %r is not configured", node_id, action,
+                extra={"node_id": node_id},
+            )  # fmt: skip
             return
         step.fx.sends.append(Task(TASK_TIMEOUT_HANDLER, {"node_id": node_id, "action": action}))
         return

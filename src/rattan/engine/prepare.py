@@ -130,7 +130,7 @@ def run_pipeline(
     # an exported key nothing can set is exported as its own text, as in bamboo (a quirk kept on
     # purpose): said in the log, not refused
     for problem in unset_exports(plan):
-        log.warning("pipeline %s: %s", spec.id, problem)
+        log.warning("pipeline %s: %s", spec.id, problem, extra={"root_pipeline_id": spec.id})
     if options.get("check_components"):
         missing = component_problems(core, pipeline)
         if missing:

@@ -128,9 +128,11 @@ class Services:
                 data.reset_outputs(saved[1])
                 data.override_inputs(saved[0])
         except Exception:
+            node_id = getattr(service, "id", "?")
             log.error(
-                "hook %s of node %s raised:\n%s", name, getattr(service, "id", "?"), traceback.format_exc()
-            )
+                "hook %s of node %s raised:\n%s", name, node_id, traceback.format_exc(),
+                extra={"root_pipeline_id": getattr(service, "root_pipeline_id", None), "node_id": node_id},
+            )  # fmt: skip
 
     def judge(self, service: Service, data: DataObject, value: Any) -> tuple[Any, bool]:
         """A user step's return value as (value, success): ``None`` means success, anything else
@@ -197,13 +199,16 @@ class Services:
             try:
                 keep = service.call_hook(hook, d, parent, cb)
             except Exception:
-                log.error("hook %s of node %s raised:\n%s", hook, node_id, traceback.format_exc())
+                log.error(
+                    "hook %s of node %s raised:\n%s", hook, node_id, traceback.format_exc(),
+                    extra={"root_pipeline_id": st.root_id, "node_id": node_id},
+                )  # fmt: skip
                 return
             if save and keep:
                 version, inputs, outputs = st.version, dict(d.inputs), dict(d.outputs)
                 self.core.unit(lambda step: save_hook_data(step, node_id, version, inputs, outputs))
         except Exception:
-            log.exception("could not run hook %s of node %s", hook, node_id)
+            log.exception("could not run hook %s of node %s", hook, node_id, extra={"node_id": node_id})
 
     def cancel_service(self, node_id: str, version: str) -> None:
         """Call the Service's optional ``cancel(data, parent_data)`` so it can stop its external job."""
@@ -212,7 +217,9 @@ class Services:
             if made is not None:
                 made[0].cancel(made[1], made[2])
         except Exception:
-            log.exception("cancel() of node %s raised", node_id)
+            log.exception(
+                "cancel() of node %s raised", node_id, extra={"node_id": node_id, "version": version}
+            )
 
 
 def save_hook_data(

@@ -129,7 +129,10 @@ class Sweeper:
             core.handoffs.recheck()
         claimed = [m for _, m in work if not isinstance(m, Callback)]
         if claimed:
-            log.info("engine %s took over %d pieces of work: %s", record.id, len(claimed), claimed[:10])
+            log.info(
+                "engine %s took over %d pieces of work: %s", record.id, len(claimed), claimed[:10],
+                extra={"owner": record.id, "claimed": len(claimed)},
+            )  # fmt: skip
         # callbacks that came while their node's execute ran: refused once the node has moved on
         # without waiting (one indexed read when there are none)
         if core.store.read(lambda tx: tx.waits(CallbackQuery(pending=True, unscheduled=True))):

@@ -104,7 +104,10 @@ class ExampleAction(BaseAction):
         action_name = "example"
 
     def do(self, data: DataObject, parent_data: DataObject, *args: Any, **kwargs: Any) -> bool:
-        log.info("timer event example action on node %s", self.node_id)
+        log.info(
+            "timer event example action on node %s", self.node_id,
+            extra={"root_pipeline_id": self.root_pipeline_id, "node_id": self.node_id},
+        )  # fmt: skip
         return True
 
 

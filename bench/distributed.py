@@ -59,8 +59,8 @@ def print_top(url: str, nodes: int, n: int) -> None:
     """The ``n`` statements that took the most server time in the run just measured."""
     rows = _sql(
         url,
-        "SELECT calls, total_exec_time, query FROM pg_stat_statements WHERE dbid = "
-        f"(SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time DESC LIMIT {n}",
+        "SELECT calls, total_exec_time, query FROM pg_stat_statements WHERE dbid = (SELECT oid FROM "
+        f"pg_database WHERE datname = current_database()) ORDER BY total_exec_time DESC LIMIT {n}",
     )
     print("    calls/node  total ms  statement")
     for calls, ms, query in rows:

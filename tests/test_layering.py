@@ -29,7 +29,7 @@ import rattan
 
 SRC = Path(rattan.__file__).resolve().parent
 LAYERS = [
-    ("base", ["errors", "ids", "settings", "fancy", "context", "results", "exceptions"]),
+    ("base", ["errors", "ids", "settings", "fancy", "context", "results", "exceptions", "logs"]),
     ("model", ["model", "states"]),
     ("spec", ["spec"]),
     ("tree", ["expr", "validator", "builder"]),
@@ -38,8 +38,24 @@ LAYERS = [
     ("engine", ["engine"]),
     ("backends", ["runtime.sqlite", "runtime.threads", "runtime"]),
     ("extensions", ["rollback", "contrib"]),
-    ("facade", ["facade", "queries", "api", "plugin_execute", "compat", "server"]),
-    ("top", ["cli", "cli_ops", "cli_show", "cli_worker", "demo", "testing", "__main__", ""]),
+    ("facade", ["facade", "queries", "api", "plugin_execute", "compat", "server", "metrics"]),
+    (
+        "top",
+        [
+            "cli",
+            "cli_ops",
+            "cli_show",
+            "cli_worker",
+            "cli_components",
+            "cli_run",
+            "cli_doctor",
+            "dryrun",
+            "demo",
+            "testing",
+            "__main__",
+            "",
+        ],
+    ),
 ]
 RANK = {prefix: i for i, (_, prefixes) in enumerate(LAYERS) for prefix in prefixes}
 SQL = re.compile(

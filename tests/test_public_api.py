@@ -29,7 +29,8 @@ API = {
     "EngineAPIResult", "callback", "forced_fail_activity", "get_children_states", "get_data",
     "get_execution_data", "get_execution_data_inputs", "get_execution_data_outputs",
     "get_node_debug_info", "get_node_execution_time", "get_node_histories", "get_node_short_histories",
-    "get_pipeline_debug_info", "get_pipeline_execution_time", "get_pipeline_states", "list_pipelines",
+    "get_pipeline_debug_info", "get_pipeline_execution_time", "get_pipeline_states", "list_components",
+    "list_pipelines",
     "pause_node_appoint", "pause_pipeline", "preview_node_inputs", "resume_node_appoint",
     "resume_pipeline", "retry_node", "retry_subprocess", "revoke_pipeline", "run_pipeline",
     "skip_conditional_parallel_gateway", "skip_exclusive_gateway", "skip_node", "update_context_values",
@@ -56,6 +57,13 @@ STATES = {
     "SLEEP_STATES", "CHILDREN_IGNORE_STATES", "TRANSITION", "INVERTED_TRANSITION", "can_transit",
 }  # fmt: skip
 
+TESTING = {
+    "Call", "CallAssertion", "Callback", "Case", "CaseFailure", "CaseResult", "ComponentTestCase",
+    "ComponentTestMixin", "ExecuteAssertion", "FakeClock", "Patcher", "Poll", "ScheduleAssertion",
+    "StepResult", "advance", "assert_events", "assert_histories", "assert_outputs", "assert_states",
+    "run_and_wait", "run_case", "run_component_case", "wait_state",
+}  # fmt: skip
+
 
 def test_rattan_exports_exactly_the_pinned_names() -> None:
     assert set(rattan.__all__) == RATTAN
@@ -74,6 +82,16 @@ def test_builder_api_and_exception_modules_export_the_seed_names() -> None:
     assert set(rattan.exceptions.__all__) == EXCEPTIONS
     assert callable(rattan.builder.builder.generate_pipeline_token)
     assert issubclass(rattan.exceptions.EngineException, Exception)
+
+
+def test_the_test_kit_exports_the_pinned_names() -> None:
+    import rattan.testing
+    import rattan.testing.plugin
+
+    assert set(rattan.testing.__all__) == TESTING
+    assert set(rattan.testing.plugin.__all__) == {
+        "engine", "rattan_clock", "rattan_components", "rattan_engine_options"
+    }  # fmt: skip
 
 
 def test_validator_rollback_and_states_offer_the_peer_names() -> None:

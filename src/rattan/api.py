@@ -35,6 +35,14 @@ def get_children_states(runtime: Engine, node_id: str, *, detail: bool = False) 
 
 
 @_api
+def list_components(
+    runtime: Engine, code: str | None = None, version: str | None = None
+) -> list[dict[str, Any]]:
+    """The components ``runtime`` runs, one dict per ``(code, version)`` (``Engine.list_components``)."""
+    return runtime.list_components(code, version)
+
+
+@_api
 def list_pipelines(
     runtime: Engine,
     state: str | None = None,
@@ -206,6 +214,7 @@ __all__ = [
     "get_pipeline_debug_info",
     "get_pipeline_execution_time",
     "get_pipeline_states",
+    "list_components",
     "list_pipelines",
     "pause_node_appoint",
     "pause_pipeline",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from rattan import signals
 from rattan.components import Registry
 from rattan.components import registry as default_registry
+from rattan.components.catalog import list_components
 from rattan.context import ContextValue
 from rattan.engine import controls, retention
 from rattan.engine.checks import check_str_list, checked_ids, json_input
@@ -111,6 +112,16 @@ class Engine(Queries):
         ``pipeline_id`` is None). Keep the last ``id`` you processed as the cursor of the next call:
         a consumer that was down catches up without losing events. See docs/hooks-and-events.md."""
         return [e.as_dict() for e in self._store.read(lambda tx: tx.events(after, pipeline_id, limit))]
+
+    def list_components(self, code: str | None = None, version: str | None = None) -> list[dict[str, Any]]:
+        """The components this engine runs (its registry, plus the built-in examples while
+        ``enable_example_components`` is on), one dict per ``(code, version)`` with metadata,
+        ``inputs`` / ``outputs`` formats and their JSON Schema; only ``code`` (at ``version``)
+        when given, else ``ComponentNotExistException``. See docs/components.md."""
+        return list_components(
+            self._core.services.registry, code=code, version=version,
+            include_builtin=self.settings.enable_example_components,
+        )  # fmt: skip
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property

@@ -329,6 +329,15 @@ class RandomOperations(RuleBasedStateMachine):
         if res.result:
             assert {r["id"] for r in res.data} <= set(self.runs)
 
+    @rule(
+        code=st.one_of(st.none(), st.sampled_from(["example_component", "no_such_code"]), WRONG_IDS),
+        version=st.one_of(st.sampled_from(["legacy", "9.9"]), WRONG_IDS),
+    )
+    def list_components(self, code: Any, version: Any) -> None:
+        res = call_api("list_components", self.engine, code=code, version=version)
+        if res.result:
+            assert all(version in (None, e["version"]) and code in (None, e["code"]) for e in res.data)
+
     @rule(pid=pipeline_ids, timeout=st.one_of(st.sampled_from([0, 0.01, 0.05]), WRONG_IDS))
     def wait_pipeline(self, pid: Any, timeout: Any) -> None:
         if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and not 0 <= timeout <= 0.1:

@@ -196,6 +196,12 @@ class Registry:
         """Return the registered versions of ``code``, sorted."""
         return sorted(version for c, version in self._components if c == code)
 
+    component_list = components  # the peer's ComponentLibrary name
+
+    def codes(self) -> list[str]:
+        """Return the registered component codes, sorted (the peer's ``ComponentLibrary.codes``)."""
+        return sorted({code for code, _ in self._components})
+
     def get_lazy_variable(self, code: str) -> type[LazyVariable]:
         """Return the LAZY variable class registered under ``code``.
 

@@ -279,8 +279,8 @@ def run_component_case(component_cls: type[Component], case: ComponentTestCase, 
 class ComponentTestMixin:
     """Mix into a test class; implement ``component_cls()`` and ``cases()``.
 
-    ``test_component`` checks the component's formats, then runs every case in order and stops at
-    the first failing one.
+    ``test_component`` checks the component's formats, then runs every case in order and, as
+    bamboo's kit does, reports every failing case at the end (one message each), not only the first.
     """
 
     def component_cls(self) -> type[Component]:
@@ -302,5 +302,12 @@ class ComponentTestMixin:
         """Run every case."""
         self.input_output_format_valid()
         component = self.component_cls()
-        for no, case in enumerate(self.cases()):
-            run_component_case(component, case, no)
+        cases = self.cases()
+        failures: list[str] = []
+        for no, case in enumerate(cases):
+            try:
+                run_component_case(component, case, no)
+            except AssertionError as exc:
+                failures.append(str(exc))
+        if failures:
+            raise AssertionError(f"{len(failures)} of {len(cases)} cases failed:\n" + "\n".join(failures))

@@ -25,6 +25,7 @@ import itertools
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +92,8 @@ class CeleryDispatcher:
         self._started = False
         self._depth = QueueDepth(self.app, self.queues)
         self._failing = False  # the last publish failed (logged once until one succeeds)
+        # messages sent and not yet published: the timer thread publishes them (see send)
+        self._outbox: deque[Message] = deque()
 
     @property
     def pending(self) -> int:
@@ -122,6 +125,7 @@ class CeleryDispatcher:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self._publish_outbox()  # what the timer thread did not get to (wait_idle timed out)
         if bound(self.app) == self._run:
             bind(self.app, None)
         self._depth.close()
@@ -139,6 +143,8 @@ class CeleryDispatcher:
             time.sleep(min(IDLE_POLL, left))
 
     def _idle(self) -> bool:
+        if self._outbox:
+            return False
         with self._cond:
             if self._running or (self._timers and self._timers[0][0] <= self.clock.now()):
                 return False
@@ -151,9 +157,17 @@ class CeleryDispatcher:
 
     # -- sending ---------------------------------------------------------------------------------
     def send(self, msg: Message) -> bool:
-        if not self._publish(msg):
+        """Publish ``msg``: from the timer thread once started (the caller, often a unit of work
+        that just committed or an API call, does not wait for the broker; publishing is also where
+        a busy machine's time goes), at once before. A message that the broker refuses is kept and
+        published again. Returns False: handle() gets a copy, decoded from the broker, maybe in
+        another process."""
+        if self._thread is not None:
+            self._outbox.append(msg)
+            self._wake.set()
+        elif not self._publish(msg):
             self._arm(self.clock.now() + RESEND_SECONDS, msg)
-        return False  # handle() gets a copy, decoded from the broker, maybe in another process
+        return False
 
     def send_at(self, due: float, msg: Message) -> bool:
         if due <= self.clock.now():
@@ -204,9 +218,17 @@ class CeleryDispatcher:
             with self._cond:
                 self._running -= 1
 
+    def _publish_outbox(self) -> None:
+        outbox = self._outbox
+        while outbox:
+            msg = outbox.popleft()
+            if not self._publish(msg):
+                self._arm(self.clock.now() + RESEND_SECONDS, msg)
+
     def _timer(self) -> None:
         while self._started:
             self._wake.clear()  # before looking: a timer armed from here on wakes the sleep below
+            self._publish_outbox()
             due: list[Message] = []
             with self._cond:
                 now = self.clock.now()
@@ -214,8 +236,9 @@ class CeleryDispatcher:
                     due.append(heapq.heappop(self._timers)[2])
                 nxt = self._timers[0][0] if self._timers else now + IDLE_TIMER_SECONDS
             for msg in due:
-                self.send(msg)
-            if not due:
+                if not self._publish(msg):
+                    self._arm(self.clock.now() + RESEND_SECONDS, msg)
+            if not due and not self._outbox:
                 self.clock.sleep_until(nxt, self._wake)
 
     # -- diagnostics -----------------------------------------------------------------------------
@@ -226,4 +249,5 @@ class CeleryDispatcher:
     def info(self) -> dict[str, Any]:
         with self._cond:
             return {"broker": self.url, "queues": self.queues, "running": self._running,
-                    "timers": len(self._timers), "consuming": self.consuming}  # fmt: skip
+                    "timers": len(self._timers), "unpublished": len(self._outbox),
+                    "consuming": self.consuming}  # fmt: skip

@@ -24,6 +24,8 @@ round with a savepoint per token, exactly as for an error raised at the write.
 from __future__ import annotations
 
 from binascii import b2a_base64
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -255,11 +257,22 @@ PUT_EVENTS = (
 )
 
 
-def flush(conn: psycopg.Connection[Any], p: Pending) -> None:
-    """Send ``p``'s writes: one statement per kind, all in one pipelined sync; raise the error of
-    the first compare-and-set that did not match."""
+def needs_checks(p: Pending, fresh: set[str]) -> bool:
+    """True when ``p`` holds a write whose success must be looked at before COMMIT: a
+    compare-and-set, or a state insert into a run this unit did not create (``fresh``: a new run's
+    nodes have no state anywhere, as its node index, written first, proves)."""
+    if p.state_updates or p.proc_updates:
+        return True
+    return any(row[1] not in fresh for row in p.state_inserts.values())
+
+
+def flush(
+    conn: psycopg.Connection[Any], p: Pending, together: Callable[[], AbstractContextManager[Any]]
+) -> None:
+    """Send ``p``'s writes: one statement per kind, all in one pipelined sync (``together``);
+    raise the error of the first compare-and-set that did not match."""
     checks: list[tuple[psycopg.Cursor[Any], list[Any], str]] = []
-    with conn.pipeline():
+    with together():
         if p.state_inserts:
             rows = list(p.state_inserts.values())
             cur = conn.execute(INSERT_STATES, (_param(rows, _STATE),))

@@ -10,6 +10,7 @@ into the flushed statement.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -26,6 +27,7 @@ from rattan.runtime.postgres.behind import (
     Pending,
     UnitRows,
     flush,
+    needs_checks,
     proc_row,
     sched_row,
     schedule_of,
@@ -92,6 +94,8 @@ class KeyedRows:
     roots: set[str]
     root_of: dict[str, str]
     pending: Pending | None  # None: a committed read (nothing is held back)
+    pipe: psycopg.Pipeline | None  # a unit of work's pipeline (None: a committed read)
+    fresh: set[str]  # runs this unit created
     rows: UnitRows | None
     ids: IdBlocks | None
     load_value: Callable[[bytes], Any]
@@ -107,10 +111,28 @@ class KeyedRows:
             self.flush()
         return self.conn
 
-    def flush(self) -> None:
+    def flush(self, last: bool = False) -> None:
+        """Send what is held back. ``last``: nothing follows but COMMIT; when no write needs its
+        result looked at, the writes are only queued and travel with the COMMIT (a failure then
+        fails the COMMIT, and the unit, as it would have failed the flush)."""
         p = self.pending
-        if p:
-            flush(self.conn, p.taken())
+        if not p:
+            return
+        if last and self.pipe is not None and not needs_checks(p, self.fresh):
+            flush(self.conn, p.taken(), contextlib.nullcontext)
+            return
+        flush(self.conn, p.taken(), self._together)
+
+    @contextmanager
+    def _together(self) -> Iterator[None]:
+        """The statements sent in the body travel to the server together, in one round trip;
+        their results are there after it."""
+        if self.pipe is None:
+            with self.conn.pipeline():
+                yield
+        else:  # the unit's own pipeline: one sync, no nested pipeline (which may sync on entry)
+            yield
+            self.pipe.sync()
 
     # -- reading a round's rows at once --------------------------------------------------------
     def prefetch(
@@ -130,7 +152,7 @@ class KeyedRows:
         if not (take or want_states or want_ctx or want_sched or want_data):
             return
         c = self.conn
-        with c.pipeline():
+        with self._together():
             if take:  # first: every read below sees what the runs' last holders committed
                 c.execute(HOLD_RUNS, (take,))
                 self.roots.update(take)
@@ -172,7 +194,7 @@ class KeyedRows:
         missing = [n for n in node_ids if n not in known]
         if missing:
             missing = list(dict.fromkeys(missing))
-            with self.conn.pipeline():
+            with self._together():
                 cur = self._state_cursor(missing)
             self._note_read(missing, cur)
         out = []

@@ -163,10 +163,10 @@ class PostgresStore:
     def unit(self, fn: Callable[[UnitOfWork], T]) -> T:
         """Run ``fn`` in one transaction and return once it is committed."""
         # in pipeline mode: BEGIN goes to the server with the unit's first statement, not alone
-        with self._borrow("store unit of work") as conn, conn.pipeline(), conn.transaction():
-            unit = PostgresUnit(conn, self.url, locking=True, ids=self._ids)
+        with self._borrow("store unit of work") as conn, conn.pipeline() as pipe, conn.transaction():
+            unit = PostgresUnit(conn, self.url, locking=True, ids=self._ids, pipe=pipe)
             result = fn(unit)
-            unit.flush()  # what the unit held back, before its commit
+            unit.flush(last=True)  # what the unit held back, before (or with) its COMMIT
             return result
 
     def read(self, fn: Callable[[Reads], T]) -> T:

@@ -89,12 +89,27 @@ class PostgresUnit(KeyedRows, WaitQueries, LeaseQueries, ValueTable):
     the row and the WAL, and a round locked tens of rows.)
     """
 
-    __slots__ = ("conn", "ids", "locking", "parts", "pending", "root_of", "roots", "rows", "url")
+    __slots__ = (
+        "conn",
+        "fresh",
+        "ids",
+        "locking",
+        "parts",
+        "pending",
+        "pipe",
+        "root_of",
+        "roots",
+        "rows",
+        "url",
+    )
 
     def __init__(
-        self, conn: psycopg.Connection[Any], url: str, locking: bool = False, ids: IdBlocks | None = None
-    ) -> None:
+        self, conn: psycopg.Connection[Any], url: str, locking: bool = False, ids: IdBlocks | None = None,
+        pipe: psycopg.Pipeline | None = None,
+    ) -> None:  # fmt: skip
         self.conn = conn
+        self.pipe = pipe
+        self.fresh: set[str] = set()
         # a unit of work holds its writes back and knows the rows it read (keyed.py, behind.py)
         self.pending: Pending | None = Pending() if locking else None
         self.rows: UnitRows | None = UnitRows() if locking else None
@@ -144,6 +159,7 @@ class PostgresUnit(KeyedRows, WaitQueries, LeaseQueries, ValueTable):
             )
         # a run nobody else can see yet: nothing to wait for (an id hashing alike is another run's)
         self.roots.add(new.root_id)
+        self.fresh.add(new.root_id)
         self.put_state(new.root_state, None)
         if new.context:
             self.put_context(new.context)

@@ -96,6 +96,7 @@ class KeyedRows:
     pending: Pending | None  # None: a committed read (nothing is held back)
     pipe: psycopg.Pipeline | None  # a unit of work's pipeline (None: a committed read)
     fresh: set[str]  # runs this unit created
+    depth: int  # savepoints open
     rows: UnitRows | None
     ids: IdBlocks | None
     load_value: Callable[[bytes], Any]
@@ -447,13 +448,18 @@ class KeyedRows:
     # -- nested transactions -------------------------------------------------------------------
     @contextmanager
     def savepoint(self) -> Iterator[None]:
+        """A nested transaction, by hand (the unit's transaction is; see ``store.unit``):
+        SAVEPOINT and RELEASE travel with the statements around them."""
         self.flush()
-        # row locks taken inside a savepoint that rolls back are released with it
+        self.depth += 1
+        name = f"rattan_{self.depth}"
+        # locks taken inside a savepoint that rolls back are released with it
         roots, root_of = set(self.roots), dict(self.root_of)
+        self.conn.execute(f"SAVEPOINT {name}")
         try:
-            with self.conn.transaction():
-                yield
-                self.flush()
+            yield
+            self.flush()
+            self.conn.execute(f"RELEASE SAVEPOINT {name}")
         except BaseException as exc:
             if self.pending is not None:
                 self.pending.taken()  # dropped: the savepoint undid them
@@ -463,6 +469,17 @@ class KeyedRows:
             self.roots.update(roots)
             self.root_of.clear()
             self.root_of.update(root_of)
+            try:
+                if self.pipe is not None:  # an error leaves the pipeline aborted until a sync
+                    with contextlib.suppress(psycopg.Error):
+                        self.pipe.sync()
+                self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                if self.pipe is not None:
+                    self.pipe.sync()
+            except psycopg.Error as undo:  # the connection itself failed: the unit fails with it
+                raise translate(undo, self.url) from exc
             if isinstance(exc, psycopg.Error):
                 raise translate(exc, self.url) from exc
             raise
+        finally:
+            self.depth -= 1

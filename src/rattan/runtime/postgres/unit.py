@@ -110,6 +110,7 @@ class PostgresUnit(KeyedRows, WaitQueries, LeaseQueries, ValueTable):
         self.conn = conn
         self.pipe = pipe
         self.fresh: set[str] = set()
+        self.depth = 0
         # a unit of work holds its writes back and knows the rows it read (keyed.py, behind.py)
         self.pending: Pending | None = Pending() if locking else None
         self.rows: UnitRows | None = UnitRows() if locking else None

@@ -20,6 +20,7 @@ Errors are grouped by who must react::
     │   └── ComponentNotExistException       no component registered under (code, version)
     ├── ConflictError                        a concurrent change won: re-read and retry
     │   ├── StateVersionNotMatchError        compare-and-set on a state version failed
+    │   ├── IdInUseError                     a new run's root or node id belongs to another run
     │   └── ComponentConflictError           two classes claim one registry key
     └── BackendUnavailableError              the store or broker cannot be reached: retry later
 
@@ -174,6 +175,10 @@ class ConflictError(RattanError):
 
 class StateVersionNotMatchError(ConflictError):
     """A state write expected a version that is no longer current."""
+
+
+class IdInUseError(ConflictError):
+    """A new run's root pipeline id or one of its node ids is another run's (build a new tree)."""
 
 
 class ComponentConflictError(ConflictError):

@@ -329,7 +329,8 @@ class TestPostgresStore(StoreContract):
             _sql(tx, insert, ("n2", "r1"))
             _sql(tx, insert, ("n1", "r2"))
 
-        with pytest.raises(ConflictError, match="duplicate key"):
+        # node_index's key names a run's node: the error says which id is taken (IdInUseError)
+        with pytest.raises(ConflictError, match="node ids already used by another run: n1"):
             store.unit(clash)
         assert store.read(lambda r: r.roots_of(["n1", "n2"])) == {"n1": "r1"}
 

@@ -177,6 +177,28 @@ def test_a_parallel_pipeline_with_a_callback_a_poll_and_a_subprocess_finishes(
     assert events and [e.id for e in events] == sorted({e.id for e in events})
 
 
+def test_a_tree_whose_ids_another_run_holds_is_refused_and_stores_nothing(
+    pg_engine: Callable[..., rattan.Engine],
+) -> None:
+    """create_run's inserts travel with the unit's other writes; an id in use fails the whole unit
+    at its commit, and run_pipeline says which id, as on SQLite."""
+    engine = pg_engine()
+    tree, acts = _pipeline()
+    assert api.run_pipeline(engine, tree).result
+    again = api.run_pipeline(engine, tree)
+    assert not again.result
+    assert again.message == f"pipeline id {tree['id']} is already used by another run; build a new tree"
+    other, theirs = _pipeline()
+    # one node id of the first run, everywhere the second tree names its own node
+    other = json.loads(json.dumps(other).replace(theirs["left"].id, acts["left"].id))
+    shared = api.run_pipeline(engine, other)
+    assert not shared.result and "node ids already used by another run" in shared.message
+    assert engine.core.store.read(lambda r: r.run(other["id"])) is None
+    assert engine.core.store.read(lambda r: r.states([other["id"]])) == []
+    _finish(engine, tree, acts)
+    _check(engine, tree, acts)
+
+
 def test_many_runs_at_once_on_two_engines_all_finish(pg_engine: Callable[..., rattan.Engine]) -> None:
     engines = [pg_engine(), pg_engine()]
     runs = []

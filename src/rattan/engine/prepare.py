@@ -12,7 +12,7 @@ from rattan.engine.plan import RunPlan, build_plan
 from rattan.engine.step import Step
 from rattan.errors import (
     BadInputError,
-    ConflictError,
+    IdInUseError,
     InvalidOperationError,
     Problem,
     StartPositionInvalidException,
@@ -172,10 +172,7 @@ def run_pipeline(
             step.new_state(spec.id, spec.id, "", states.RUNNING),
             token,
         )
-        try:
-            pid = step.tx.create_run(new)
-        except ConflictError as exc:  # a used id is the caller's mistake, not a race to retry
-            raise InvalidOperationError(str(exc)) from None
+        pid = step.tx.create_run(new)  # a used id: IdInUseError, here or at the commit
         # the id is this run's now: its plan is cached before the first token is dispatched
         # (after the commit), and dropped again below if the commit fails
         core.plans.remember(spec.id, plan, root_data)
@@ -190,7 +187,9 @@ def run_pipeline(
     stored: list[str] = []
     try:
         core.unit(body)
-    except Exception:
+    except Exception as exc:
         if stored:
             core.plans.forget(spec.id)
+        if isinstance(exc, IdInUseError):  # the caller's mistake, not a race to retry
+            raise InvalidOperationError(str(exc)) from None
         raise

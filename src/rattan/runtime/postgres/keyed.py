@@ -460,6 +460,8 @@ class KeyedRows:
             yield
             self.flush()
             self.conn.execute(f"RELEASE SAVEPOINT {name}")
+            if self.pipe is not None:  # a statement of the body whose result nobody read fails here
+                self.pipe.sync()
         except BaseException as exc:
             if self.pending is not None:
                 self.pending.taken()  # dropped: the savepoint undid them

@@ -22,7 +22,6 @@ from typing import Any
 
 import psycopg
 
-from rattan.errors import ConflictError
 from rattan.model.messages import Message
 from rattan.model.records import NewRun, OwnerRecord, RunRecord, RunSummary
 from rattan.runtime.interface import RollbackRows, RunQuery
@@ -58,15 +57,6 @@ _DELETE_RUN = (
         + ["x AS (DELETE FROM node_index WHERE root_id = %(root)s)"]
     )
     + " DELETE FROM runs WHERE root_id = %(root)s"
-)
-
-
-_CREATE_RUN = (
-    "WITH r AS (INSERT INTO runs(root_id, tree, root_data, options, created) VALUES (%s, %s, %s, %s, %s) "
-    "ON CONFLICT (root_id) DO NOTHING RETURNING root_id), "
-    "i AS (INSERT INTO node_index(node_id, root_id) SELECT n, r.root_id FROM r, unnest(%s::text[]) AS n "
-    "ON CONFLICT (node_id) DO NOTHING RETURNING 1) "
-    "SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM i)"
 )
 
 
@@ -141,23 +131,17 @@ class PostgresUnit(KeyedRows, WaitQueries, LeaseQueries, ValueTable):
     # -- runs ----------------------------------------------------------------------------------
     def create_run(self, new: NewRun) -> int:
         c = self.c
-        # the run and every node id in one statement; node ids already used are not inserted (and
-        # counted), and none is when the run's id is taken
-        ids = list(new.node_ids)
-        row = c.execute(
-            _CREATE_RUN,
-            (new.root_id, new.tree_json, dumps(new.root_data), dumps(new.options), new.created, ids),
-        ).fetchone()
-        assert row is not None
-        if not row[0]:
-            raise ConflictError(f"pipeline id {new.root_id} is already used by another run; build a new tree")
-        if row[1] != len(set(ids)):
-            c.execute("DELETE FROM node_index WHERE root_id=%s", (new.root_id,))
-            c.execute("DELETE FROM runs WHERE root_id=%s", (new.root_id,))
-            used = sorted(self.roots_of(ids))
-            raise ConflictError(
-                f"node ids already used by another run: {', '.join(used[:5])}; build a new tree"
-            )
+        # the run and its node ids are inserted with the rest of the unit's first writes, without
+        # waiting for their result: an id another run holds breaks a primary key, which fails the
+        # unit at its next sync (errors.translate names it: IdInUseError)
+        c.execute(
+            "INSERT INTO runs(root_id, tree, root_data, options, created) VALUES (%s, %s, %s, %s, %s)",
+            (new.root_id, new.tree_json, dumps(new.root_data), dumps(new.options), new.created),
+        )
+        c.execute(
+            "INSERT INTO node_index(node_id, root_id) SELECT DISTINCT n, %s FROM unnest(%s::text[]) AS n",
+            (new.root_id, list(new.node_ids)),
+        )
         # a run nobody else can see yet: nothing to wait for (an id hashing alike is another run's)
         self.roots.add(new.root_id)
         self.fresh.add(new.root_id)

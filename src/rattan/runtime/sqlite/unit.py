@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from rattan.errors import ConflictError, StateVersionNotMatchError
+from rattan.errors import ConflictError, IdInUseError, StateVersionNotMatchError
 from rattan.model.records import (
     ContextEntry,
     ContextRow,
@@ -91,7 +91,7 @@ class SQLiteUnit(WaitQueries, LeaseQueries, ValueTable):
                 (new.root_id, new.tree_json, dumps(new.root_data), dumps(new.options), new.created),
             )
         except sqlite3.IntegrityError:
-            raise ConflictError(
+            raise IdInUseError(
                 f"pipeline id {new.root_id} is already used by another run; build a new tree"
             ) from None
         try:
@@ -102,7 +102,7 @@ class SQLiteUnit(WaitQueries, LeaseQueries, ValueTable):
         except sqlite3.IntegrityError:
             c.execute("DELETE FROM node_index WHERE root_id=?", (new.root_id,))
             used = sorted(self.roots_of(new.node_ids))
-            raise ConflictError(
+            raise IdInUseError(
                 f"node ids already used by another run: {', '.join(used[:5])}; build a new tree"
             ) from None
         self.put_state(new.root_state, None)

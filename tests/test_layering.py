@@ -43,6 +43,7 @@ LAYERS = [
         "top",
         [
             "cli",
+            "cli_args",
             "cli_ops",
             "cli_show",
             "cli_worker",

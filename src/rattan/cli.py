@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
 import rattan
+from rattan.cli_args import add_components, amount, positive_int
 from rattan.errors import BadInputError, Problem, RattanError, TreeInvalidException
 
 EXIT_OK = 0  # demo: the pipeline FINISHED; validate: the tree is valid; archive: done
@@ -61,34 +61,8 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message}")
 
 
-def _amount(unit: str) -> Callable[[str], float]:
-    """An argparse type: a finite number of ``unit``, 0 or more (a negative age would reach into
-    the future, a negative wait means nothing)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number of {unit}: {text!r}") from None
-        if not math.isfinite(value) or value < 0:
-            raise argparse.ArgumentTypeError(f"must be a number of {unit}, 0 or more (got {text})")
-        return value
-
-    return parse
-
-
-_days = _amount("days")
-_seconds = _amount("seconds")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more (got {text})")
-    return value
+_days = amount("days")
+_seconds = amount("seconds")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -133,11 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--cycle-tolerate", action="store_true", help="accept cycles (as run_pipeline(cycle_tolerate=True))"
     )
-    validate.add_argument(
-        "--components", action="append", default=[], metavar="MODULE",
-        help="import MODULE (a package: with its submodules) so its components register, then "
+    add_components(
+        validate,
+        "import MODULE (a package: with its submodules) so its components register, then "
         "check the tree's component codes and versions; repeat for several modules",
-    )  # fmt: skip
+    )
 
     arch = sub.add_parser(
         "archive",
@@ -156,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument(
         "--no-export", action="store_true", help="delete the runs without exporting them anywhere"
     )
-    arch.add_argument("--batch", type=_positive_int, default=100, help="runs per batch (default: 100)")
+    arch.add_argument("--batch", type=positive_int, default=100, help="runs per batch (default: 100)")
     arch.add_argument("--keep", action="store_true", help="export only; do not delete (needs --out)")
     arch.add_argument(
         "--dry-run", action="store_true", help="only say how many runs would be archived; change nothing"

@@ -19,6 +19,7 @@ import sys
 from typing import Any, TextIO
 
 from rattan.cli import EXIT_INPUT_ERROR, EXIT_NOT_FOUND, EXIT_OK
+from rattan.cli_args import add_components
 from rattan.components.catalog import list_components
 from rattan.components.registry import registry
 from rattan.errors import BadInputError, ComponentNotExistException, RattanError
@@ -37,10 +38,7 @@ def add_parser(sub: Any) -> None:
         "the 'rattan.components' entry-point group, plus the built-in examples. With --schema, print "
         "the JSON Schema of one component's inputs and outputs.",
     )
-    cmd.add_argument(
-        "--components", action="append", default=[], metavar="MODULE",
-        help="import MODULE (a package: with its submodules) so its components register; repeatable",
-    )  # fmt: skip
+    add_components(cmd)
     cmd.add_argument(
         "--no-entry-points", action="store_true",
         help="do not load the 'rattan.components' entry-point group of the installed distributions",

@@ -11,7 +11,8 @@ import sys
 from typing import Any
 
 import rattan
-from rattan.cli import EXIT_INPUT_ERROR, EXIT_NOT_FINISHED, EXIT_NOT_FOUND, EXIT_OK, EXIT_REFUSED, _amount
+from rattan.cli import EXIT_INPUT_ERROR, EXIT_NOT_FINISHED, EXIT_NOT_FOUND, EXIT_OK, EXIT_REFUSED
+from rattan.cli_args import amount, store_options
 from rattan.cli_ops import Refusal, print_json, sqlite_path, store_url, when
 from rattan.engine import diagnose as dx
 from rattan.engine import repair as repair_mod
@@ -20,14 +21,9 @@ from rattan.model.records import to_datetime
 
 
 def add_parsers(sub: Any) -> None:
-    common = argparse.ArgumentParser(add_help=False)
+    common = store_options()
     common.add_argument(
-        "--store", default=None, metavar="URL",
-        help="the store: a path, sqlite:///PATH or postgresql://... (default: $RATTAN_STORE, else rattan.db)",
-    )  # fmt: skip
-    common.add_argument("--json", action="store_true", help="print JSON instead of text")
-    common.add_argument(
-        "--stale", type=_amount("seconds"), default=dx.STALE_SECONDS, metavar="SECONDS",
+        "--stale", type=amount("seconds"), default=dx.STALE_SECONDS, metavar="SECONDS",
         help="a ready token (or a due poll) of a live engine that has not moved this long counts "
         f"as lost work (default: {dx.STALE_SECONDS:g})",
     )  # fmt: skip

@@ -23,7 +23,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import rattan
-from rattan.cli import EXIT_INPUT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_REFUSED, _amount, _positive_int
+from rattan.cli import EXIT_INPUT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_REFUSED
+from rattan.cli_args import amount, positive_int, store_options
 from rattan.errors import (
     BadInputError,
     ConflictError,
@@ -49,19 +50,9 @@ class Refusal(Exception):
 # -- parsers -----------------------------------------------------------------------------------------
 
 
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--store", default=None, metavar="URL",
-        help="the store: a path, sqlite:///PATH or postgresql://... (default: $RATTAN_STORE, else rattan.db)",
-    )  # fmt: skip
-    common.add_argument("--json", action="store_true", help="print JSON instead of text")
-    return common
-
-
 def add_parsers(sub: Any) -> None:
     """Add the operator commands to the ``rattan`` parser's subparsers."""
-    common = [_common()]
+    common = [store_options()]
 
     def add(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = sub.add_parser(
@@ -82,9 +73,9 @@ def add_parsers(sub: Any) -> None:
         help="only runs with a node that waits (a callback, a poll, a resume or an operator)",
     )  # fmt: skip
     age = cmd.add_mutually_exclusive_group()
-    age.add_argument("--older-than", type=_amount("days"), metavar="DAYS", help="created more than DAYS ago")
-    age.add_argument("--newer-than", type=_amount("days"), metavar="DAYS", help="created less than DAYS ago")
-    cmd.add_argument("--limit", type=_positive_int, default=50, help="runs to show (default: 50)")
+    age.add_argument("--older-than", type=amount("days"), metavar="DAYS", help="created more than DAYS ago")
+    age.add_argument("--newer-than", type=amount("days"), metavar="DAYS", help="created less than DAYS ago")
+    cmd.add_argument("--limit", type=positive_int, default=50, help="runs to show (default: 50)")
     cmd.add_argument("--offset", type=_count, default=0, help="runs to skip first (default: 0)")
 
     cmd = add(
@@ -109,7 +100,7 @@ def add_parsers(sub: Any) -> None:
         "--follow", action="store_true", help="keep polling for new events (Ctrl-C or SIGTERM stops)"
     )
     cmd.add_argument(
-        "--interval", type=_amount("seconds"), default=FOLLOW_SECONDS, metavar="SECONDS",
+        "--interval", type=amount("seconds"), default=FOLLOW_SECONDS, metavar="SECONDS",
         help=f"--follow: pause between two looks (default: {FOLLOW_SECONDS})",
     )  # fmt: skip
 

@@ -19,7 +19,8 @@ from typing import Any, TextIO
 
 import rattan
 from rattan import dryrun, logs
-from rattan.cli import EXIT_INPUT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_NOT_FINISHED, EXIT_OK, _amount
+from rattan.cli import EXIT_INPUT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_NOT_FINISHED, EXIT_OK
+from rattan.cli_args import add_components, amount
 from rattan.cli_ops import Refusal, print_json, sqlite_path, store_url
 from rattan.errors import BadInputError, RattanError, TreeInvalidException
 
@@ -45,12 +46,9 @@ def add_parser(sub: Any) -> None:
         "--store", default=None, metavar="URL",
         help="the store (default: $RATTAN_STORE, else rattan.db; created when missing)",
     )  # fmt: skip
+    add_components(cmd)
     cmd.add_argument(
-        "--components", action="append", default=[], metavar="MODULE",
-        help="import MODULE (a package: with its submodules) so its components register; repeatable",
-    )  # fmt: skip
-    cmd.add_argument(
-        "--timeout", type=_amount("seconds"), default=None, metavar="SECONDS",
+        "--timeout", type=amount("seconds"), default=None, metavar="SECONDS",
         help="stop waiting after this long (the run goes on in the store); default: no limit",
     )  # fmt: skip
     cmd.add_argument(

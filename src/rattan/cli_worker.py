@@ -13,6 +13,7 @@ from typing import Any
 
 import rattan
 from rattan.cli import EXIT_INPUT_ERROR, EXIT_OK, EXIT_USAGE
+from rattan.cli_args import add_components
 from rattan.errors import RattanError
 
 # -- worker ----------------------------------------------------------------------------------------
@@ -42,10 +43,7 @@ def add_worker_parser(sub: Any) -> None:
         "--dispatcher", required=True, metavar="URL",
         help="celery://<broker URL>, e.g. celery://redis://127.0.0.1:6379/0",
     )  # fmt: skip
-    cmd.add_argument(
-        "--components", action="append", default=[], metavar="MODULE",
-        help="import MODULE (a package: with its submodules) so its components register; repeatable",
-    )  # fmt: skip
+    add_components(cmd)
     cmd.add_argument(
         "--queues", default=None, metavar="Q1,Q2",
         help="queues to consume (default: all of rattan's: PREFIX, PREFIX.execute, PREFIX.schedule)",

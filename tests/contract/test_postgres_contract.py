@@ -355,6 +355,15 @@ class TestPostgresStore(StoreContract):
             assert "sekrit" not in store.url
             pids = {store.unit(lambda tx: _sql(tx, "SELECT pg_backend_pid()")[0][0]) for _ in range(3)}
             with psycopg.connect(self.url(tmp_path), autocommit=True) as killer:
+                # every connection this store's pool holds (it may have opened one more meanwhile,
+                # under load), not only those the units above happened to use
+                pids |= {
+                    r[0]
+                    for r in killer.execute(
+                        "SELECT pid FROM pg_stat_activity WHERE application_name = 'rattan' "
+                        "AND datname = current_database() AND pid <> pg_backend_pid()"
+                    ).fetchall()
+                }
                 for pid in pids:
                     killer.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
             with pytest.raises(BackendUnavailableError) as caught:

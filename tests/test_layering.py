@@ -44,6 +44,7 @@ LAYERS = [
         [
             "cli",
             "cli_args",
+            "cli_svg",
             "cli_ops",
             "cli_show",
             "cli_worker",

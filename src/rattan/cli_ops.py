@@ -106,12 +106,14 @@ def add_parsers(sub: Any) -> None:
 
     cmd = add(
         "graph",
-        "print a run's graph (mermaid or dot)",
+        "print a run's graph (mermaid, dot or a standalone SVG image)",
         "Print the run's graph: nodes with "
         "names and states, gateways, flows (with conditions), subprocesses as subgraphs.",
     )
     cmd.add_argument("pipeline_id", metavar="ID")
-    cmd.add_argument("--format", choices=("mermaid", "dot"), default="mermaid", help="default: mermaid")
+    cmd.add_argument(
+        "--format", choices=("mermaid", "dot", "svg"), default="mermaid", help="default: mermaid"
+    )
 
     cmd = add(
         "history",

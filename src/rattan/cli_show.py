@@ -10,7 +10,6 @@ import re
 import signal
 import sys
 import threading
-import time
 from collections import deque
 from typing import Any
 
@@ -203,31 +202,29 @@ def _event_line(event: dict[str, Any], as_json: bool) -> str:
     return "  ".join([*parts, event["root_id"], event["node_id"] or "-"])
 
 
-def _stop(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def events(engine: rattan.Engine, args: argparse.Namespace) -> int:
     if args.pipeline_id is not None:
         require_run(engine, args.pipeline_id)
     last = args.after
+    # --follow ends on Ctrl-C or SIGTERM: the signal only sets ``stop``, looked at between two
+    # events, so an event is never printed without becoming the resume point, nor the other way
+    stop = threading.Event()
     if args.follow and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _stop)  # a supervisor's stop ends it as Ctrl-C does
-    try:
-        while True:
-            page = engine.events(args.pipeline_id, last, PAGE)
-            for event in page:
-                print(_event_line(event, args.json), flush=True)
-                last = event["id"]
-            if len(page) == PAGE:
-                continue
-            if not args.follow:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+    while not stop.is_set():
+        page = engine.events(args.pipeline_id, last, PAGE)
+        for event in page:
+            if stop.is_set():
                 break
-            time.sleep(args.interval)
-    except KeyboardInterrupt:
+            print(_event_line(event, args.json), flush=True)
+            last = event["id"]
+        if len(page) == PAGE:
+            continue
         if not args.follow:
-            raise
-    if args.follow:  # Ctrl-C is how it ends: say where to resume
+            break
+        stop.wait(args.interval)
+    if args.follow:  # a signal is how it ends: say where to resume
         print(f"last event id: {last} (resume with --after {last})", file=sys.stderr, flush=True)
     return EXIT_OK
 
@@ -241,7 +238,12 @@ def graph(engine: rattan.Engine, args: argparse.Namespace) -> int:
     state_of = {node_id: entry["state"] for node_id, entry in states["children"].items()}
     drawing = Drawing(state_of)
     drawing.walk(tree)
-    text = drawing.mermaid(states["state"]) if args.format == "mermaid" else drawing.dot(states["state"])
+    if args.format == "svg":
+        from rattan.cli_svg import svg
+
+        text = svg(drawing, states["state"], COLOURS)
+    else:
+        text = drawing.mermaid(states["state"]) if args.format == "mermaid" else drawing.dot(states["state"])
     if args.json:
         print_json({"format": args.format, "graph": text})
     else:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -316,7 +317,29 @@ def test_graph_marks_unreached_nodes_and_failures(store: Store) -> None:
     assert f'  {n["end"]}(("end<br/>NOT_REACHED")):::NOT_REACHED' in lines
     err = store.refused(cli.EXIT_NOT_FOUND, "graph", "pnope")
     assert err == "rattan graph: pipeline pnope does not exist\n"
-    assert "invalid choice: 'svg'" in store.refused(cli.EXIT_USAGE, "graph", root, "--format", "svg")
+    assert "invalid choice: 'png'" in store.refused(cli.EXIT_USAGE, "graph", root, "--format", "png")
+
+
+def test_graph_as_svg_draws_every_node_in_its_state_and_frames_the_subprocess(store: Store) -> None:
+    root, _ = sub_run(store)
+    text = store.ok("graph", root, "--format", "svg")
+    doc = ElementTree.fromstring(text)  # a well-formed, standalone image
+    ns = "{http://www.w3.org/2000/svg}"
+    assert doc.tag == f"{ns}svg"
+    texts = [t.text for t in doc.iter(f"{ns}text")]
+    assert texts[0] == f"pipeline {root}: FINISHED"
+    for name in ("before", "inner", "sub (FINISHED)"):
+        assert name in texts
+    assert texts.count("FINISHED") == 6  # start, before, the sub's start, inner and end, end
+    # events as circles, activities as boxes (and the frame of the subprocess, dashed)
+    assert len(list(doc.iter(f"{ns}circle"))) == 4
+    frames = [r for r in doc.iter(f"{ns}rect") if r.get("stroke-dasharray") == "6 4"]
+    assert len(frames) == 1
+    assert sum(1 for p in doc.iter(f"{ns}path") if p.get("marker-end")) == 5  # every flow, once
+    failed_root, _ = failing_run(store)
+    failed = ElementTree.fromstring(store.ok("graph", failed_root, "--format", "svg"))
+    assert "FAILED" in [t.text for t in failed.iter(f"{ns}text")]
+    assert "NOT_REACHED" in [t.text for t in failed.iter(f"{ns}text")]
 
 
 def test_graph_escapes_names_and_odd_ids() -> None:

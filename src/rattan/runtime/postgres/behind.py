@@ -33,49 +33,7 @@ import orjson
 import psycopg
 
 from rattan.errors import ConflictError, StateVersionNotMatchError
-from rattan.model.records import ScheduleRecord, ScheduleType, StateRecord, TokenRecord
-from rattan.runtime.postgres.rows import plain_dumps, plain_loads
-
-# a state row as the unit last read or wrote it (STATE_COLS order); None: the node has no state
-StateRow = tuple[str, str, str, str, str, int, int, int, bool, bool, float, float | None, float | None]
-# a token row (PROC_COLS order), its stack as stored bytes
-ProcRow = tuple[int, str, int | None, str, str | None, bytes, str, int, str | None, str | None, int]
-# a schedule row (SCHED_COLS order)
-SchedRow = tuple[int, str, str, int, int, int, bool, bool, float | None, str | None]
-# one pipeline's context: key -> (type, stored value bytes, code)
-ContextRows = dict[str, tuple[int, bytes, str | None]]
-# a node's data as stored: inputs, outputs (bytes or None when absent), override (parsed or None)
-DataRow = tuple[bytes | None, bytes | None, Any]
-
-_TYPES = {int(t): t for t in ScheduleType}
-
-
-def state_row(s: StateRecord) -> StateRow:
-    return (s.node_id, s.root_id, s.parent_id, s.name, s.version, s.loop, s.inner_loop, s.retry,
-            bool(s.skip), bool(s.error_ignored), s.created, s.started, s.archived)  # fmt: skip
-
-
-def state_of(r: StateRow) -> StateRecord:
-    return StateRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
-
-
-def proc_row(p: TokenRecord) -> ProcRow:
-    return (p.id, p.root_id, p.parent_id, p.current, p.destination, plain_dumps(p.stack), p.status, p.pending,
-            p.executing, p.owner, p.rev)  # fmt: skip
-
-
-def token_of(r: ProcRow) -> TokenRecord:
-    """A fresh record (the caller's own, with its own stack list)."""
-    return TokenRecord(r[0], r[1], r[2], r[3], r[4], plain_loads(r[5]), r[6], r[7], r[8], r[9], r[10], r[6])
-
-
-def sched_row(s: ScheduleRecord) -> SchedRow:
-    return (s.id, s.node_id, s.version, int(s.type), s.process_id, s.times, bool(s.finished), bool(s.expired),
-            s.due, s.owner)  # fmt: skip
-
-
-def schedule_of(r: SchedRow) -> ScheduleRecord:
-    return ScheduleRecord(r[0], r[1], r[2], _TYPES[r[3]], r[4], r[5], r[6], r[7], r[8], r[9])
+from rattan.runtime.postgres.rows import ContextRows, DataRow, ProcRow, SchedRow, StateRow
 
 
 @dataclass(slots=True)

@@ -22,16 +22,7 @@ import psycopg
 from rattan.errors import ConflictError, StateVersionNotMatchError
 from rattan.model.records import StateRecord, TokenRecord
 from rattan.model.states import TokenStatus
-from rattan.runtime.postgres.behind import (
-    Pending,
-    UnitRows,
-    flush,
-    needs_checks,
-    proc_row,
-    state_of,
-    state_row,
-    token_of,
-)
+from rattan.runtime.postgres.behind import Pending, UnitRows, flush, needs_checks
 from rattan.runtime.postgres.errors import translate
 from rattan.runtime.postgres.keyed_data import DATA_READ, KeyedData
 from rattan.runtime.postgres.rows import (
@@ -43,6 +34,10 @@ from rattan.runtime.postgres.rows import (
     SCHED_COLS,
     STATE_COLS,
     loads,
+    proc_record,
+    proc_row,
+    state_record,
+    state_row,
 )
 
 _DONE = TokenStatus.DONE
@@ -183,7 +178,7 @@ class KeyedRows(KeyedData):
         if rows is None:  # committed reads
             sql = f"SELECT {STATE_COLS} FROM states WHERE node_id = ANY(%s)"
             found = {r[0]: r for r in self.conn.execute(sql, (list(node_ids),))}
-            return [state_of(found[n]) for n in dict.fromkeys(node_ids) if n in found]
+            return [state_record(found[n]) for n in dict.fromkeys(node_ids) if n in found]
         known = rows.states
         missing = [n for n in node_ids if n not in known]
         if missing:
@@ -195,20 +190,20 @@ class KeyedRows(KeyedData):
         for n in dict.fromkeys(node_ids):  # in the order asked for, each once
             row = known[n]
             if row is not None:
-                out.append(state_of(row))
+                out.append(state_record(row))
         return out
 
     def _run_states(self, root_id: str) -> list[StateRecord]:
         if self.rows is None:
             found = self.conn.execute(READ_RUN_STATES + " ORDER BY created", (root_id,)).fetchall()
-            return [state_of(r) for r in found]
+            return [state_record(r) for r in found]
         self._hold_run(root_id)
         found = self.c.execute(READ_RUN_STATES, (root_id,)).fetchall()
         for r in found:
             self.rows.states[r[0]] = tuple(r)
             if r[1]:  # an appointed pause stored before its node is reached names no root
                 self.root_of[r[0]] = r[1]
-        out = [state_of(r) for r in found]
+        out = [state_record(r) for r in found]
         out.sort(key=lambda st: st.created)  # in creation order
         return out
 
@@ -275,7 +270,7 @@ class KeyedRows(KeyedData):
             if self.rows is not None:
                 for r in found:
                     self.rows.procs[r[0]] = tuple(r)
-            return [token_of(r) for r in found]
+            return [proc_record(r) for r in found]
         if not token_ids:
             return []
         known = self.rows.procs if self.rows is not None else {}
@@ -286,10 +281,10 @@ class KeyedRows(KeyedData):
             ).fetchall()
             if self.rows is None:  # committed reads
                 got = {r[0]: r for r in fetched}
-                return [token_of(got[i]) for i in token_ids if i in got]
+                return [proc_record(got[i]) for i in token_ids if i in got]
             for r in fetched:
                 known[r[0]] = tuple(r)
-        return [token_of(known[i]) for i in token_ids if i in known]
+        return [proc_record(known[i]) for i in token_ids if i in known]
 
     def put_token(self, token: TokenRecord) -> int:
         p = token

@@ -11,8 +11,8 @@ import psycopg
 
 from rattan.model.records import ContextEntry, ContextRow, StateRecord
 from rattan.runtime.interface import NodeData
-from rattan.runtime.postgres.behind import Pending, UnitRows, sched_row, schedule_of
-from rattan.runtime.postgres.rows import SCHED_COLS, dumps, loads
+from rattan.runtime.postgres.behind import Pending, UnitRows
+from rattan.runtime.postgres.rows import SCHED_COLS, Connected, dumps, loads, sched_record, sched_row
 
 DATA_READ = (
     "SELECT k.id, e.inputs, e.outputs, o.inputs FROM unnest(%s::text[]) AS k(id) "
@@ -20,7 +20,7 @@ DATA_READ = (
 )
 
 
-class KeyedData:
+class KeyedData(Connected):
     """Mixed into PostgresUnit (through KeyedRows), which sets these attributes."""
 
     conn: psycopg.Connection[Any]
@@ -31,21 +31,17 @@ class KeyedData:
     put_value: Callable[..., bytes]
     flush: Callable[..., None]
 
-    @property
-    def c(self) -> psycopg.Connection[Any]:  # KeyedRows': flushed first
-        raise NotImplementedError
-
     # -- schedules (the keyed half of ``waits``) ----------------------------------------------
     def schedule_by_id(self, sid: int) -> list[Any]:
         rows = self.rows
         if rows is not None and sid in rows.schedules:
-            return [schedule_of(rows.schedules[sid])]
+            return [sched_record(rows.schedules[sid])]
         row = self.conn.execute(f"SELECT {SCHED_COLS} FROM schedules WHERE id=%s", (sid,)).fetchone()
         if row is None:
             return []
         if rows is not None:
             rows.schedules[sid] = tuple(row)
-        return [schedule_of(row)]
+        return [sched_record(row)]
 
     def put_schedule_row(self, s: Any) -> int:
         rows, pending = self.rows, self.pending
@@ -102,8 +98,6 @@ class KeyedData:
             known = rows.data.get(node_id)
             if known is not None:
                 rows.data[node_id] = (inputs if inputs is not None else known[0], outputs, known[2])
-            elif inputs is not None:
-                pass  # the override is unknown: the next read asks the server (after a flush)
         if override is not None:
             self.c.execute(
                 "INSERT INTO data_override(node_id, inputs) VALUES (%s,%s) "

@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
-import psycopg
-
 from rattan.model.messages import Advance, Callback, FireTimer, Message, Poll, Recover, Task
 from rattan.model.records import DueWork, OwnerRecord, ScheduleType
 from rattan.model.states import TokenStatus
+from rattan.runtime.postgres.rows import Connected
 
 ROLLBACK_TASK = "rollback.walk"  # the task a claimed rollback becomes (rattan.rollback runs it)
 
@@ -73,12 +72,8 @@ _DUE_WORK = (
 )
 
 
-class LeaseQueries:
+class LeaseQueries(Connected):
     __slots__ = ()
-
-    @property
-    def c(self) -> psycopg.Connection[Any]:  # the class this is mixed into has the connection
-        raise NotImplementedError
 
     def owners(self) -> list[OwnerRecord]:
         rows = self.c.execute("SELECT id, host, pid, pid_started, expires FROM owners ORDER BY id")

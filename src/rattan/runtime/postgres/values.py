@@ -11,11 +11,8 @@ writer it waited for and keeps that piece.
 
 from __future__ import annotations
 
-from typing import Any
-
-import psycopg
-
 from rattan.errors import BackendUnavailableError
+from rattan.runtime.postgres.rows import Connected
 from rattan.runtime.values import SpillingValues
 
 _PUT_PIECES = (
@@ -27,14 +24,10 @@ _PUT_REFS = (
 )
 
 
-class ValueTable(SpillingValues):
+class ValueTable(SpillingValues, Connected):
     """Needs ``c`` (the connection), set by the class it is mixed into."""
 
     __slots__ = ()
-
-    @property
-    def c(self) -> psycopg.Connection[Any]:  # the class this is mixed into has the connection
-        raise NotImplementedError
 
     def _root_of(self, node_id: str) -> str | None:
         row = self.c.execute("SELECT root_id FROM node_index WHERE node_id=%s", (node_id,)).fetchone()

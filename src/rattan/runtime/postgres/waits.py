@@ -19,8 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, overload
 
-import psycopg
-
 from rattan.errors import BadInputError, ConflictError
 from rattan.model.records import (
     EVENT_SCHEMA_VERSION,
@@ -33,7 +31,7 @@ from rattan.model.records import (
 )
 from rattan.runtime.interface import CallbackQuery, ScheduleQuery, Wait
 from rattan.runtime.postgres.behind import Pending
-from rattan.runtime.postgres.rows import SCHED_COLS, dumps, loads, sched_record
+from rattan.runtime.postgres.rows import SCHED_COLS, Connected, dumps, loads, sched_record
 
 EVENTS_PER_ROW = 1000  # events stored in one row (one append stores ceil(n / this) rows)
 PARTS_PER_XACT = 1000  # rows one transaction may append
@@ -66,13 +64,9 @@ def event_id(xact: int, part: int, index: int) -> int:
     return (xact << XACT_SHIFT) + part * EVENTS_PER_ROW + index
 
 
-class WaitQueries:
+class WaitQueries(Connected):
     """Needs ``c`` (the connection) and ``parts`` (rows of events this unit appended), set by
     PostgresUnit (no ``__slots__`` here: ``parts`` changes as events are appended)."""
-
-    @property
-    def c(self) -> psycopg.Connection[Any]:  # the class this is mixed into has the connection
-        raise NotImplementedError
 
     parts: int
     # ValueTable's methods, beside this class in PostgresUnit (annotations only: no attribute here)

@@ -15,9 +15,9 @@ RATTAN = {
     "AbstractIntervalGenerator", "BadInputError", "Component", "ConflictError", "ContextValue",
     "ContextValueType", "DataObject", "DefaultIntervalGenerator", "Engine", "EngineAPIResult",
     "ExecutableEndEvent", "InvalidOperationError", "LazyVariable", "LinearIntervalGenerator",
-    "NotFoundError", "NullIntervalGenerator", "RattanError", "Registry", "ScheduleType", "Service",
-    "Settings", "SquareIntervalGenerator", "StaticIntervalGenerator", "TreeInvalidException",
-    "__version__", "api", "builder", "registry", "rollback", "signals",
+    "NotFoundError", "NullIntervalGenerator", "RattanError", "Registry", "ScheduleFinishedError",
+    "ScheduleType", "Service", "Settings", "SquareIntervalGenerator", "StaticIntervalGenerator",
+    "TreeInvalidException", "__version__", "api", "builder", "registry", "rollback", "signals",
 }  # fmt: skip
 BUILDER = {
     "ConditionalParallelGateway", "ConvergeGateway", "Data", "DataInput", "EmptyEndEvent",

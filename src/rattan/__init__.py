@@ -32,6 +32,7 @@ from rattan.errors import (
     InvalidOperationError,
     NotFoundError,
     RattanError,
+    ScheduleFinishedError,
     TreeInvalidException,
 )
 from rattan.settings import Settings
@@ -84,6 +85,7 @@ __all__ = [
     "NullIntervalGenerator",
     "RattanError",
     "Registry",
+    "ScheduleFinishedError",
     "ScheduleType",
     "Service",
     "Settings",

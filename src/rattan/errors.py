@@ -12,10 +12,11 @@ Errors are grouped by who must react::
     │   │   └── CycleError                   a cycle without cycle_tolerate
     │   ├── StartPositionInvalidException    start_node_id not allowed
     │   ├── ExpressionError                  a ${...} expression was refused or failed
-    │   ├── EngineValueError                 the peer's engine ``ValueError``
+    │   ├── EngineValueError                 bamboo's engine ``ValueError``
     │   └── UnstorableValueError (TypeError)  a value the store cannot keep exactly
     ├── InvalidOperationError                the operation is not allowed in the current state
-    │   └── RollBackException                a rollback precondition failed
+    │   ├── RollBackException                a rollback precondition failed
+    │   └── ScheduleFinishedError            a callback reached a wait that already ended
     ├── NotFoundError                        an id names nothing: check the id
     │   └── ComponentNotExistException       no component registered under (code, version)
     ├── ConflictError                        a concurrent change won: re-read and retry

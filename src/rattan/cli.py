@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
 import rattan
-from rattan.cli_args import add_components, amount, positive_int
+from rattan.cli_args import STORE_HELP, add_components, amount, positive_int, sqlite_path
 from rattan.errors import BadInputError, Problem, RattanError, TreeInvalidException
 
 EXIT_OK = 0  # demo: the pipeline FINISHED; validate: the tree is valid; archive: done
@@ -121,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
         "short transactions so running work is not blocked. Says how many runs it will touch "
         "first; --dry-run only says that.",
     )
-    arch.add_argument("--db", default="rattan.db", help="the engine's SQLite file (default: ./rattan.db)")
+    # --store like the operator commands; --db stays as the older spelling
+    arch.add_argument("--store", "--db", dest="db", default=None, metavar="URL", help=STORE_HELP)
     arch.add_argument(
         "--older-than", type=_days, required=True, metavar="DAYS", help="age in days (0 or more)"
     )
@@ -292,7 +293,7 @@ _ALL = 2**62
 
 
 def archive(
-    db: str,
+    db: str | None,
     older_than_days: float,
     out: str | None,
     batch: int,
@@ -302,8 +303,10 @@ def archive(
     dry_run: bool = False,
 ) -> int:
     """Archive (and delete) finished runs; says how many first. Returns an exit code."""
-    if not os.path.exists(db):
-        print(f"rattan: no store at {db}", file=sys.stderr)
+    db = db or os.environ.get("RATTAN_STORE") or "rattan.db"
+    path = sqlite_path(db)
+    if path is not None and not os.path.exists(path):
+        print(f"rattan: no store at {path} (give --store URL or set RATTAN_STORE)", file=sys.stderr)
         return EXIT_INPUT_ERROR
     if keep and out is None:
         print("rattan archive: --keep exports without deleting: it needs --out FILE", file=sys.stderr)

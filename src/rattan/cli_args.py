@@ -49,3 +49,13 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more (got {text})")
     return value
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite store URL or path; None for other stores and ``:memory:``."""
+    if "://" in url:
+        scheme, rest = url.split("://", 1)
+        if scheme.lower() != "sqlite":
+            return None
+        url = rest[1:] if rest.startswith("/") else rest
+    return None if url in ("", ":memory:") else url

@@ -12,8 +12,8 @@ from typing import Any
 
 import rattan
 from rattan.cli import EXIT_INPUT_ERROR, EXIT_NOT_FINISHED, EXIT_NOT_FOUND, EXIT_OK, EXIT_REFUSED
-from rattan.cli_args import amount, store_options
-from rattan.cli_ops import Refusal, print_json, sqlite_path, store_url, when
+from rattan.cli_args import amount, sqlite_path, store_options
+from rattan.cli_ops import Refusal, print_json, store_url, when
 from rattan.engine import diagnose as dx
 from rattan.engine import repair as repair_mod
 from rattan.errors import InvalidOperationError, NotFoundError, RattanError

@@ -24,7 +24,7 @@ from typing import Any
 
 import rattan
 from rattan.cli import EXIT_INPUT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_REFUSED
-from rattan.cli_args import amount, positive_int, store_options
+from rattan.cli_args import amount, positive_int, sqlite_path, store_options
 from rattan.errors import (
     BadInputError,
     ConflictError,
@@ -170,16 +170,6 @@ def _count(text: str) -> int:
 
 def store_url(args: argparse.Namespace) -> str:
     return str(args.store or os.environ.get("RATTAN_STORE") or "rattan.db")
-
-
-def sqlite_path(url: str) -> str | None:
-    """The file of a SQLite store URL or path; None for other stores and ``:memory:``."""
-    if "://" in url:
-        scheme, rest = url.split("://", 1)
-        if scheme.lower() != "sqlite":
-            return None
-        url = rest[1:] if rest.startswith("/") else rest
-    return None if url in ("", ":memory:") else url
 
 
 def run(args: argparse.Namespace) -> int:

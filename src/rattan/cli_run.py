@@ -20,8 +20,8 @@ from typing import Any, TextIO
 import rattan
 from rattan import dryrun, logs
 from rattan.cli import EXIT_INPUT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_NOT_FINISHED, EXIT_OK
-from rattan.cli_args import add_components, amount
-from rattan.cli_ops import Refusal, print_json, sqlite_path, store_url
+from rattan.cli_args import add_components, amount, sqlite_path
+from rattan.cli_ops import Refusal, print_json, store_url
 from rattan.errors import BadInputError, RattanError, TreeInvalidException
 
 POLL_SECONDS = 0.1  # between two looks at the run's states

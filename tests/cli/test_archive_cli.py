@@ -170,3 +170,28 @@ def test_keep_exports_and_deletes_nothing(
     assert captured.out == f"archived 3 pipeline(s) -> {out}\n"
     assert len(out.read_text().splitlines()) == 3
     assert _present(db, [*old, new]) == [*old, new]
+
+
+def test_store_takes_a_url_like_the_operator_commands(
+    store: tuple[Path, list[str], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, old, new = store
+    url = f"sqlite:///{db}"
+    assert cli.main(["archive", "--store", url, "--older-than", "5", "--no-export"]) == cli.EXIT_OK
+    captured = capsys.readouterr()
+    assert captured.out == "deleted 2 pipeline(s)\n", captured.out
+    assert _present(db, [*old, new]) == [new]
+
+
+def test_a_missing_store_is_refused_and_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RATTAN_STORE", raising=False)
+    missing = tmp_path / "nothing.db"
+    assert cli.main(["archive", "--store", str(missing), "--older-than", "1", "--no-export"]) == (
+        cli.EXIT_INPUT_ERROR
+    )
+    assert capsys.readouterr().err == (
+        f"rattan: no store at {missing} (give --store URL or set RATTAN_STORE)\n"
+    )
+    assert not missing.exists()

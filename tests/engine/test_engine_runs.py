@@ -40,6 +40,15 @@ class Fail(rattan.Service):
         return False
 
 
+class Raises(rattan.Service):
+    def execute(self, data: Any, parent_data: Any) -> bool:
+        try:
+            {}["account"]
+        except KeyError as exc:
+            raise RuntimeError("charge refused: card expired\nsee the gateway log") from exc
+        return True
+
+
 class Gated(rattan.Service):
     """Finishes once the test opens GATE (so a run can be caught still moving)."""
 
@@ -74,7 +83,7 @@ class Waits(rattan.Service):
 def _components(reg: rattan.Registry) -> None:
     GATE.clear()
     for code, service in (("r_ok", Ok), ("r_fail", Fail), ("r_gated", Gated), ("r_poll", Poll),
-                          ("r_wait", Waits)):  # fmt: skip
+                          ("r_wait", Waits), ("r_raise", Raises)):  # fmt: skip
         type(f"Comp_{code}", (rattan.Component,), {"name": code, "code": code, "bound_service": service},
              registry=reg)  # fmt: skip
 
@@ -216,6 +225,17 @@ def test_wait_pipeline_returns_on_a_failure_that_stops_the_pipeline_with_its_fir
         "waiting": {failed: {"for": "operator"}},
     }  # fmt: skip
     assert engine.is_finished(root) is False  # a failed node leaves its pipeline RUNNING
+
+
+def test_wait_pipeline_names_a_raised_exception_by_its_own_line(engine: rattan.Engine) -> None:
+    """A traceback's useful line is the exception's, not the frames nor a message's later lines."""
+    tree, (failed,) = _line("r_raise")
+    root = run(engine, tree)
+    res = api.wait_pipeline(engine, root, timeout=20)
+    assert res.result, res.message
+    assert res.data["failed_nodes"] == [
+        {"id": failed, "name": "step 0 (r_raise)", "error": "RuntimeError: charge refused: card expired"}
+    ]
 
 
 def test_wait_pipeline_keeps_waiting_while_another_branch_still_runs(engine: rattan.Engine) -> None:

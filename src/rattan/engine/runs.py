@@ -1,7 +1,7 @@
 """Seeing runs: the list of runs, waiting on one, and what each waiting node waits for.
 
-A pipeline with a FAILED node stays RUNNING (the failed node waits for an operator, as in the
-seeds), so "is it done?" has three answers here, not two: finished (or revoked), still moving,
+A pipeline with a FAILED node stays RUNNING (the failed node waits for an operator, as in
+bamboo), so "is it done?" has three answers here, not two: finished (or revoked), still moving,
 or stopped on failed nodes with nothing else the engine can do by itself.
 """
 
@@ -77,10 +77,12 @@ def first_error_line(tx: Reads, node_id: str) -> str:
     outputs = tx.node_data(node_id).outputs or {}
     text = str(outputs.get("ex_data") or "").strip()
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    # a traceback's first line says nothing: its last one names the exception
-    line = (
-        (lines[-1] if lines[0].startswith("Traceback (most recent call last)") else lines[0]) if lines else ""
-    )
+    if lines and lines[0].startswith("Traceback (most recent call last)"):
+        # a traceback's first line says nothing: the exception's own line follows the last frame
+        # (indented lines); a message of several lines goes on after it, unindented
+        frames = [i for i, ln in enumerate(lines) if ln[:1].isspace()]
+        lines = lines[frames[-1] + 1 :] if frames and frames[-1] + 1 < len(lines) else lines[-1:]
+    line = lines[0] if lines else ""
     return line if len(line) <= ERROR_LINE else line[: ERROR_LINE - 3] + "..."
 
 

@@ -1,11 +1,11 @@
-"""The three components the benchmark shapes use, written against rattan's seed-compatible API.
+"""The three components the benchmark shapes use, written against rattan's bamboo-compatible API.
 
 Copied from the project's benchmark definitions (its ``components.py``, kept outside this
 repository) so that the repository is self-contained; only the style was adapted to this
 repository's ruff rules (the log messages are built eagerly with f-strings instead of ``%``: same
 text, same cost).
 
-They mirror the components the peer was measured with (see shapes.py), including the peer benchmark
+They mirror the components bamboo-pipeline was measured with (see shapes.py), including bamboo's benchmark
 component's logging calls, so that a comparison measures the engines and not the components.
 Importing this module defines (and so registers) the components.
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""rattan throughput benchmark: shapes S0-S4 against the peer's figures and this machine's SQLite ceiling.
+"""rattan throughput benchmark: shapes S0-S4 against bamboo's figures and this machine's SQLite ceiling.
 
 Run from anywhere (rattan must be importable, e.g. installed editable):
 
@@ -406,8 +406,8 @@ def fmt_rate(x: float | None) -> str:
 
 def print_table(rows: list[dict[str, Any]], ceilings: dict[str, dict[str, float]], repeat: int) -> None:
     hdr = (
-        f"{'shape':<5} {'sync':<6} {'rep':>3} {'nodes':>6} {'seconds':>8} {'nodes/s':>9} {'peer n/s':>9} "
-        f"{'vs peer':>8} {'n/s / ceil commit/s':>20}"
+        f"{'shape':<5} {'sync':<6} {'rep':>3} {'nodes':>6} {'seconds':>8} {'nodes/s':>9} {'bamboo n/s':>10} "
+        f"{'vs bamboo':>9} {'n/s / ceil commit/s':>20}"
     )
     print("\n" + hdr)
     print("-" * len(hdr))
@@ -417,7 +417,7 @@ def print_table(rows: list[dict[str, Any]], ceilings: dict[str, dict[str, float]
         per_ceil = f"{r['nodes_per_s'] / ceil:.3f}" if ceil and r["shape"] != "S4" else "-"
         print(
             f"{r['shape']:<5} {r['sync']:<6} {r['rep']:>3} {r['nodes']:>6} {r['seconds']:>8.2f} "
-            f"{r['nodes_per_s']:>9,.0f} {fmt_rate(peer):>9} {r['vs_peer']:>7.1f}x "
+            f"{r['nodes_per_s']:>9,.0f} {fmt_rate(peer):>10} {r['vs_peer']:>8.1f}x "
             f"{per_ceil:>20}"
         )
     if repeat > 1:
@@ -441,7 +441,7 @@ def print_ceilings(label: str, ceilings: dict[str, dict[str, float]]) -> None:
             f"  synchronous={sync:<6}  insert+update commits/s: {c['commits_per_s']:>9,.0f}   "
             f"100-row-update commits: {c['batch100_rows_per_s']:>9,.0f} rows/s"
         )
-    print("  (peer machine: ~6,800 commits/s FULL, ~19,000 NORMAL, ~240,000 rows/s batched)")
+    print("  (bamboo's benchmark machine: ~6,800 commits/s FULL, ~19,000 NORMAL, ~240,000 rows/s batched)")
 
 
 def print_sql(rows: list[dict[str, Any]]) -> None:
@@ -567,8 +567,8 @@ def main(argv: list[str] | None = None) -> int:
         if after:
             print_ceilings("after the runs", after)
         print(
-            "\nS4 is a wall-time shape (3 polls at 1 s; ideal ~2 s): its 'vs peer' is peer seconds / seconds "
-            f"(peer {PEER_SECONDS['S4']} s)."
+            "\nS4 is a wall-time shape (3 polls at 1 s; ideal ~2 s): its 'vs bamboo' is "
+            f"bamboo seconds / seconds (bamboo {PEER_SECONDS['S4']} s)."
         )
         if args.sql_count:
             sql_rows = [

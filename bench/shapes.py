@@ -2,7 +2,7 @@
 
 Copied from the project's benchmark definitions (its ``shapes.py``, kept outside this
 repository) so that the repository is self-contained; only the style was adapted to this
-repository's ruff rules. The shapes and the peer's reference figures below are unchanged.
+repository's ruff rules. The shapes and bamboo-pipeline's reference figures below are unchanged.
 
 The same four shapes were run on bamboo-pipeline (PostgreSQL + Redis + Celery) on the project's
 standard 2-core machine; its figures are the reference for rattan's benchmark:
@@ -21,7 +21,7 @@ per node. Raw ceilings on the same machine: SQLite WAL insert+update commits abo
 19,000/s (NORMAL); PostgreSQL pgbench simple-update 1,282 tx/s with 1 client, 3,742 with 8.
 
 The components are in components.py beside this file: `debug_node` copies its inputs to its outputs,
-then one schedule() call at interval 0 finishes it (the peer's own benchmark component); `bench_noop`
+then one schedule() call at interval 0 finishes it (bamboo-pipeline's own benchmark component); `bench_noop`
 returns True; `bench_poll` polls every second and finishes on its 3rd schedule() call.
 Node counts: "nodes" counts every node that gets a state (events, gateways, activities, subprocess).
 """

@@ -1,4 +1,4 @@
-"""The seed-compatible API: ``rattan.api.<fn>(runtime, ...)`` returning ``EngineAPIResult``.
+"""The bamboo-compatible API: ``rattan.api.<fn>(runtime, ...)`` returning ``EngineAPIResult``.
 
 Each function calls the ``rattan.Engine`` method of the same name and never raises: any exception
 becomes ``EngineAPIResult(result=False, message=<text>, exc=<exception>)`` and is logged.

@@ -1,4 +1,4 @@
-"""Context values: the typed variables of one pipeline or subprocess (SPEC 4, 7.6)."""
+"""Context values: the typed variables of one pipeline or subprocess."""
 
 from __future__ import annotations
 

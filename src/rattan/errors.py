@@ -101,7 +101,7 @@ class StreamValidateError(TreeInvalidException):
 
 
 class IsolateNodeError(TreeInvalidException):
-    """Kept for compatibility with the peer; rattan reports isolated nodes as StreamValidateError."""
+    """Kept for compatibility with bamboo; rattan reports isolated nodes as StreamValidateError."""
 
 
 class CycleError(TreeInvalidException):
@@ -122,7 +122,7 @@ class ExpressionError(BadInputError):
 
 
 class EngineValueError(BadInputError):
-    """The peer engine's own ``ValueError`` (e.g. a COMPUTE context value without a code)."""
+    """bamboo-engine's own ``ValueError`` (e.g. a COMPUTE context value without a code)."""
 
 
 class UnstorableValueError(BadInputError, TypeError):

@@ -1,4 +1,4 @@
-"""The peer's exception names (``bamboo_engine.exceptions``), mapped onto rattan's tree."""
+"""bamboo-engine's exception names (``bamboo_engine.exceptions``), mapped onto rattan's tree."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``rattan.Engine``: the facade. Methods raise typed errors; ``rattan.api`` wraps them into
-``EngineAPIResult`` values with the peer's function names.
+``EngineAPIResult`` values with bamboo-engine's function names.
 
 It builds the runtime it is given (a store and a dispatcher, as instances or URLs, and a clock)
 and the engine on top: ``EngineCore`` (units of work), the ``Worker`` the dispatcher hands
@@ -97,7 +97,7 @@ class Engine(Queries):
         self._started = False
         self.rollback_extension: Rollback | None = None
         self._stop = threading.Event()
-        if self.settings.pipeline_enable_rollback:  # rollback extension (SPEC 11)
+        if self.settings.pipeline_enable_rollback:  # the rollback extension
             install_rollback(self)
         if start:
             self.start()
@@ -225,7 +225,7 @@ class Engine(Queries):
             self._core, pipeline, root_pipeline_data, root_pipeline_context, subprocess_context, **options
         )
 
-    # -- controls (SPEC 7.2-7.4) -----------------------------------------------------------------
+    # -- controls --------------------------------------------------------------------------------
     def pause_pipeline(self, pipeline_id: str) -> None:
         self._core.unit(lambda step: controls.pause_pipeline(step, pipeline_id))
 
@@ -246,7 +246,7 @@ class Engine(Queries):
             raise BadInputError(
                 f"retry_node data must be a dict of input key -> value (or None), got {type(data).__name__}"
             )
-        # the peer pops this entry from the caller's dict before any check (SPEC 7.4)
+        # as in bamboo, this entry is popped from the caller's dict before any check
         escaped = data.pop("_escape_render_keys", None) if data else None
         if escaped is not None:
             check_str_list(escaped, "retry_node data['_escape_render_keys']")

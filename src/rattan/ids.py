@@ -1,4 +1,4 @@
-"""Id generation: one lowercase prefix letter plus 32 hex digits, as the peer does."""
+"""Id generation: one lowercase prefix letter plus 32 hex digits, as bamboo does."""
 
 from __future__ import annotations
 

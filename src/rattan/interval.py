@@ -1,4 +1,4 @@
-"""Interval generators for POLL services (SPEC 8.1); the peer's ``pipeline.core.flow.activity`` names."""
+"""Interval generators for POLL services, under bamboo's ``pipeline.core.flow.activity`` names."""
 
 from __future__ import annotations
 

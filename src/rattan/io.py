@@ -1,10 +1,10 @@
-"""IO item schemas: the descriptive input / output formats of a service (SPEC 8.4).
+"""IO item schemas: the descriptive input / output formats of a service.
 
-The shapes and ``as_dict()`` output are the peer's (``pipeline.core.flow.io``). The peer only
+The shapes and ``as_dict()`` output are bamboo's (``pipeline.core.flow.io``). bamboo only
 describes data; rattan adds ``validate(value)``, which the engine applies to a step's outputs when
 ``Settings.validate_io_schemas`` is on.
 
-Peer signature detail: the peer's ``InputItem`` takes ``required`` as its *first* positional
+Signature detail: bamboo's ``InputItem`` takes ``required`` as its *first* positional
 parameter, so portable code passes everything by keyword - which this signature accepts.
 """
 

@@ -1,4 +1,4 @@
-"""The read side of ``rattan.Engine``: runs, states, data, histories, schedules (SPEC 7.5, 7.6).
+"""The read side of ``rattan.Engine``: runs, states, data, histories, schedules.
 
 Every method reads committed data; none changes anything. ``Engine`` inherits them.
 """
@@ -75,7 +75,7 @@ class Queries:
         id that names no run."""
         return runs.wait_pipeline(self._core, pipeline_id, timeout)
 
-    # -- reads (SPEC 7.5, 7.6) -------------------------------------------------------------------
+    # -- reads ----------------------------------------------------------------------------------
     def get_pipeline_states(
         self, root_id: str, flat_children: bool = True, *, detail: bool = False
     ) -> dict[str, Any]:
@@ -91,7 +91,7 @@ class Queries:
         return self.get_exec_data(node_id)
 
     def get_node_debug_info(self, node_id: str) -> dict[str, Any]:
-        """``{"node", "data", "state", "err"}`` for a node of a stored run (SPEC 7.5)."""
+        """``{"node", "data", "state", "err"}`` for a node of a stored run."""
         return reads.node_debug_info(self._core, node_id)
 
     def get_execution_data_inputs(self, node_id: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""``EngineAPIResult``: what every ``rattan.api`` function returns (the peer's result shape), and
+"""``EngineAPIResult``: what every ``rattan.api`` function returns (bamboo's result shape), and
 the decorator that turns a function that raises into one that returns it."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Engine settings: one frozen dataclass, passed to the Engine. Never module globals.
 
-Field names are the peer's Django setting names in lower case (SPEC Appendix C).
+Field names are bamboo's Django setting names in lower case.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# Peer aliases accepted by ``Settings.from_mapping``.
+# bamboo aliases accepted by ``Settings.from_mapping``.
 _ALIASES = {"bamboo_django_eri_node_rerun_limit": "node_rerun_limit"}
 
-# Peer sandbox knobs: accepted and ignored (rattan's evaluator is an allow-list).
+# bamboo sandbox knobs: accepted and ignored (rattan's evaluator is an allow-list).
 _IGNORED = {
     "mako_sandbox_shield_words",
     "mako_sandbox_import_modules",
@@ -78,7 +78,7 @@ class Settings:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
-        """Build settings from the peer's upper-case names (e.g. a Django settings dict)."""
+        """Build settings from bamboo's upper-case names (e.g. a Django settings dict)."""
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in values.items():

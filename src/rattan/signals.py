@@ -1,10 +1,10 @@
-"""Event signals without Django (SPEC 10).
+"""Event signals without Django.
 
 ``pipeline_event`` carries every engine event (``event.event_type``, ``event.data``) to its
 receivers, called as ``receiver(sender, event, **kwargs)`` with the emitting ``Engine`` as sender.
 Receivers run after the change they report is committed and outside any transaction; an exception
 in a receiver is logged and never affects the run. An engine emits only when it was created with
-``enable_pipeline_event_signals=True`` (the peer's ``ENABLE_PIPELINE_EVENT_SIGNALS``).
+``enable_pipeline_event_signals=True`` (bamboo's ``ENABLE_PIPELINE_EVENT_SIGNALS``).
 
 Every event is also appended to the store's durable event log (``Engine.events``), whatever the
 signal setting: a consumer that was down catches up from there.
@@ -27,7 +27,7 @@ Receiver = Callable[..., Any]
 
 @dataclass(frozen=True)
 class Event:
-    """One engine event: ``event_type`` (a string from SPEC 10.2) and its ``data`` dict."""
+    """One engine event: ``event_type`` (a string naming the event) and its ``data`` dict."""
 
     event_type: str
     data: dict[str, Any] = field(default_factory=dict)
@@ -77,7 +77,7 @@ class Signal:
 
 
 pipeline_event = Signal("pipeline_event")
-# after every committed state write: node_id, to_state, version, root_id, parent_id, loop (SPEC 10.3)
+# after every committed state write: node_id, to_state, version, root_id, parent_id, loop
 post_set_state = Signal("post_set_state")
 # just before user code runs: service, data, parent_data (and callback_data for schedules)
 pre_service_execute = Signal("pre_service_execute")

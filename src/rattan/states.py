@@ -1,4 +1,4 @@
-"""Node state names and the transition table (SPEC 6.1, 6.2): the peer's ``bamboo_engine.states``
+"""Node state names and the transition table, at bamboo-engine's ``bamboo_engine.states``
 path. The definitions live in ``rattan.model.states``."""
 
 from rattan.model.states import (

@@ -16,6 +16,7 @@ The README's quickstart runs too, and the docs site builds with ``mkdocs build -
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -239,15 +240,48 @@ def test_every_api_function_is_documented() -> None:
     assert not missing, f"docs/api.md does not document: {missing}"
 
 
+# The project's internal vocabulary: its own documents (the spec, its appendices, design and style
+# notes) and its private names for bamboo ("the peer" for bamboo-engine / bamboo-pipeline, "the
+# seeds" for bamboo's documentation). "seeded" (random seeds) is fine.
+INTERNAL = re.compile(
+    r"\.\./shared|\bSPEC(\.md)?\b|DESIGN\.md|STYLE\.md|REVIEW-|Appendix [A-Z]|(?i:\bpeer('s)?\b|\bseeds?\b)"
+)
+
+
 def test_the_docs_speak_to_users_only() -> None:
-    """No page points at the project's internal documents."""
-    internal = re.compile(r"\.\./shared|\bSPEC(\.md)?\b|DESIGN\.md|STYLE\.md|REVIEW-")
+    """No page points at the project's internal documents or uses its internal vocabulary."""
     found = [
-        f"{page.name}:{n}: {line.strip()}"
-        for page in [*PAGES, ROOT / "README.md"]
+        f"{page.relative_to(ROOT)}:{n}: {line.strip()}"
+        for page in [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
         for n, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
-        if internal.search(line)
+        if INTERNAL.search(line)
     ]
+    assert found == []
+
+
+DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _docstrings(tree: ast.Module) -> list[ast.Constant]:
+    """The module, class and function docstrings of a parsed module."""
+    found = []
+    for owner in ast.walk(tree):
+        first = owner.body[0] if isinstance(owner, DOCUMENTED) and owner.body else None
+        value = first.value if isinstance(first, ast.Expr) else None
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            found.append(value)
+    return found
+
+
+def test_the_docstrings_speak_to_users_only() -> None:
+    """help() and the API docs show docstrings: none uses the project's internal vocabulary."""
+    src = ROOT / "src" / "rattan"
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        for doc in _docstrings(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            for n, line in enumerate(str(doc.value).splitlines()):
+                if INTERNAL.search(line):
+                    found.append(f"{path.relative_to(ROOT)}:{doc.lineno + n}: {line.strip()}")
     assert found == []
 
 

@@ -1,4 +1,4 @@
-"""The pipeline builder: chain flow elements, then ``build_tree`` them into a pipeline tree (SPEC 2).
+"""The pipeline builder: chain flow elements, then ``build_tree`` them into a pipeline tree.
 
 Pure: no I/O, no registry look-ups, no validation.
 """

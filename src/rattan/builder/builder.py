@@ -1,4 +1,4 @@
-"""``build_tree``: turn chained flow elements into a pipeline tree dict (SPEC 2.2)."""
+"""``build_tree``: turn chained flow elements into a pipeline tree dict."""
 
 from __future__ import annotations
 
@@ -174,7 +174,7 @@ class _TreeGrower:
             self.incoming.setdefault(target.id, []).append(flow_id)
 
     def finish(self) -> dict[str, Any]:
-        """Fill in every node's ``incoming`` (list or string, SPEC 2.2) and return the tree."""
+        """Fill in every node's ``incoming`` (list or string) and return the tree."""
         for node_id, (node, node_type) in self.nodes.items():
             flows = self.incoming.get(node_id, [])
             if node_type in _MULTIPLE_INCOMING_TYPES or len(flows) > 1:
@@ -201,7 +201,7 @@ def build_tree(
         data: a ``Data``, a raw data dict (used as is), or ``None`` for ``{"inputs": {}, "outputs": []}``.
 
     Returns:
-        A JSON-serialisable tree (SPEC 1) with an extra ``"schema_version"`` key.
+        A JSON-serialisable pipeline tree with an extra ``"schema_version"`` key.
 
     Raises:
         TypeError: for an element class the builder does not know.

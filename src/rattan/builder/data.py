@@ -1,4 +1,4 @@
-"""Variables and context declarations for built pipelines (SPEC 2.4)."""
+"""Variables and context declarations for built pipelines."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Flow elements: the nodes users chain together before calling ``build_tree``.
 
-The classes mirror bamboo-engine's ``bamboo_engine.builder.flow`` (SPEC 2.1): every element has an ``id``
+The classes mirror bamboo-engine's ``bamboo_engine.builder.flow``: every element has an ``id``
 (``e`` + 32 hex digits by default), an optional ``name`` and an ordered ``outgoing`` list of successors.
 """
 

@@ -1,4 +1,4 @@
-"""Rollback tokens: ``generate_pipeline_token(tree)`` (SPEC 11.2).
+"""Rollback tokens: ``generate_pipeline_token(tree)``.
 
 A token names a sequential region of a pipeline. TOKEN-mode rollback only moves between nodes that share a
 token, so it never enters or leaves a parallel branch or a subprocess.

@@ -1,5 +1,5 @@
 """The component framework: services, components, the registry, data objects, LAZY variables and
-executable end events (SPEC 4.4, 8)."""
+executable end events."""
 
 from __future__ import annotations
 

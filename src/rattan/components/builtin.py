@@ -1,4 +1,4 @@
-"""The peer's example components, kept out of the default registry.
+"""bamboo's example components, kept out of the default registry.
 
 They live in ``BUILTIN_REGISTRY``; an engine consults it as a fallback when
 ``Settings.enable_example_components`` is true (``resolve_component_class`` does exactly that).

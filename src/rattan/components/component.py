@@ -1,4 +1,4 @@
-"""``Component``: the registered, versioned declaration that binds a code to a ``Service`` (SPEC 8.3)."""
+"""``Component``: the registered, versioned declaration that binds a code to a ``Service``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``DataObject``: the ``data`` and ``parent_data`` a service receives (SPEC 8.2).
+"""``DataObject``: the ``data`` and ``parent_data`` a service receives.
 
 The engine builds two per node step, so this is a thin wrapper: the constructor copies nothing when
 given ``FancyDict`` instances and makes one shallow copy otherwise.
@@ -62,7 +62,7 @@ class DataObject:
         return self.outputs.get(key, default)
 
     def set_outputs(self, key: str, value: Any) -> bool:
-        """Set one output. Returns ``True`` (peer compatibility)."""
+        """Set one output. Returns ``True`` (as in bamboo)."""
         self.outputs[key] = value
         return True
 

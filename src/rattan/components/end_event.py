@@ -1,4 +1,4 @@
-"""``ExecutableEndEvent``: an end event that runs user code when reached (SPEC 8.5)."""
+"""``ExecutableEndEvent``: an end event that runs user code when reached."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class ExecutableEndEvent(abc.ABC):
     Args:
         id: the end event's node id.
         name: its display name.
-        data: opaque node data (peer compatibility).
+        data: opaque node data (as in bamboo).
     """
 
     code: ClassVar[str]

@@ -1,6 +1,6 @@
-"""``HookType``: the node hooks named by an enum, as the peer's ``bamboo_engine.eri.HookType``.
+"""``HookType``: the node hooks named by an enum, as bamboo-engine's ``bamboo_engine.eri.HookType``.
 
-Same member names and values as the peer. A ``str`` enum, so a member is the hook's name wherever
+Same member names and values as in bamboo-engine. A ``str`` enum, so a member is the hook's name wherever
 rattan takes one: ``Service.call_hook(HookType.NODE_ENTER, data, parent_data)`` calls the
 ``node_enter`` method, and a member equals the event type of the matching event in the durable log
 and in ``pipeline_event`` (``HookType.NODE_ENTER == "node_enter"``).
@@ -14,11 +14,11 @@ __all__ = ["HookType"]
 
 
 class HookType(StrEnum):
-    """A node hook (SPEC 9); the value is the ``Service`` method that receives it.
+    """A node hook; the value is the ``Service`` method that receives it.
 
-    ``EXECUTE`` and ``SCHEDULE`` name the service's main methods (the peer dispatches them the same
-    way); ``PRE_EXECUTE`` ... ``POST_SCHEDULE`` the hooks around them (the peer's later releases
-    and its test components name them).
+    ``EXECUTE`` and ``SCHEDULE`` name the service's main methods (bamboo-engine dispatches them the
+    same way); ``PRE_EXECUTE`` ... ``POST_SCHEDULE`` the hooks around them (bamboo-engine's later
+    releases and its test components name them).
     """
 
     PRE_RESUME_NODE = "pre_resume_node"

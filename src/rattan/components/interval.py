@@ -1,8 +1,8 @@
-"""Interval generators: how long a POLL service waits between two ``schedule`` calls (SPEC 8.1).
+"""Interval generators: how long a POLL service waits between two ``schedule`` calls.
 
 The engine never keeps a generator in memory between polls: before poll number *n+1* it sets
 ``count = n - 1`` on a fresh copy and calls ``next()``, which increments ``count`` and returns the
-number of seconds to wait. A ``None`` result fails the node (rattan: deviate from the peer, whose
+number of seconds to wait. A ``None`` result fails the node (unlike bamboo, where the
 poll silently dies).
 """
 
@@ -82,7 +82,7 @@ class StaticIntervalGenerator(AbstractIntervalGenerator):
 
 
 class LinearIntervalGenerator(AbstractIntervalGenerator):
-    """Waits ``count`` seconds: 1, 2, 3, ... (rattan: deviate - the peer returns ``None``)."""
+    """Waits ``count`` seconds: 1, 2, 3, ... (bamboo's generator returns ``None`` instead)."""
 
     def next(self) -> Interval:
         """Increment ``count`` and return it."""

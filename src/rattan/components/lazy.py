@@ -1,4 +1,4 @@
-"""``LazyVariable``: a computed (LAZY) pipeline variable type (SPEC 4.4).
+"""``LazyVariable``: a computed (LAZY) pipeline variable type.
 
 The engine instantiates the class registered for a variable's ``custom_type``, sets ``value``,
 ``original_value``, ``pipeline_data`` and ``inner_loop`` on the instance, and calls ``get_value()``.

@@ -1,4 +1,4 @@
-"""``FlowNodeClsFactory``, as the peer's ``pipeline.core.flow.FlowNodeClsFactory``: registers a node
+"""``FlowNodeClsFactory``, as bamboo-pipeline's ``pipeline.core.flow.FlowNodeClsFactory``: registers a node
 class under a node type key given at the call, so an end event class needs no ``code`` attribute.
 
 rattan runs registered node classes only as executable end events: ``register_node(key, cls)``
@@ -23,7 +23,7 @@ BUILTIN_NODE_TYPES = frozenset(t.value for t in NodeType if t != NodeType.Execut
 
 
 class NodeTypeConflictError(ComponentConflictError, KeyError):
-    """The key is a built-in node type or holds another class. Also a ``KeyError``: the peer raises
+    """The key is a built-in node type or holds another class. Also a ``KeyError``: bamboo raises
     one, and code written for it catches that."""
 
     def __str__(self) -> str:
@@ -40,7 +40,7 @@ def _target(node_cls: type) -> Registry:
 
 
 class FlowNodeClsFactory:
-    """Node classes by node type key (peer compatibility; see the module docstring)."""
+    """Node classes by node type key (as in bamboo; see the module docstring)."""
 
     @classmethod
     def register_node(cls, key: str, node_cls: type[Any]) -> None:

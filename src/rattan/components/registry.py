@@ -1,9 +1,9 @@
-"""``Registry``: where component, LAZY variable and executable end event classes are looked up (SPEC 8.3).
+"""``Registry``: where component, LAZY variable and executable end event classes are looked up.
 
 Defining a ``Component`` / ``LazyVariable`` / ``ExecutableEndEvent`` subclass that has a ``code``
 registers it at class creation in the *collecting* registry: the default library ``registry`` unless
 code runs inside ``collecting_into(other)`` or the class says ``registry=other`` / ``register=False``
-in its class statement. Rules (rattan: deviate from the peer's silent overwrite):
+in its class statement. Rules (where bamboo silently overwrites):
 
 * the same class defined again (same module and qualified name, e.g. a reload) replaces silently;
 * a different class under the same key raises ``ComponentConflictError`` unless it sets
@@ -174,7 +174,7 @@ class Registry:
             )
         return cls
 
-    get_component_cls = get_component_class  # the peer's ComponentLibrary name
+    get_component_cls = get_component_class  # bamboo's ComponentLibrary name
 
     def has_component(self, code: str, version: str | None = None) -> bool:
         """Return whether ``(code, version)`` is registered."""
@@ -196,10 +196,10 @@ class Registry:
         """Return the registered versions of ``code``, sorted."""
         return sorted(version for c, version in self._components if c == code)
 
-    component_list = components  # the peer's ComponentLibrary name
+    component_list = components  # bamboo's ComponentLibrary name
 
     def codes(self) -> list[str]:
-        """Return the registered component codes, sorted (the peer's ``ComponentLibrary.codes``)."""
+        """Return the registered component codes, sorted (bamboo's ``ComponentLibrary.codes``)."""
         return sorted({code for code, _ in self._components})
 
     def get_lazy_variable(self, code: str) -> type[LazyVariable]:
@@ -354,7 +354,7 @@ _collecting: ContextVar[Registry | None] = ContextVar("rattan_collecting_registr
 @contextlib.contextmanager
 def collecting_into(target: Registry) -> Iterator[Registry]:
     """Within the block, classes defined (e.g. by importing modules) register into ``target``
-    instead of the default ``registry``. Useful to load seed code into an isolated registry."""
+    instead of the default ``registry``. Useful to load existing component code into an isolated registry."""
     token = _collecting.set(target)
     try:
         yield target

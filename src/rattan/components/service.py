@@ -1,4 +1,4 @@
-"""``Service``: the user code behind a service activity (SPEC 8.1, hooks SPEC 9).
+"""``Service``: the user code behind a service activity, and its node hooks.
 
 The engine creates a NEW instance for every execute step, schedule step and hook dispatch, then calls
 ``setup_runtime_attrs`` before invoking it. Instance attributes therefore never survive between steps.
@@ -49,7 +49,7 @@ RUNTIME_ATTRS = frozenset(
     {"id", "version", "top_pipeline_id", "root_pipeline_id", "loop", "inner_loop", "logger"}
 )
 
-#: Every hook method name of SPEC 9, in documentation order.
+#: Every hook method name, in documentation order.
 HOOK_NAMES: tuple[str, ...] = (
     "node_enter",
     "pre_execute",
@@ -125,7 +125,7 @@ class Service(abc.ABC):
         __need_schedule__: wait for schedule steps after a successful ``execute``.
         interval: an interval generator; not ``None`` means POLL scheduling.
         __multi_callback_enabled__: callback mode accepts callbacks until ``finish_schedule()``.
-        __need_run_hook__: opt in to node hooks (SPEC 9).
+        __need_run_hook__: opt in to node hooks.
         __idempotent__: rattan - the engine may re-run ``execute`` automatically after a crash.
 
     Args:
@@ -139,7 +139,7 @@ class Service(abc.ABC):
     __schedule_finish__: bool = False
     interval: AbstractIntervalGenerator | None = None
 
-    # The peer exposes the item classes on the service (``self.InputItem(...)``).
+    # As in bamboo, the item classes are exposed on the service (``self.InputItem(...)``).
     InputItem: ClassVar[type[rattan_io.InputItem]] = rattan_io.InputItem
     OutputItem: ClassVar[type[rattan_io.OutputItem]] = rattan_io.OutputItem
 
@@ -275,7 +275,7 @@ class Service(abc.ABC):
         """rattan: stop the external job on revoke, forced fail, skip or timeout. Default: no-op."""
         return None
 
-    # -- hooks (SPEC 9); effective only with ``__need_run_hook__ = True`` -----------------------
+    # -- hooks; effective only with ``__need_run_hook__ = True`` -----------------------
 
     def call_hook(
         self, hook: str, data: DataObject, parent_data: DataObject, callback_data: Any = None

@@ -1,1 +1,1 @@
-"""Optional features with the peer's module names (``pipeline.contrib.*``)."""
+"""Optional features with bamboo-pipeline's module names (``pipeline.contrib.*``)."""

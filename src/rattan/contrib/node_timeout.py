@@ -1,4 +1,4 @@
-"""Node timeouts (SPEC 12.1): ``timeout_config`` on service activities.
+"""Node timeouts: ``timeout_config`` on service activities.
 
 rattan arms the deadline itself when a node goes RUNNING (a durable timer row; no Redis, no
 scanner process), so ``batch_create_node_timeout_config`` has nothing left to do.
@@ -36,7 +36,7 @@ def apply_node_timeout_configs(
     pipeline_tree: dict[str, Any], configs: Mapping[str, Mapping[str, Any]]
 ) -> EngineAPIResult:
     """Write ``timeout_config`` into the matching activities of ``pipeline_tree`` (recursing into
-    subprocesses). Mutates and returns the tree (the peer returned a stale copy)."""
+    subprocesses). Mutates and returns the tree (bamboo's version returned a stale copy)."""
     for node_id, cfg in configs.items():
         if not isinstance(cfg, Mapping):
             exc = BadInputError(f"timeout config of node {node_id} must be a dict")
@@ -45,7 +45,7 @@ def apply_node_timeout_configs(
     return EngineAPIResult(True, "success", data=pipeline_tree)
 
 
-apply_node_timout_configs = apply_node_timeout_configs  # the peer's spelling, kept
+apply_node_timout_configs = apply_node_timeout_configs  # bamboo's spelling, kept
 
 
 def batch_create_node_timeout_config(root_pipeline_id: str, pipeline_tree: dict[str, Any]) -> EngineAPIResult:

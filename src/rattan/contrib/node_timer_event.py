@@ -1,4 +1,4 @@
-"""Timer boundary events (SPEC 12.2): bamboo's contrib names. The timers themselves, their
+"""Timer boundary events: bamboo's contrib names. The timers themselves, their
 parsing and the action classes live in ``rattan.engine.timers``; this module keeps the helpers
 that write configs into trees."""
 

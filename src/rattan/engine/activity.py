@@ -1,9 +1,9 @@
 """Service activities: enter (durable), execute user code (outside any transaction), record.
 
-SPEC 5.3. ``enter_activity`` runs in the worker's transaction and returns a ``Prepared`` when the
+``enter_activity`` runs in the worker's transaction and returns a ``Prepared`` when the
 user's ``execute`` must run; the worker commits first, so after a crash the store shows the node
 RUNNING with the token's ``executing`` set to its version: recovery then knows ``execute`` was
-interrupted (SPEC 13 row 3). ``record_execute`` applies the result by compare-and-set on the
+interrupted. ``record_execute`` applies the result by compare-and-set on the
 version and closes the pass through ``passes.close_pass``, as a schedule step does.
 """
 
@@ -52,7 +52,7 @@ class ExecResult:
 
 def _static_inputs(tx: Reads, info: NodeInfo, state: StateRecord) -> dict[str, tuple[bool, Any]] | None:
     """The inputs a ``retry_node(data=...)`` put in place of the tree's, or None: the tree's. They
-    hold for every later pass of the node too (SPEC 7.4), until a retry with data replaces them."""
+    hold for every later pass of the node too, until a retry with data replaces them."""
     # Only a retried node can have them, so a first pass skips the read: a normal retry keeps
     # retry > 0 until the node is re-entered, and re-entry makes loop > 1 for good; a loop retry
     # keeps both counters, but only a node with a loop_config can be loop-retried.
@@ -116,7 +116,7 @@ def enter_activity(
 
 
 def _fail_unrun(step: Step, proc: TokenRecord, entered: StateRecord, info: NodeInfo, ex_data: str) -> None:
-    """Fail a node whose service never ran: inputs are the static values as stored (SPEC 4.6)."""
+    """Fail a node whose service never ran: inputs are the static values as stored."""
     replaced = _static_inputs(step.tx, info, entered)
     inputs = info.inputs if replaced is None else replaced  # retry data {} replaces them with none
     failed = entered.copy()
@@ -250,7 +250,7 @@ def claim_execute(step: Step, token_id: int, version: str, sender: str) -> bool:
 
 def recover_interrupted(step: Step, pid: int, sender: str = "") -> Prepared | None:
     """The owner of a token died while its ``execute`` ran: re-execute an idempotent component,
-    else fail the node (SPEC 13 row 3). ``sender``: the engine whose lease claimed the token,
+    else fail the node. ``sender``: the engine whose lease claimed the token,
     when the message crossed processes (see ``claim_token``)."""
     proc = step.token(pid)
     if proc is None or not proc.executing or proc.status != TokenStatus.READY:

@@ -1,4 +1,4 @@
-"""The advance loop: move one execution token (process) node by node (SPEC 5.1).
+"""The advance loop: move one execution token (process) node by node.
 
 A worker calls ``advance`` inside one store transaction. Engine-side nodes (events, gateways,
 subprocess entry and exit, converge joins) are handled in that same transaction, so a chain of them
@@ -125,7 +125,7 @@ def step_node(step: Step, proc: TokenRecord) -> TokenRecord | Prepared | None:
         entered = step.new_state(node_id, proc.root_id, parent_id, states.RUNNING)
     else:
         if old.name == states.SUSPENDED:
-            if not old.root_id:  # an appointment made before the node was reached (SPEC 6.5)
+            if not old.root_id:  # an appointment made before the node was reached
                 placed = old.copy()
                 placed.root_id, placed.parent_id = proc.root_id, parent_id
                 tx.put_state(placed, old)

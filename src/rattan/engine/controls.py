@@ -1,4 +1,4 @@
-"""Operator controls (SPEC 7.2-7.4): each is one unit of work that checks its preconditions
+"""Operator controls: each is one unit of work that checks its preconditions
 against the committed state, changes states by compare-and-set and re-dispatches tokens.
 A refused operation raises before anything is written."""
 
@@ -250,7 +250,7 @@ def skip_node(step: Step, node_id: str, loop_skip: bool = False) -> None:
     info = node_info(step, node_id, "skip_node")
     node = info.node
     if info.kind not in (NodeType.ServiceActivity, NodeType.EmptyStartEvent):
-        raise InvalidOperationError(f"can not use skip_node api for {node.type}")  # the peer's text
+        raise InvalidOperationError(f"can not use skip_node api for {node.type}")  # bamboo's text
     if loop_skip:
         cfg = _loop_cfg(info)
         if not (cfg.get("skippable") and cfg.get("loop_times")):
@@ -261,7 +261,7 @@ def skip_node(step: Step, node_id: str, loop_skip: bool = False) -> None:
     _require_failed(st)
     proc = _parked(step, node_id)
     step.event("pre_skip_node", node_id=node_id)
-    _expire_waits(step, node_id, cancel=True)  # a failed schedule's job is stopped too (SPEC D.4)
+    _expire_waits(step, node_id, cancel=True)  # a failed schedule's job is stopped too
     step.hook(info.node, "pre_skip_node", save=False)
     step.archive_history(st)
     _set(step, st, states.FINISHED, skip=True, version=unique_id("v"), archived=step.now)
@@ -380,7 +380,7 @@ def callback(step: Step, node_id: str, version: str, data: Any, idempotency_key:
     elif st.version != version:
         # the caller expires the schedule in a unit of its own: this one is rolled back
         raise StaleCallbackError(f"node version {version} not exist", sched.id)
-    elif sched.finished or sched.expired:  # the peer's messages, a type of their own
+    elif sched.finished or sched.expired:  # bamboo's messages, a type of their own
         raise ScheduleFinishedError(f"schedule is already {'finished' if sched.finished else 'expired'}")
     if idempotency_key is not None:
         existing = tx.waits(CallbackQuery(node_id=node_id, idem_key=idempotency_key))
@@ -405,6 +405,6 @@ def update_context_values(step: Step, pipeline_id: str, values: list[Any]) -> No
         raise InvalidOperationError(
             f"pipeline {root.node_id} is {root.name}: its context can no longer change"
         )
-    # only keys already in the context change (SPEC 4.11)
+    # only keys already in the context change
     rows = [ContextRow(pipeline_id, cv.key, int(cv.type), cv.value, cv.code) for cv in values]
     step.tx.put_context(rows, existing_only=True)

@@ -1,4 +1,4 @@
-"""Rendering node inputs and conditions against a pipeline context (SPEC 4.3-4.6)."""
+"""Rendering node inputs and conditions against a pipeline context."""
 
 from __future__ import annotations
 
@@ -153,7 +153,7 @@ def resolve_inputs(
     root_data: Any,
     refs: Iterable[str] | None = None,
 ) -> dict[str, Any]:
-    """Return the node's execution inputs, or raise HydrateError (SPEC 4.6). ``refs``: the context
+    """Return the node's execution inputs, or raise HydrateError. ``refs``: the context
     keys ``inputs`` read, when the caller knows them (static_references)."""
     system = loop_counters(core, loop, inner_loop)
     if refs is None:

@@ -1,4 +1,4 @@
-"""Activity self-loops (``loop_config``, SPEC 5.9): a node re-runs itself ``loop_times`` times."""
+"""Activity self-loops (``loop_config``): a node re-runs itself ``loop_times`` times."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def next_after_pass(info: NodeInfo, cfg: dict[str, Any], inner_loop: int) -> str
 
 
 def reset_outputs(step: Step, info: NodeInfo, drop_last_only: bool) -> None:
-    """On retry: empty the loop's list (normal retry) or drop the last pass (loop retry, SPEC D.7)."""
+    """On retry: empty the loop's list (normal retry) or drop the last pass (loop retry)."""
     cfg = loop_config(info)
     if cfg is None:
         return

@@ -1,4 +1,4 @@
-"""Handlers of the engine-side node types: events, gateways and subprocess entry (SPEC 5.2-5.7).
+"""Handlers of the engine-side node types: events, gateways and subprocess entry.
 
 Each handler runs inside the worker's transaction, writes the node's state and moves the token.
 It returns the token to continue with, or None when the token stops.
@@ -165,7 +165,7 @@ def _end(
 
 
 def write_outputs(step: Step, info: NodeInfo, outputs: dict[str, Any]) -> None:
-    """Copy mapped outputs into the node's pipeline context as PLAIN values (SPEC 4.7)."""
+    """Copy mapped outputs into the node's pipeline context as PLAIN values."""
     if not info.output_map:
         return
     rows = [
@@ -282,12 +282,12 @@ def _parallel(
     else:
         flows = list(info.node.outgoing)
     step.finish_simple(old, entered)
-    # no node_finish here: the parent token sleeps while its children run (SPEC 5.1 rule 6)
+    # no node_finish here: the parent token sleeps while its children run
     return fork(step, proc, info, flows)
 
 
 def _reset_inner_loops(step: Step, sub: SubProcessNode) -> None:
-    """Entering a subprocess again starts its nodes' inner loops afresh (SPEC 5.9): the next
+    """Entering a subprocess again starts its nodes' inner loops afresh: the next
     entry of each counts 1. Only the subprocess's own nodes are read (by key: a store that knows
     them answers without a statement, and a first entry finds none), not the whole run."""
     for st in step.tx.states(list(sub.pipeline.nodes)):

@@ -1,6 +1,6 @@
 """The run plan: everything the engine derives from a validated tree, computed once per run.
 
-Per node: its pipeline, its static inputs (lazy inputs hoisted into the context, SPEC 4.4), the
+Per node: its pipeline, its static inputs (lazy inputs hoisted into the context), the
 output mapping from node outputs to context keys (4.7) and the successor. Per pipeline: the initial
 context rows and the export list (4.8). The plan is cached by root id; it is pure data.
 """
@@ -78,7 +78,7 @@ def _hoist(
     inputs: StaticInputs,
     ctx: dict[str, tuple[int, Any, str | None]],
 ) -> None:
-    """Move lazy inputs of ``owner_id`` into ``ctx`` as COMPUTE values (SPEC 4.4)."""
+    """Move lazy inputs of ``owner_id`` into ``ctx`` as COMPUTE values."""
     for key, item in items.items():
         if item.type != "lazy":
             continue

@@ -1,10 +1,10 @@
-"""Node timeouts (SPEC 12.1) and automatic failure policies, as durable timers.
+"""Node timeouts and automatic failure policies, as durable timers.
 
 A timer is a row (kind, node, version, due) fired by the dispatcher's timer thread. It names the
 node version it was armed for: once the node has moved on (finished, retried, skipped, force-failed)
 the timer is a no-op, so nothing needs cancelling on a hot path.
 
-Failure policy (rattan, beyond the seeds), a ``failure_policy`` key on a service activity::
+Failure policy (rattan only, not in bamboo), a ``failure_policy`` key on a service activity::
 
     {"retry": {"times": 3, "backoff": "exponential", "delay": 1.0, "max_delay": 60.0,
                "jitter": 0.1, "errors": ["*"]},

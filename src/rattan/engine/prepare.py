@@ -111,7 +111,7 @@ def run_pipeline(
     root_ctx = _check_mapping("root_pipeline_context", root_pipeline_context)
     sub_ctx = _check_mapping("subprocess_context", subprocess_context)
     cycle_tolerate = bool(options.get("cycle_tolerate", False))
-    # validation normalises the caller's dict in place (a quirk hosts rely on, SPEC 1.11)
+    # validation normalises the caller's dict in place (a quirk hosts rely on)
     validate_and_process_pipeline(
         pipeline,
         cycle_tolerate=cycle_tolerate,

@@ -1,4 +1,4 @@
-"""``preview_node_inputs``: render a node's inputs from a tree alone, with no stored run (SPEC 7.7)."""
+"""``preview_node_inputs``: render a node's inputs from a tree alone, with no stored run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Read operations with the shapes of SPEC 6.6 and 7.5 (committed data only)."""
+"""Read operations in the shapes the API returns (committed data only)."""
 
 from __future__ import annotations
 
@@ -74,8 +74,8 @@ def children_states(core: EngineCore, node_id: str, detail: bool = False) -> dic
         st = state_of(tx, node_id)
         if st is None:
             return {}
-        # a pause appointed before the token arrives stores the state without its root (as the
-        # peer does): the node index knows it
+        # a pause appointed before the token arrives stores the state without its root (as
+        # bamboo does): the node index knows it
         root = st.root_id or tx.roots_of([node_id]).get(node_id) or node_id
         top = state_dict(st)
         top["parent_id"] = st.root_id

@@ -1,7 +1,7 @@
 """Retention: archive finished pipelines to JSON lines, then delete them from the store.
 
 Runs in small batches, each pipeline deleted in its own short transaction, so running work is
-never blocked for long (SPEC 13 row 12). A pipeline is eligible when its root is FINISHED or
+never blocked for long. A pipeline is eligible when its root is FINISHED or
 REVOKED and was archived before the cutoff.
 """
 

@@ -1,10 +1,10 @@
-"""Schedule steps: one poll or one callback of a waiting activity (SPEC 5.3 schedule phase).
+"""Schedule steps: one poll or one callback of a waiting activity.
 
 A step reads the schedule and the node's execution data from committed state (no transaction),
 runs the user's ``schedule()`` outside any transaction, then records the result by compare-and-set
 in the same unit of work that moves the token on: a schedule whose node version changed (a forced
 fail, a skip, a retry) is marked expired and its result dropped. The first poll of a POLL node runs
-right after ``execute`` in the same worker (SPEC: "the first poll is dispatched immediately").
+right after ``execute`` in the same worker: the first poll is dispatched immediately.
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ class Services:
         saved = (dict(data.inputs), dict(data.outputs))
         try:
             if not service.call_hook(name, data, parent, kw.get("callback_data")):
-                # a main-path hook's changes are kept only when it returns truthy (SPEC 9)
+                # a main-path hook's changes are kept only when it returns truthy
                 data.reset_outputs(saved[1])
                 data.override_inputs(saved[0])
         except Exception:
@@ -136,7 +136,7 @@ class Services:
 
     def judge(self, service: Service, data: DataObject, value: Any) -> tuple[Any, bool]:
         """A user step's return value as (value, success): ``None`` means success, anything else
-        by truthiness (SPEC 5.3); outputs that break ``outputs_format`` fail when validation is on."""
+        by truthiness; outputs that break ``outputs_format`` fail when validation is on."""
         if value is None:
             value = True
         if value and (problem := self.output_problems(service, data.outputs)) is not None:
@@ -183,7 +183,7 @@ class Services:
         return self.make_service(prep), d, parent, st
 
     def run_hook(self, node_id: str, hook: str, save: bool, callback_id: int | None) -> None:
-        """Call a node hook after the change it reports is committed (SPEC 9). ``save``: keep the
+        """Call a node hook after the change it reports is committed. ``save``: keep the
         hook's changes to data when it returns truthy and the node's version has not moved on."""
         try:
             made = self.service_for(node_id)

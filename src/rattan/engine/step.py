@@ -147,7 +147,7 @@ class Step:
             self._log.append((event_type, root_id, node_id))
 
     def hook(self, node: Node, name: str, save: bool = True, callback_id: int | None = None) -> None:
-        """Call a service hook after the commit (SPEC 9); ``save`` keeps its data changes.
+        """Call a service hook after the commit; ``save`` keeps its data changes.
         Only services that opt in with ``__need_run_hook__`` cost anything."""
         if self.core.services.wants_hooks(node):
             self.fx.hooks.append((node.id, name, save, callback_id))

@@ -1,4 +1,4 @@
-"""Timer boundary events (SPEC 12.2): actions fired while a service activity is RUNNING.
+"""Timer boundary events: actions fired while a service activity is RUNNING.
 
 Config on an activity: ``act["events"]["timer_events"] = [{"enable", "action", "timer_type",
 "defined"}]`` with ``timer_type`` ``time_date`` (ISO 8601 date-time, fires once),
@@ -149,7 +149,7 @@ def _ok(call: Callable[[], object]) -> bool:
     """Run an engine operation for an action: False (logged) when the engine refuses it."""
     try:
         call()
-    except Exception as exc:  # the peer's actions went through rattan.api, which never raises
+    except Exception as exc:  # bamboo's actions went through its api, which never raises
         log.warning("timer event action refused: %s", exc)
         return False
     return True

@@ -1,5 +1,5 @@
 """Expressions: the ``${...}`` template language, its sandboxed evaluator, context resolution, and
-the default gateway condition language (SPEC 4, 5.5).
+the default gateway condition language.
 
 Entry points:
 

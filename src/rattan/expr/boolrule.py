@@ -1,4 +1,4 @@
-"""The default gateway condition language, "boolrule" (SPEC 5.5), parsed by hand: no ``eval``.
+"""The default gateway condition language, "boolrule", parsed by hand: no ``eval``.
 
 Grammar (keywords case-insensitive)::
 
@@ -45,7 +45,7 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE,
 )
-# pyparsing's QuotedString (used by the peer) turns these two-character escapes into the characters;
+# pyparsing's QuotedString (used by bamboo) turns these two-character escapes into the characters;
 # the gateway escapes raw newlines in values to "\\n" before rendering for that reason
 _WS_ESCAPES = {"\\t": "\t", "\\n": "\n", "\\f": "\f", "\\r": "\r"}
 _WORD_OPS = frozenset({"in", "notin", "issuperset", "notissuperset"})
@@ -174,7 +174,7 @@ class _Parser:
 
 
 def _coerce(left: Any, right: Any, op: str) -> tuple[Any, Any]:
-    # The peer's double_equals_trans, rule for rule (including its single try block).
+    # bamboo's double_equals_trans, rule for rule (including its single try block).
     if op in ("in", "notin"):
         if isinstance(right, list) and right:
             if isinstance(left, int):
@@ -230,7 +230,7 @@ def _parse(text: str) -> list[Any]:
 def _evaluate(seq: list[Any], expr: str) -> bool:
     passed = False
     for item in seq:
-        # the peer's loop: "or" after a true condition and "and" after a false one end it, which
+        # bamboo's loop: "or" after a true condition and "and" after a false one end it, which
         # makes "A and B or C" mean "A and (B or C)"
         if item == "or":
             if passed:
@@ -264,7 +264,7 @@ def evaluate_condition(
     Args:
         expr: the condition text after template rendering. A bool (what a whole-value ``${flag}``
             renders to) is returned as is; other non-strings are converted with ``str()``.
-        context: the hydrated context; unused, as in the peer (values are already substituted).
+        context: the hydrated context; unused, as in bamboo (values are already substituted).
         extra_info: the gateway's ``extra_info``; unused.
 
     Returns:

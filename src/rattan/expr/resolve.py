@@ -1,4 +1,4 @@
-"""Resolving SPLICE and COMPUTE (lazy) context values for one node (SPEC 4.3, 4.4, 4.5)."""
+"""Resolving SPLICE and COMPUTE (lazy) context values for one node."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""An allow-list evaluator for Python expressions, over ``ast`` (SPEC 4.1, DESIGN "Expressions and safety").
+"""An allow-list evaluator for Python expressions, over ``ast``.
 
 The expression is parsed, checked statically (node types, names, attributes, depth) and then walked
 by a small interpreter. Nothing from the expression ever reaches ``eval``, ``exec`` or a code object:

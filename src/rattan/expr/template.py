@@ -1,4 +1,4 @@
-"""The ``${...}`` template language (SPEC 4.1): finding segments, their references, and rendering."""
+"""The ``${...}`` template language: finding segments, their references, and rendering."""
 
 from __future__ import annotations
 
@@ -317,7 +317,7 @@ def render_value(
     on_failure: OnFailure | None = None,
     suggest_from: Iterable[str] = (),
 ) -> Any:
-    """Render every ``${...}`` segment in ``value`` (SPEC 4.1).
+    """Render every ``${...}`` segment in ``value``.
 
     Strings are rendered; lists and tuples element by element (tuples stay tuples); dicts value by
     value (keys untouched); anything else is returned unchanged. A string that is exactly ``${name}``

@@ -1,6 +1,6 @@
 """Tagged JSON for the values plain JSON would change: the slow path of ``rattan.model.codec``.
 
-The seeds' engine pickles what components output, so their components get a ``datetime`` back as
+bamboo-engine pickles what components output, so its components get a ``datetime`` back as
 a ``datetime``. rattan never unpickles stored data (a stored blob must not be able to run code), so
 the types worth keeping are written as a one-key object ``{"__rattan__": [kind, data]}`` and
 rebuilt on read. The table of what is kept, converted or refused is in docs/components.md ("What

@@ -2,7 +2,7 @@
 
 Every layer below the engine speaks these types: the store seam (``rattan.runtime.interface``)
 takes and returns them, and each backend turns them into its own rows. Times are seconds since
-the epoch (UTC) as floats; ``*_time`` properties give them as datetimes, the shape the seeds use.
+the epoch (UTC) as floats; ``*_time`` properties give them as datetimes, the shape bamboo uses.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def to_datetime(ts: float | None) -> datetime | None:
 
 
 class _Times:
-    """``started_time`` / ``archived_time``: a record's times as datetimes (the seeds' shape)."""
+    """``started_time`` / ``archived_time``: a record's times as datetimes (bamboo's shape)."""
 
     __slots__ = ()
     started: float | None
@@ -38,7 +38,7 @@ class _Times:
 
 @dataclass(slots=True)
 class StateRecord(_Times):
-    """A node's state (SPEC 6): one row per node of a run, written by compare-and-set on
+    """A node's state: one row per node of a run, written by compare-and-set on
     ``version`` (a fresh random id each time the node is entered, retried, skipped or failed)."""
 
     node_id: str
@@ -157,7 +157,7 @@ class ContextRow:
 
 @dataclass(slots=True)
 class ExecutionData:
-    """A node's execution data (SPEC 7.6); ``data["inputs"]`` works too, like the API's dict."""
+    """A node's execution data; ``data["inputs"]`` works too, like the API's dict."""
 
     inputs: dict[str, Any]
     outputs: dict[str, Any]
@@ -174,7 +174,7 @@ class ExecutionData:
 
 
 class ScheduleType(IntEnum):
-    """How a service that needs scheduling is scheduled (stored values are the peer's)."""
+    """How a service that needs scheduling is scheduled (stored values are bamboo's)."""
 
     CALLBACK = 1
     MULTIPLE_CALLBACK = 2
@@ -197,12 +197,12 @@ class ScheduleRecord:
     due: float | None = None
     owner: str | None = None
     # not stored: set by the engine's reads, True while the reading process runs a poll or applies
-    # a callback of this schedule (the peer's schedule lock, which rattan keeps in memory)
+    # a callback of this schedule (bamboo's schedule lock, which rattan keeps in memory)
     scheduling: bool = False
 
     @property
     def schedule_times(self) -> int:
-        """The peer's name for ``times``: how many polls or callbacks ran."""
+        """bamboo's name for ``times``: how many polls or callbacks ran."""
         return self.times
 
 
@@ -310,7 +310,7 @@ class DueWork:
     callbacks_pending: int = 0  # callbacks stored and not yet applied
 
 
-# the rollback extension's rows (SPEC 11) ------------------------------------------------------
+# the rollback extension's rows ---------------------------------------------------------------
 ROLLBACK_JOB_RUNNING = "running"
 ROLLBACK_JOB_FAILED = "failed"
 ROLLBACK_JOB_DONE = "done"

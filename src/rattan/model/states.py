@@ -1,4 +1,4 @@
-"""State names and the transition tables of nodes (SPEC 6.1, 6.2) and of execution tokens, enforced
+"""State names and the transition tables of nodes and of execution tokens, enforced
 before every write."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ ROLLING_BACK = StateType.ROLLING_BACK.value
 ROLL_BACK_SUCCESS = StateType.ROLL_BACK_SUCCESS.value
 ROLL_BACK_FAILED = StateType.ROLL_BACK_FAILED.value
 
-# The peer's value, kept: it lacks CREATED, LOOP_READY and the two ROLL_BACK_* states.
+# bamboo-engine's value, kept: it lacks CREATED, LOOP_READY and the two ROLL_BACK_* states.
 ALL_STATES = frozenset({READY, RUNNING, SUSPENDED, BLOCKED, FINISHED, FAILED, REVOKED, ROLLING_BACK})
 ARCHIVED_STATES = frozenset({FINISHED, FAILED, REVOKED})
 SLEEP_STATES = frozenset({SUSPENDED, REVOKED})

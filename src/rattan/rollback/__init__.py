@@ -1,4 +1,4 @@
-"""Rollback (SPEC 11; peer ``pipeline.contrib.rollback.api``): take a pipeline back from the node
+"""Rollback (bamboo's ``pipeline.contrib.rollback.api``): take a pipeline back from the node
 where it stands to an earlier finished node and run again from there.
 
 Enable it with ``rattan.Engine(..., pipeline_enable_rollback=True)``. Two modes: ``TOKEN`` walks

@@ -3,7 +3,7 @@
 ``begin`` starts a rollback whose preconditions hold: ANY mode is cleaned and restarted right away;
 TOKEN mode stores its job, puts the root in ROLLING_BACK, parks the token and records a
 ``rollback_start`` event whose after-commit listener starts the walk (see ``walker``). ``finish``
-ends a rollback (SPEC 11.5 step 4): clean the graph's rows, move the token to the target and restart.
+ends a rollback: clean the graph's rows, move the token to the target and restart.
 """
 
 from __future__ import annotations

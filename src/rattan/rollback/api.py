@@ -1,4 +1,4 @@
-"""The public rollback functions (SPEC 11.3). Each takes the engine first, never raises and returns
+"""The public rollback functions. Each takes the engine first, never raises and returns
 an ``EngineAPIResult``: ``result`` False with ``exc`` a ``RollBackException`` (a broken rule) or a
 ``NotFoundError`` (an unknown id) and ``message`` its text. A refused call changes nothing."""
 

@@ -1,6 +1,6 @@
-"""Rollback preconditions (SPEC 11.4 with the rattan decisions of Appendix D.10) and the rollback
-graph (11.5 step 2). Every check reads inside the caller's transaction and raises before anything
-is written: ``RollBackException`` for a broken rule, ``NotFoundError`` for an unknown id (D.11).
+"""Rollback preconditions and the rollback graph. Every check reads inside the caller's transaction
+and raises before anything is written: ``RollBackException`` for a broken rule, ``NotFoundError``
+for an unknown id.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def root_state(tx: Tx, root_id: str) -> StateRecord:
 
 
 def check_pipeline(tx: Tx, root_id: str, mode: str) -> StateRecord:
-    """TOKEN: the pipeline is RUNNING or ROLL_BACK_FAILED; ANY: RUNNING (Appendix D.10)."""
+    """TOKEN: the pipeline is RUNNING or ROLL_BACK_FAILED; ANY: RUNNING."""
     st = root_state(tx, root_id)
     allowed = (states.RUNNING, states.ROLL_BACK_FAILED) if mode == TOKEN else (states.RUNNING,)
     if st.name not in allowed:

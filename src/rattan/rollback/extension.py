@@ -2,7 +2,7 @@
 
 In the transaction of the change (``core.tx_listeners``):
 
-- ``post_prepare_run_pipeline``: store the run's tokens (SPEC 11.2);
+- ``post_prepare_run_pipeline``: store the run's tokens;
 - ``node_finish`` of a service activity: store a snapshot of the pass (inputs, outputs, code,
   version, root pipeline data); then, if the node has a reservation, start its rollback instead of
   letting the token move on (``step.halt``). A reservation whose rollback is refused at that moment

@@ -268,7 +268,7 @@ class UnitOfWork(Reads, Protocol):
 
 
 class RollbackRows(Protocol):
-    """The rollback extension's rows (SPEC 11): the tokens of each run, a snapshot of every
+    """The rollback extension's rows: the tokens of each run, a snapshot of every
     finished service-activity pass, reservations, and the walk of each rollback."""
 
     def put_tokens(self, root_id: str, tokens: dict[str, str]) -> None: ...

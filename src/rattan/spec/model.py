@@ -1,6 +1,6 @@
 """The immutable, typed pipeline model the engine runs.
 
-A tree dict (section 1 of SPEC) is validated and then parsed into these frozen dataclasses once;
+A pipeline tree dict is validated and then parsed into these frozen dataclasses once;
 the engine never reads the raw dict on its hot path. ``raw`` keeps each node's original dict so host
 extensions (``labels``, ``stage_name``, ...) survive untouched.
 """
@@ -40,7 +40,7 @@ GATEWAY_TYPES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class InputItem:
-    """A node input or subprocess param (SPEC 1.8)."""
+    """A node input or subprocess param."""
 
     type: str  # "plain" | "splice" | "lazy"
     value: Any
@@ -56,7 +56,7 @@ class SourceRef:
 
 @dataclass(frozen=True, slots=True)
 class DataInputItem:
-    """One entry of ``data.inputs`` (SPEC 1.7)."""
+    """One entry of ``data.inputs``."""
 
     key: str
     type: str  # "plain" | "splice" | "lazy"

@@ -1,4 +1,4 @@
-"""Turn a validated tree dict into the frozen model of ``rattan.spec.model`` (SPEC 1).
+"""Turn a validated tree dict into the frozen model of ``rattan.spec.model``.
 
 ``parse_pipeline`` trusts that the tree passed ``validate_and_process_pipeline``; ``load_pipeline``
 (in ``rattan.validator``) does both. Nested subprocesses are parsed children-first without recursion.

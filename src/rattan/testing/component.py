@@ -1,9 +1,9 @@
-"""Component test kit: run a component's service in isolation (SPEC 8.6).
+"""Component test kit: run a component's service in isolation.
 
-The vocabulary is the peer's (``pipeline.component_framework.test``), without Django: a class mixing
+The vocabulary is bamboo's (``pipeline.component_framework.test``), without Django: a class mixing
 in ``ComponentTestMixin`` gets a ``test_component`` method that pytest and ``unittest`` both run.
 
-Unlike the peer's kit, every step (execute, each poll or callback) uses a NEW service instance with
+Unlike bamboo's kit, every step (execute, each poll or callback) uses a NEW service instance with
 runtime attributes set, exactly as the engine does, so a service that keeps state on ``self``
 between steps fails here rather than in production.
 """
@@ -32,7 +32,7 @@ __all__ = [
     "run_component_case",
 ]
 
-#: Alias of ``unittest.mock.call`` (the peer's name).
+#: Alias of ``unittest.mock.call`` (bamboo's name).
 Call = mock.call
 
 

@@ -1,4 +1,4 @@
-"""Pipeline tree validation (SPEC 3), with the peer's public function names."""
+"""Pipeline tree validation, with bamboo's public function names."""
 
 from __future__ import annotations
 

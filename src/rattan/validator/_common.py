@@ -35,7 +35,7 @@ _GLOBAL_SINK_TYPES: set[str] = set()
 
 
 def add_sink_type(node_type: str) -> None:
-    """Register ``node_type`` as a valid end-event type for every later validation (peer compatibility).
+    """Register ``node_type`` as a valid end-event type for every later validation (as in bamboo).
 
     Engines should prefer the per-call ``sink_types`` argument of ``validate_and_process_pipeline``.
     """
@@ -64,7 +64,7 @@ def resolve_sink_types(sink_types: Iterable[str] | None) -> frozenset[str]:
 
 
 def to_list(value: Any) -> list[Any]:
-    """The peer's ``format_to_list``: a list stays, a falsy value gives ``[]``, anything else ``[value]``."""
+    """bamboo's ``format_to_list``: a list stays, a falsy value gives ``[]``, anything else ``[value]``."""
     if isinstance(value, list):
         return value
     if not value:

@@ -1,6 +1,6 @@
-"""Public validator entry points (SPEC 3), with the peer's names.
+"""Public validator entry points, with bamboo's names.
 
-Order (SPEC 3.1): structure (rattan: extend) -> node outputs read from subprocesses (rattan: extend)
+Order: structure (rattan only) -> node outputs read from subprocesses (rattan only)
 -> in-place normalisation -> connection -> cycles (unless
 ``cycle_tolerate``) -> gateway matching (writes ``converge_gateway_id`` in place) -> streams. Nested
 subprocess pipelines are handled before their parent. Each stage collects every problem over the whole
@@ -22,7 +22,7 @@ from rattan.errors import (
 )
 
 from ._common import DEFAULT_MAX_DEPTH, DEFAULT_MAX_NODES, Problems, resolve_sink_types
-from ._common import add_sink_type as add_sink_type  # the peer's path: bamboo_engine.validator.api
+from ._common import add_sink_type as add_sink_type  # bamboo's path: bamboo_engine.validator.api
 from .connection import check_connection, check_cycles, find_cycles
 from .gateway import GatewayMatcher
 from .graph import GraphView, build_view
@@ -143,12 +143,12 @@ def validate_and_process_pipeline(
 
 
 def validate_graph_connection(tree: Any, sink_types: Iterable[str] | None = None) -> None:
-    """Connection rules (SPEC 3.2) of the tree's top level; raises ``ConnectionValidateError``."""
+    """Connection rules of the tree's top level; raises ``ConnectionValidateError``."""
     _connected_view(tree, sink_types)
 
 
 def validate_graph_without_circle(tree: Any, sink_types: Iterable[str] | None = None) -> dict[str, Any]:
-    """Cycle check returning the peer's result dict (it does not raise).
+    """Cycle check returning bamboo's result dict (it does not raise).
 
     ``{"result": True, "data": []}`` or ``{"result": False, "message": ..., "error_data": [cycle]}``.
     """
@@ -171,7 +171,7 @@ def validate_gateways(tree: Any, sink_types: Iterable[str] | None = None) -> dic
 
 
 def validate_stream(tree: Any, sink_types: Iterable[str] | None = None) -> dict[str, str]:
-    """Stream rules (SPEC 3.4) of the tree's top level; returns node id -> stream label.
+    """Stream rules of the tree's top level; returns node id -> stream label.
 
     Raises ``StreamValidateError`` (or ``ConvergeMatchError`` when gateways cannot be matched first).
     """
@@ -184,7 +184,7 @@ def validate_stream(tree: Any, sink_types: Iterable[str] | None = None) -> dict[
 
 
 def get_allowed_start_node_ids(pipeline: Any, sink_types: Iterable[str] | None = None) -> list[str]:
-    """Node ids of the root tree a run may start at (SPEC 3.6). Does not modify ``pipeline``."""
+    """Node ids of the root tree a run may start at. Does not modify ``pipeline``."""
     view = _connected_view(pipeline, sink_types)
     matches, _ = _matches(view)
     return main_line_nodes(view, matches)
@@ -220,8 +220,8 @@ def get_skipped_execute_node_ids(
 ) -> list[str]:
     """Every node of the root tree that cannot run when the run starts at ``start_node_id``.
 
-    rattan: deviate (SPEC Appendix D.8): all nodes not reachable from ``start_node_id``, not the peer's
-    truncated path. ``[]`` when starting at the start event.
+    All nodes not reachable from ``start_node_id``, where bamboo gives a truncated path.
+    ``[]`` when starting at the start event.
     """
     if validate:
         validate_pipeline_start_node(pipeline, start_node_id, sink_types)

@@ -1,4 +1,4 @@
-"""Connection rules (SPEC 3.2) and cycle detection (SPEC 3.5), on one pipeline level."""
+"""Connection rules and cycle detection, on one pipeline level."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _bounds(lo: int, hi: int) -> str:
 
 
 def check_connection(view: GraphView) -> Problems:
-    """Degree and allowed-target rules for EVERY node (rattan: deviate - the peer skips sinkless nodes)."""
+    """Degree and allowed-target rules for EVERY node (bamboo skips sinkless nodes)."""
     probs = Problems()
     start_id, end_id = view.start_id, view.end_id
     types, incoming, outgoing, succ = view.types, view.incoming, view.outgoing, view.succ

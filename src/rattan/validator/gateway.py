@@ -1,6 +1,6 @@
-"""Gateway / converge matching (SPEC 3.3) on one pipeline level.
+"""Gateway / converge matching on one pipeline level.
 
-The algorithm follows the peer's rules (longest-path distances, forward flows only, inner blocks first),
+The algorithm follows bamboo's rules (longest-path distances, forward flows only, inner blocks first),
 but every walk is iterative: the recursive "match the nested gateway first" step runs on an explicit
 stack of generators, so long chains of blocks or dangling gateways cannot exhaust the Python stack.
 """

@@ -1,4 +1,4 @@
-"""Start positions (SPEC 3.6): which nodes a run may start at, and what is skipped when it does."""
+"""Start positions: which nodes a run may start at, and what is skipped when it does."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def main_line_nodes(view: GraphView, matches: dict[str, str]) -> list[str]:
 
     The walk follows every flow from the start event, activities, subprocesses, exclusive and converge
     gateways, and jumps from a parallel-type gateway straight to its converge gateway (so nothing inside a
-    parallel block is allowed). Iterative and cycle-safe (the peer's recursion is neither).
+    parallel block is allowed). Iterative and cycle-safe (bamboo's recursion is neither).
     """
     allowed: list[str] = []
     seen: set[str] = set()
@@ -57,10 +57,10 @@ def reachable_from(view: GraphView, node_id: str) -> set[str]:
 
 
 def skipped_nodes(view: GraphView, start_node_id: str) -> list[str]:
-    """Every node that cannot run when execution starts at ``start_node_id`` (rattan: deviate, D.8).
+    """Every node that cannot run when execution starts at ``start_node_id``.
 
     These are the nodes not reachable from ``start_node_id``, in breadth-first order from the start event
-    (unreachable leftovers last, in tree order).
+    (unreachable leftovers last, in tree order), where bamboo gives a truncated path.
     """
     if start_node_id == view.start_id:
         return []

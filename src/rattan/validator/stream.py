@@ -1,4 +1,4 @@
-"""Stream rules (SPEC 3.4) on one pipeline level.
+"""Stream rules on one pipeline level.
 
 Every node gets exactly one stream label: ``main`` for the start and end events, ``<gateway>_<i>`` for
 branch ``i`` of a parallel-type gateway (its converge gateway takes back the gateway's own stream), and

@@ -1,4 +1,4 @@
-"""Structural pre-check of a pipeline tree (SPEC 3.1, rattan: extend).
+"""Structural pre-check of a pipeline tree (rattan only, not in bamboo).
 
 Runs before any graph rule so that the graph algorithms can index the tree without ``KeyError``s. It
 walks nested subprocesses iteratively (no recursion, so nesting depth is bounded only by ``max_depth``),

@@ -56,7 +56,7 @@ def queue_names(prefix: str = DEFAULT_PREFIX) -> list[str]:
 
 
 def queue_for(msg: Message, prefix: str = DEFAULT_PREFIX) -> str:
-    """Routing by the work's kind (the seeds' er_execute / er_schedule queues): an activity's
+    """Routing by the work's kind (bamboo's er_execute / er_schedule queues): an activity's
     ``execute`` -> ``{prefix}.execute``, a poll or callback step -> ``{prefix}.schedule``, engine
     work (advance, recover, timers, tasks) -> ``{prefix}``."""
     return queue_for_kind(type(msg), prefix)

@@ -89,7 +89,7 @@ MIGRATIONS: dict[int, list[str]] = {
         """CREATE TABLE owners (
             id text PRIMARY KEY, host text NOT NULL, pid integer NOT NULL, pid_started text,
             expires double precision NOT NULL)""",
-        # the rollback extension (rattan.rollback, SPEC 11)
+        # the rollback extension (rattan.rollback)
         "CREATE TABLE rollback_tokens (root_id text PRIMARY KEY, tokens bytea NOT NULL)",
         """CREATE TABLE rollback_snapshots (
             id bigserial PRIMARY KEY, root_id text NOT NULL, node_id text NOT NULL, code text NOT NULL,

@@ -78,7 +78,7 @@ MIGRATIONS: dict[int, list[str]] = {
         # retention deletes a run's callbacks by node
         "CREATE INDEX callbacks_node ON callbacks(node_id)",
     ],
-    # rollback (rattan.rollback, SPEC 11); written only when pipeline_enable_rollback is on
+    # rollback (rattan.rollback); written only when pipeline_enable_rollback is on
     3: [
         "CREATE TABLE rollback_tokens (root_id TEXT PRIMARY KEY, tokens BLOB NOT NULL)",
         # one row per finished pass of a service activity: what rollback() is given

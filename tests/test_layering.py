@@ -1,6 +1,9 @@
 """The layering of src/rattan, checked on every import statement (module level, inside functions
 and under TYPE_CHECKING alike): a module may import its own layer and the layers below it, never
-one above. And SQL (or the sqlite3 driver) appears only in the SQLite backend's folder.
+one above. The runtime (the seam and the backends behind it) knows nothing of the engine it
+serves: no module of rattan.runtime imports one above the seam. And SQL and the database drivers
+(sqlite3, psycopg) appear only in the store backends' folders (and, for psycopg, in the test kit's
+PostgreSQL server, which creates databases for tests).
 
 The layers, bottom to top (docs/architecture.md draws them):
 
@@ -62,10 +65,15 @@ LAYERS = [
 RANK = {prefix: i for i, (_, prefixes) in enumerate(LAYERS) for prefix in prefixes}
 SQL = re.compile(
     r"\b(SELECT\s+[\w*,.() ]+?\s+FROM\s+\w|INSERT\s+INTO\s+\w|UPDATE\s+\w+\s+SET\b|DELETE\s+FROM\s+\w|"
-    r"CREATE\s+(TABLE|INDEX)\b|SAVEPOINT\s+\w|PRAGMA\s+\w)"
+    r"CREATE\s+(TABLE|INDEX|SCHEMA|DATABASE)\b|DROP\s+(TABLE|INDEX|SCHEMA|DATABASE)\b|SAVEPOINT\s+\w|PRAGMA\s+\w)"
 )
 # the store backends: the only folders where SQL and database drivers may appear
 BACKENDS = (SRC / "runtime" / "sqlite", SRC / "runtime" / "postgres")
+DRIVER = re.compile(r"^\s*(import (sqlite3|psycopg\w*)\b|from (sqlite3|psycopg\w*)[ .])")
+# the test kit's PostgreSQL server makes a database (or schema) per test run: the driver and those
+# two statements, nothing that reads or writes rattan's tables
+TEST_SERVER = SRC / "testing" / "postgres.py"
+SERVER_ADMIN = re.compile(r"^(CREATE|DROP)\s+(SCHEMA|DATABASE)$")
 
 
 def module_name(path: Path) -> str:
@@ -134,16 +142,50 @@ def test_no_module_imports_a_layer_above_its_own() -> None:
     assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
 
 
-def test_sql_and_the_sqlite_driver_live_only_in_the_sqlite_backend() -> None:
+def test_the_runtime_knows_nothing_of_the_engine() -> None:
+    """rattan.runtime (interface, clock, backends, factories) imports only the seam and below, and
+    itself: a backend is handed messages and records, never the engine's code."""
+    seam = RANK["runtime.interface"]
+    wrong = [
+        f"{path.relative_to(SRC)}:{line} imports rattan.{target}"
+        for path in sources()
+        if module_name(path) == "runtime" or module_name(path).startswith("runtime.")
+        for line, target in imports_of(path)
+        if layer_of(target)[0] > seam and not (target == "runtime" or target.startswith("runtime."))
+    ]
+    assert not wrong, "the runtime imports the layers above the seam:\n" + "\n".join(wrong)
+
+
+def test_sql_and_the_database_drivers_live_only_in_the_store_backends() -> None:
     found: list[str] = []
     for path in sources():
         if any(backend in path.parents for backend in BACKENDS):
             continue
         text = path.read_text()
         for number, line in enumerate(text.splitlines(), start=1):
-            if re.search(r"^\s*(import sqlite3|from sqlite3 )", line) or SQL.search(line):
+            driver, sql = DRIVER.search(line), SQL.search(line)
+            if path == TEST_SERVER and (
+                (driver and "psycopg" in driver.group(0)) or (sql and SERVER_ADMIN.search(sql.group(0)))
+            ):
+                continue
+            if driver or sql:
                 found.append(f"{path.relative_to(SRC)}:{number}: {line.strip()}")
-    assert not found, "SQL or sqlite3 outside runtime/sqlite/ and runtime/postgres/:\n" + "\n".join(found)
+    assert not found, "SQL or a driver outside runtime/sqlite/ and runtime/postgres/:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    ("line", "is_driver"),
+    [
+        ("import sqlite3", True),
+        ("    import psycopg.errors", True),
+        ("from psycopg_pool import ConnectionPool", True),
+        ("from sqlite3 import Connection", True),
+        ('    "postgres": ("rattan[postgres]", "psycopg"),', False),
+        ("# the psycopg driver", False),
+    ],
+)
+def test_the_driver_check_finds_imports_only(line: str, is_driver: bool) -> None:
+    assert bool(DRIVER.search(line)) is is_driver
 
 
 @pytest.mark.parametrize(
@@ -153,6 +195,7 @@ def test_sql_and_the_sqlite_driver_live_only_in_the_sqlite_backend() -> None:
         ('"UPDATE processes SET owner=? WHERE id=?"', True),
         ("DELETE FROM timers WHERE id=?", True),
         ("PRAGMA data_version", True),
+        ('_sql(url, f"DROP DATABASE IF EXISTS {name}")', True),
         ("a unit may select from the tokens it wrote", False),
         ("Update the docs", False),
     ],

@@ -54,7 +54,9 @@ class FaultyConnection(sqlite3.Connection):
             self._full = full
         error = faults.pick(sql)
         if error is not None:
-            raise sqlite3.OperationalError(error)
+            # a broken constraint is SQLite's IntegrityError; the rest are OperationalErrors
+            kind = sqlite3.IntegrityError if error.endswith("constraint failed") else sqlite3.OperationalError
+            raise kind(error)
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         self._check(sql)

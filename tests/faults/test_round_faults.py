@@ -62,6 +62,25 @@ class CommitsFail(Faults):
         return None
 
 
+class WritesBreakAConstraint(Faults):
+    """The first ``times`` writes after ``on`` is set fail as a broken constraint would."""
+
+    def __init__(self, times: int) -> None:
+        super().__init__(0)
+        self.on = threading.Event()
+        self.left = times
+
+    def pick(self, sql: str) -> str | None:
+        if not self.on.is_set() or not sql.lstrip().upper().startswith(("INSERT", "UPDATE")):
+            return None
+        with self.lock:
+            if self.left <= 0:
+                return None
+            self.left -= 1
+            self.injected["UNIQUE constraint failed"] += 1
+            return "UNIQUE constraint failed"
+
+
 def chain(n: int) -> tuple[dict[str, Any], list[str]]:
     start = EmptyStartEvent()
     acts = [ServiceActivity(component_code="rf_once") for _ in range(n)]
@@ -174,3 +193,35 @@ def test_a_failed_commit_fails_every_member_of_its_group(tmp_path: Path) -> None
     finally:
         FaultyConnection.faults = None
         store.close()
+
+
+def test_a_broken_constraint_in_a_round_is_a_conflict_that_drops_no_work(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An IntegrityError inside a round's unit of work is a conflict: the round's tokens are kept
+    and stepped again (before, it was reported as an unavailable store and the batch was
+    dropped, leaving pipelines RUNNING forever)."""
+    caplog.set_level(logging.WARNING, logger="rattan")
+    faults = WritesBreakAConstraint(times=3)
+    FaultyConnection.faults = faults
+    engine = rattan.Engine(FaultyStore(str(tmp_path / "c.db")), components=REG, workers=2)
+    try:
+        runs = [chain(3) for _ in range(4)]
+        Once.gate.clear()
+        for tree, _ in runs:
+            engine.run_pipeline(tree)
+        # some executes run (as many as the workers allow): their results arrive under the faults
+        wait_until(lambda: any(engine.get_state_or_none(acts[0]) is not None for _, acts in runs))
+        faults.on.set()
+        Once.gate.set()  # the executes finish now: the rounds that record them meet the faults
+        for tree, _ in runs:
+            wait_until(lambda tree=tree: engine.is_finished(tree["id"]))
+        assert engine.wait_idle(5) is True
+    finally:
+        FaultyConnection.faults = None
+        engine.close(timeout=10)
+    assert faults.injected["UNIQUE constraint failed"] == 3
+    acts = [a for _, chain_acts in runs for a in chain_acts]
+    assert {a: Once.runs[a] for a in acts} == dict.fromkeys(acts, 1)  # nothing lost, nothing twice
+    unavailable = [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage().lower()]
+    assert unavailable == []  # a conflict is not reported as a store that cannot be reached

@@ -1,6 +1,7 @@
 """The PostgreSQL store against the store contract (``rattan.testing.contract.StoreContract``),
-plus what only PostgreSQL has: the event cursor and a transaction that commits late, schema
-migrations from each older version, driver errors as rattan's, and a dropped connection.
+plus what only PostgreSQL has: the event cursor and a transaction that commits late, an old
+store upgraded by many openers at once, driver errors as rattan's, and a dropped connection. The
+contract's migration test runs from every older schema version, built by ``old_schemas``.
 
 Every test works in a schema of its own (named after its tmp_path) in one database of the
 session's server (``postgres_url`` in conftest.py)."""
@@ -16,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from old_schemas import postgres_at, write_run
 
 from rattan.errors import BackendUnavailableError, ConflictError
 from rattan.model.codec import dumps
-from rattan.model.messages import Advance
-from rattan.model.records import OwnerRecord, StateRecord
+from rattan.model.records import NewRun, StateRecord
 from rattan.model.spill import SPILL_BYTES
 from rattan.runtime.interface import Reads, Store, UnitOfWork
 from rattan.testing.contract import StoreContract, StoreOpener
@@ -32,7 +33,7 @@ from rattan.testing.postgres import ENV_REQUIRE, schema_url
 psycopg = __import__("psycopg") if os.environ.get(ENV_REQUIRE) == "1" else pytest.importorskip("psycopg")
 
 from rattan.runtime.postgres import PostgresStore  # noqa: E402
-from rattan.runtime.postgres.schema import META, MIGRATIONS, SCHEMA_VERSION  # noqa: E402
+from rattan.runtime.postgres.schema import SCHEMA_VERSION  # noqa: E402
 from rattan.runtime.postgres.unit import PostgresUnit  # noqa: E402
 
 RUN_COLUMNS = ("root_id", "node_id", "pipeline_id")
@@ -65,6 +66,11 @@ class TestPostgresStore(StoreContract):
 
     def make_store(self, tmp_path: Path) -> Store:
         return PostgresStore(self.url(tmp_path))
+
+    def make_old_store(self, tmp_path: Path, version: int, run: NewRun) -> bool:
+        with postgres_at(self.url(tmp_path), version) as conn:
+            write_run(conn, run, "%s")
+        return True
 
     def open_in_subprocess(self, tmp_path: Path) -> tuple[str, StoreOpener] | None:
         # the class itself is the opener: it pickles by reference into a spawned child
@@ -249,45 +255,12 @@ class TestPostgresStore(StoreContract):
         assert store.read(lambda r: _sql(r, pieces)) == [(0,)]
 
     # -- schema --------------------------------------------------------------------------------
-    @pytest.mark.parametrize("version", range(1, SCHEMA_VERSION))
-    def test_a_store_at_an_older_schema_version_opens_with_its_rows_at_the_current_version(
-        self, tmp_path: Path, version: int
-    ) -> None:
-        with psycopg.connect(self.url(tmp_path), autocommit=True) as conn:
-            conn.execute(META)
-            for step in range(1, version + 1):
-                for statement in MIGRATIONS[step]:
-                    conn.execute(statement)
-            conn.execute("INSERT INTO rattan_meta(key, value) VALUES ('schema_version', %s)", (str(version),))
-            conn.execute(
-                "INSERT INTO states(node_id, root_id, parent_id, name, version, loop, inner_loop, retry, "
-                "skip, error_ignored, created, started, archived) "
-                "VALUES ('old', 'r-old', 'r-old', 'RUNNING', 'v1', 1, 1, 0, false, false, 1.0, 1.0, NULL)"
-            )
-            conn.execute(
-                "INSERT INTO processes(id, root_id, parent_id, current, destination, stack, status, pending) "
-                "VALUES (7, 'r-old', NULL, 'old', NULL, '[\"r-old\"]', 'ready', 0)"
-            )
-        store = self._open(tmp_path)
-        assert isinstance(store, PostgresStore)
-        assert store.schema_version() == SCHEMA_VERSION == store.migrate()
-        old = StateRecord("old", "r-old", "r-old", "RUNNING", "v1", created=1.0, started=1.0)
-        assert store.read(lambda r: r.states(["old"])) == [old]
-        new = StateRecord("old", "r-old", "r-old", "FINISHED", "v2", created=1.0, started=1.0, archived=2.0)
-        store.unit(lambda tx: tx.put_state(new, old))
-        assert store.read(lambda r: r.states(["old"])) == [new]
-        owner = OwnerRecord("A", "host", 1, None, 2e9)
-        assert store.unit(lambda tx: tx.lease(owner, 1e9, lambda o: False)) == [(1e9, Advance(7))]
-
     @pytest.mark.timeout(60)
     def test_processes_and_threads_upgrading_an_old_store_at_once_all_succeed(self, tmp_path: Path) -> None:
         """The advisory lock: six stores (threads) and two processes open a store at version 1
         at the same moment; one migrates it, the others find the work done."""
-        with psycopg.connect(self.url(tmp_path), autocommit=True) as conn:
-            conn.execute(META)
-            for statement in MIGRATIONS[1]:
-                conn.execute(statement)
-            conn.execute("INSERT INTO rattan_meta(key, value) VALUES ('schema_version', '1')")
+        with postgres_at(self.url(tmp_path), 1):
+            pass
         versions: list[int] = []
         lock = threading.Lock()
 

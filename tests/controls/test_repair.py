@@ -3,7 +3,7 @@ skip_conditional_parallel_gateway and forced_fail_activity (SPEC 5.3, 7.4, Appen
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -48,8 +48,11 @@ from rattan.builder import (
     Var,
     build_tree,
 )
+from rattan.model.messages import Poll
+from rattan.testing import FakeClock
 
 pytestmark = pytest.mark.timeout(60)
+POLL_INTERVAL = 0.1  # c_poll's (control_helpers.install)
 
 
 # -- retry_node ---------------------------------------------------------------------------------------
@@ -474,15 +477,36 @@ def test_skip_conditional_parallel_gateway(engine: rattan.Engine, lab: Lab) -> N
 
 
 # -- forced_fail_activity -------------------------------------------------------------------------------
-def test_forced_fail_of_a_polling_node(engine: rattan.Engine, lab: Lab) -> None:
+def armed_polls(engine: rattan.Engine) -> list[float]:
+    """Due times of the polls armed and not yet due."""
+    return [due for due, msg in engine.dispatcher.pending_timers() if isinstance(msg, Poll)]
+
+
+def next_poll(engine: rattan.Engine, clock: FakeClock, lab: Lab, node_id: str) -> None:
+    """Move the clock to the one poll armed and wait for that poll of ``node_id``."""
+    wait_idle(engine)
+    [due] = wait_for(lambda: armed_polls(engine))
+    n = lab.count("schedule", node_id)
+    clock.set(due)
+    wait_for(lambda: lab.count("schedule", node_id) == n + 1)
+    wait_idle(engine)
+
+
+def test_forced_fail_of_a_polling_node(make_engine: Callable[..., rattan.Engine], lab: Lab) -> None:
+    """On a FakeClock every poll comes when the test moves the clock to it: none is in flight when
+    the node is forced to fail, and none of the old version runs after."""
+    clock = FakeClock()
+    engine = make_engine(clock=clock)
     a, b = act("c_poll", k="v"), act("c_ok")
     tree, start, _end = chain(a, b)
     root = run(engine, tree)
     old = wait_schedule(engine, a.id)
-    wait_for(lambda: lab.count("schedule", a.id) >= 2)
+    wait_for(lambda: lab.count("schedule", a.id) == 1)  # the first poll comes at once
+    next_poll(engine, clock, lab, a.id)  # the second when the clock reaches it
+    [old_due] = wait_for(lambda: armed_polls(engine))  # the third poll of the old version
 
     ok(api.forced_fail_activity(engine, a.id, "stop it"))
-    polls_at_ff = lab.count("schedule", a.id)
+    assert lab.count("schedule", a.id) == 2
     st = engine.get_state(a.id)
     assert st.name == "FAILED" and st.version != old and st.archived_time is not None
     out = outputs(engine, a.id)
@@ -491,10 +515,12 @@ def test_forced_fail_of_a_polling_node(engine: rattan.Engine, lab: Lab) -> None:
     assert inputs(engine, a.id) == {"k": "v", "_loop": 1, "_inner_loop": 1}
     sched = engine.get_schedule_with_node_and_version(a.id, old)
     assert sched.expired is True and sched.finished is False
-    time.sleep(0.35)  # three poll intervals: no poll of the old version runs (one in flight is allowed)
+    # the old version's poll comes due, and three intervals more: none of them polls
+    clock.set(old_due + 3 * POLL_INTERVAL)
+    wait_for(lambda: not armed_polls(engine))
     wait_idle(engine)
-    assert lab.count("schedule", a.id) <= polls_at_ff + 1
-    assert outputs(engine, a.id) == out  # an in-flight poll's result was dropped
+    assert lab.count("schedule", a.id) == 2
+    assert outputs(engine, a.id) == out
     assert engine.get_state(a.id).name == "FAILED"
     assert lab.count("cancel", a.id) == 1
     assert lab.of("cancel", a.id)[0].version == old
@@ -505,10 +531,11 @@ def test_forced_fail_of_a_polling_node(engine: rattan.Engine, lab: Lab) -> None:
     ]
     assert histories(engine, a.id) == []
 
-    # the token parked on the node: retry works and polls again
+    # the token parked on the node: retry works and polls again (at once: its first poll finishes)
     lab.finish.add(a.id)
     ok(api.retry_node(engine, a.id))
     wait_finished(engine, root)
+    assert lab.count("schedule", a.id) == 3
     assert counters(engine, root, a.id) == ("FINISHED", 1, False)
     assert [(h["version"], h["outputs"]) for h in histories(engine, a.id)] == [(st.version, out)]
 

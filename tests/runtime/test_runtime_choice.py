@@ -23,6 +23,7 @@ from rattan.runtime.threads import ThreadDispatcher
 from rattan.testing import FakeClock
 
 pytestmark = pytest.mark.timeout(60)
+SWEEP = 0.05  # sweep_seconds of the engines that share a store
 
 
 def one_activity(code: str = "example_component") -> tuple[dict[str, Any], str]:
@@ -56,38 +57,70 @@ def test_a_store_and_a_dispatcher_given_as_instances_are_used_as_they_are(tmp_pa
         assert engine.get_state(tree["id"]).started == clock.now()
 
 
+DISPATCHER_AS_STORE = (
+    "{} is a dispatcher URL, not a store: pass it as dispatcher=... "
+    "(stores: a path, sqlite:///PATH, postgresql://...)"
+)
+STORE_AS_DISPATCHER = (
+    "{} is a store URL, not a dispatcher: pass it as store=... "
+    "(dispatchers: 'threads', celery://<broker URL>)"
+)
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [
-        ("mysql://host/db", "unknown store 'mysql://host/db': use 'sqlite:///path/to.db' or ':memory:'"),
-        ("postgresql://host/db", "postgresql"),
+        ("mysql://host/db", "unknown store 'mysql://host/db': stores are a path, sqlite:///PATH, postgresql://..."),
+        ("celery://redis://127.0.0.1:6379/0", DISPATCHER_AS_STORE.format("celery://redis://127.0.0.1:6379/0")),
+        ("threads://", DISPATCHER_AS_STORE.format("threads://")),
+        # a password is never shown
+        ("celery://amqp://guest:sekrit@127.0.0.1//", DISPATCHER_AS_STORE.format("celery://amqp://guest:***@127.0.0.1//")),
     ],
-)
-def test_a_store_url_that_is_not_built_is_refused_saying_what_to_use(url: str, says: str) -> None:
+)  # fmt: skip
+def test_a_url_rattan_cannot_open_as_a_store_is_refused_saying_what_to_use(url: str, says: str) -> None:
     with pytest.raises(BackendUnavailableError) as caught:
         rattan.Engine(url, start=False)
-    assert says in str(caught.value)
+    assert str(caught.value) == says
 
 
-def test_an_optional_backend_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("kafka://x", "unknown dispatcher 'kafka://x': dispatchers are 'threads', celery://<broker URL>"),
+        ("rabbit", "unknown dispatcher 'rabbit': dispatchers are 'threads', celery://<broker URL>"),
+        ("postgresql://host/db", STORE_AS_DISPATCHER.format("postgresql://host/db")),
+        ("postgres://rattan:sekrit@host/db", STORE_AS_DISPATCHER.format("postgres://rattan:***@host/db")),
+        ("sqlite:///x.db", STORE_AS_DISPATCHER.format("sqlite:///x.db")),
+    ],
+)
+def test_a_url_rattan_cannot_open_as_a_dispatcher_is_refused_saying_what_to_use(url: str, says: str) -> None:
+    with pytest.raises(BackendUnavailableError) as caught:
+        rattan.Engine(":memory:", dispatcher=url, start=False)
+    assert str(caught.value) == says
+
+
+@pytest.mark.parametrize("hidden", ["psycopg", "psycopg_pool"])
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_a_postgresql_store_without_its_driver_names_the_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, scheme: str, hidden: str
+) -> None:
+    """Either module of the extra missing (also after the backend was imported once) is told the
+    same way, under both spellings of the scheme."""
     import builtins
 
     real_import = builtins.__import__
 
-    def no_psycopg(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "psycopg":
-            raise ImportError("No module named 'psycopg'")
+    def without(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == hidden or name.startswith(f"{hidden}."):
+            raise ImportError(f"No module named {hidden!r}")
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_psycopg)
-    with pytest.raises(BackendUnavailableError, match=r"pip install 'rattan\[postgres\]'"):
-        rattan.Engine("postgresql://host/db", start=False)
-
-
-@pytest.mark.parametrize("url", ["kafka://x", "rabbit://x"])
-def test_a_dispatcher_url_that_is_not_built_is_refused(url: str) -> None:
-    with pytest.raises(BackendUnavailableError, match="dispatcher"):
-        rattan.Engine(":memory:", dispatcher=url, start=False)
+    monkeypatch.setattr(builtins, "__import__", without)
+    with pytest.raises(BackendUnavailableError) as caught:
+        rattan.Engine(f"{scheme}://host/db", start=False)
+    assert str(caught.value) == (
+        f"a {scheme} store needs psycopg and psycopg-pool: pip install 'rattan[postgres]'"
+    )
 
 
 def test_an_object_that_is_not_a_dispatcher_is_refused_naming_what_it_lacks() -> None:
@@ -149,15 +182,17 @@ def test_a_second_engine_on_the_store_leaves_the_first_ones_running_work_alone(t
     url = f"sqlite:///{tmp_path / 'two.db'}"
     Gate.opened.clear()
     Gate.executes.clear()
-    first = rattan.Engine(url, components=REG, sweep_seconds=0.05, workers=8)  # every execute at once
+    clock = FakeClock()  # both engines sweep when the test moves it
+    # 8 workers: every execute runs at once
+    first = rattan.Engine(url, components=REG, sweep_seconds=SWEEP, workers=8, clock=clock)
     trees = [one_activity("rc_gate") for _ in range(5)]
     try:
         for tree, _ in trees:
             first.run_pipeline(tree)
         wait_until(lambda: len(Gate.executes) == 5)  # every execute is running in the first engine
-        second = rattan.Engine(url, components=REG, sweep_seconds=0.05)
+        second = rattan.Engine(url, components=REG, sweep_seconds=SWEEP, clock=clock)
         try:
-            time.sleep(0.3)  # several of the second engine's sweeps
+            _sweep(second, clock, 5)  # several of the second engine's sweeps
             Gate.opened.set()
             for tree, _ in trees:
                 wait_until(lambda t=tree: first.is_finished(t["id"]))
@@ -169,6 +204,20 @@ def test_a_second_engine_on_the_store_leaves_the_first_ones_running_work_alone(t
     finally:
         Gate.opened.set()
         first.close()
+
+
+def _sweep(engine: rattan.Engine, clock: FakeClock, n: int) -> None:
+    """Move ``clock`` a sweep at a time until ``engine`` has committed ``n`` more sweeps: each one
+    renews its stored lease, to the clock's time then + lease_seconds."""
+    seen: set[float] = set()
+
+    def one_more() -> bool:
+        clock.advance(SWEEP)
+        [mine] = [o for o in engine.core.store.read(lambda r: r.owners()) if o.id == engine.core.owner_id]
+        seen.add(mine.expires)
+        return len(seen) > n  # the first one seen may be from a sweep before the first move
+
+    wait_until(one_more)
 
 
 def test_a_callback_sent_through_an_engine_that_runs_no_workers_is_applied(tmp_path: Path) -> None:

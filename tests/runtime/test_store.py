@@ -13,6 +13,7 @@ import pytest
 from sqlite_helpers import new_run, state, token
 
 import rattan
+from contract.old_schemas import sqlite_at  # shared with the store contract's wiring
 from rattan.builder import EmptyEndEvent, EmptyStartEvent, ServiceActivity, build_tree
 from rattan.context import ContextValueType
 from rattan.errors import BackendUnavailableError, ConflictError, StateVersionNotMatchError
@@ -21,7 +22,7 @@ from rattan.runtime.interface import UnitOfWork
 from rattan.runtime.sqlite import SQLiteStore, parse_store_url
 from rattan.runtime.sqlite import checkpoint as checkpointer
 from rattan.runtime.sqlite import store as sqlite_store
-from rattan.runtime.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
+from rattan.runtime.sqlite.schema import SCHEMA_VERSION
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -52,10 +53,7 @@ def test_a_new_store_is_created_at_the_latest_schema_version(tmp_path: Path) -> 
 
 def test_a_version_1_store_is_migrated_step_by_step_and_keeps_its_data(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
-    with sqlite3.connect(path) as conn:
-        for statement in MIGRATIONS[1]:
-            conn.execute(statement)
-        conn.execute("INSERT INTO rattan_meta(key, value) VALUES ('schema_version', '1')")
+    with sqlite_at(path, 1) as conn:
         conn.execute(
             "INSERT INTO states VALUES ('pold', 'pold', '', 'FINISHED', 'v1', 1, 1, 0, 0, 0, 1.0, 1.0, 2.0)"
         )
@@ -72,11 +70,7 @@ def test_a_version_1_store_is_migrated_step_by_step_and_keeps_its_data(tmp_path:
 
 def test_a_version_3_event_log_loses_autoincrement_but_keeps_its_ids_and_high_water(tmp_path: Path) -> None:
     path = tmp_path / "v3.db"
-    with sqlite3.connect(path) as conn:
-        for version in (1, 2, 3):
-            for statement in MIGRATIONS[version]:
-                conn.execute(statement)
-        conn.execute("INSERT INTO rattan_meta(key, value) VALUES ('schema_version', '3')")
+    with sqlite_at(path, 3) as conn:
         for root in ("r1", "r2", "r3"):
             conn.execute(
                 "INSERT INTO events(root_id, node_id, event_type, data, schema, created) "

@@ -7,6 +7,7 @@ optional one that is not installed is named with the extra that brings it.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from rattan.errors import BackendUnavailableError, BadInputError
@@ -16,35 +17,37 @@ if TYPE_CHECKING:
     from rattan.runtime.interface import Clock, Dispatcher, Store
     from rattan.settings import Settings
 
-# scheme -> (extra to install, module whose import tells it is installed)
-_OPTIONAL = {
-    "postgresql": ("rattan[postgres]", "psycopg"),
-    "postgres": ("rattan[postgres]", "psycopg"),
-    "celery": ("rattan[celery]", "celery"),
-}
 THREADS = ("threads", "thread://", "threads://")
+STORE_SCHEMES = ("sqlite", "postgresql", "postgres")
+DISPATCHER_SCHEMES = ("celery",)
+# what each side takes, named in the errors that refuse a URL
+STORES = "a path, sqlite:///PATH, postgresql://..."
+DISPATCHERS = "'threads', celery://<broker URL>"
 
 
 def _scheme(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else ""
 
 
-def _not_built(kind: str, url: str) -> BackendUnavailableError:
-    scheme = _scheme(url)
-    if scheme in _OPTIONAL:
-        extra, module = _OPTIONAL[scheme]
-        try:
-            __import__(module)
-        except ImportError:
-            return BackendUnavailableError(f"{kind} {url!r} needs {module}: pip install '{extra}'")
+def _shown(url: str) -> str:
+    """``url`` as an error shows it: without a password (``user:***@host``)."""
+    return re.sub(r"(?<=://)([^/@:]*):[^/@]*@", r"\1:***@", url)
+
+
+def _refused(kind: str, url: str) -> BackendUnavailableError:
+    """The error for a URL ``open_store`` (kind "store") or ``open_dispatcher`` ("dispatcher")
+    cannot open: one for the other side of the seam says where it goes; any other is unknown."""
+    scheme, shown = _scheme(url), _shown(url)
+    if kind == "store" and (scheme in DISPATCHER_SCHEMES or url.lower() in THREADS):
         return BackendUnavailableError(
-            f"{kind} {url!r}: the {scheme} backend is not part of this rattan version yet; "
-            "use the embedded SQLite store and thread dispatcher"
+            f"{shown} is a dispatcher URL, not a store: pass it as dispatcher=... (stores: {STORES})"
         )
-    return BackendUnavailableError(
-        f"unknown {kind} {url!r}: use 'sqlite:///path/to.db' or ':memory:' for a store, "
-        "'threads' for a dispatcher"
-    )
+    if kind == "dispatcher" and scheme in STORE_SCHEMES:
+        return BackendUnavailableError(
+            f"{shown} is a store URL, not a dispatcher: pass it as store=... (dispatchers: {DISPATCHERS})"
+        )
+    known = STORES if kind == "store" else DISPATCHERS
+    return BackendUnavailableError(f"unknown {kind} {shown!r}: {kind}s are {known}")
 
 
 def check_version(backend: Any, kind: str) -> None:
@@ -74,7 +77,7 @@ def open_store(store: str | Store | None, settings: Settings) -> Store:
 
         return PostgresStore(store)
     if store is not None and "://" in store and _scheme(store) != "sqlite":
-        raise _not_built("store", store)
+        raise _refused("store", store)
     from rattan.runtime.sqlite import SQLiteStore, parse_store_url
 
     return SQLiteStore(
@@ -120,7 +123,7 @@ def open_dispatcher(dispatcher: str | Dispatcher | None, settings: Settings, clo
     if isinstance(dispatcher, str) and _scheme(dispatcher) == "celery":
         return _celery_dispatcher(dispatcher, clock)
     if isinstance(dispatcher, str):
-        raise _not_built("dispatcher", dispatcher)
+        raise _refused("dispatcher", dispatcher)
     if _is_celery_app(dispatcher):
         from rattan.runtime.celery import CeleryDispatcher
 

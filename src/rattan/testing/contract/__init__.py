@@ -10,6 +10,7 @@ author subclasses one in a test module, provides the methods it names, and pytes
     from collections.abc import Sequence
     from pathlib import Path
 
+    from rattan.model.records import NewRun
     from rattan.runtime.interface import Clock, Dispatcher, Store
     from rattan.testing.contract import DispatcherContract, StoreContract, StoreOpener
 
@@ -31,6 +32,13 @@ author subclasses one in a test module, provides the methods it names, and pytes
             # Optional: a locator and a callable that opens the store from it in a child process
             # (the cross-process tests are skipped when this returns None).
             return f"mystore:///{tmp_path}/db", MyStore
+
+        def make_old_store(self, tmp_path: Path, version: int, run: NewRun) -> bool:
+            # Optional: leave at tmp_path a store at the older schema version ``version`` with
+            # ``run`` written as that version wrote it, without opening it (opening migrates);
+            # False for a version it cannot build (the migration test is skipped by default).
+            build_mystore_at(tmp_path, version, run)
+            return True
 
 
     class TestMyDispatcher(DispatcherContract):

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import pytest
 
+from rattan.model.records import NewRun
 from rattan.runtime.interface import Store
 from rattan.testing.contract._support import StoreOpener
 
@@ -37,6 +38,15 @@ class StoreBase:
         opens the store ``make_store(tmp_path)`` opens (for SQLite: the file's path and the
         store class). None (the default) skips the cross-process tests."""
         return None
+
+    def make_old_store(self, tmp_path: Path, version: int, run: NewRun) -> bool:
+        """Leave at ``tmp_path`` a store at the older schema ``version``, as that version of the
+        backend left it, with ``run`` written as that version's ``create_run`` wrote it: its run
+        row, its node ids, its context rows, its root state and its first token (no owner).
+        Write it without opening it through ``make_store`` (opening migrates); the suite opens it
+        next with ``make_store(tmp_path)``. Return False when the backend has no store at
+        ``version`` to build: the default, False for every version, skips the migration test."""
+        return False
 
     # -- plumbing ------------------------------------------------------------------------------
     @pytest.fixture(autouse=True)

@@ -97,6 +97,13 @@ def _new_run(
     )
 
 
+def _old_run() -> NewRun:
+    """The run ``make_old_store`` writes into a store at an older schema version: four nodes, two
+    pipelines with a context row each, its root state, and its first token ready with no owner
+    (leasing claims it)."""
+    return _new_run("r-old", first_status=TokenStatus.READY)
+
+
 def _owner(owner_id: str, expires: float) -> OwnerRecord:
     return OwnerRecord(owner_id, f"host-{owner_id}", 1000 + sum(map(ord, owner_id)), None, expires)
 

@@ -19,8 +19,8 @@ class StoreContract(StoreWrites, StoreLeases, StoreEvents, StoreLifecycle, Store
     A subclass provides ``make_store`` and ``rows_of_run`` and, for the tests that run a second OS
     process against the store, ``open_in_subprocess``. Each test method checks one rule of
     ``rattan.runtime.interface``: compare-and-set writes, atomic units and savepoints, committed
-    reads, the leasing of work, the event cursor, the deletion of runs, schema migrations and the
-    summaries of runs.
+    reads, the leasing of work, the event cursor, the deletion of runs, schema migrations (from each
+    older version too) and the summaries of runs.
 
     Attributes:
         schema_version: The version ``migrate()`` must return; None accepts any (stable) version.
@@ -32,6 +32,14 @@ class StoreContract(StoreWrites, StoreLeases, StoreEvents, StoreLifecycle, Store
             Required.
         open_in_subprocess(tmp_path): A locator string and an opener that opens the store from it
             in a spawned child. Optional: the default (None) skips the cross-process tests.
+        make_old_store(tmp_path, version, run): Leave at ``tmp_path`` a store at the older schema
+            ``version`` (1 up to the current one, exclusive), as that version left it, with
+            ``run`` (a ``NewRun``) written as that version's ``create_run`` wrote it: its run row,
+            node ids, context rows, root state and first token (ready, no owner). Write it without
+            ``make_store`` (opening migrates); return False for a version the backend cannot
+            build. Optional: the default (False for every version) skips the test that migrating
+            from each older version keeps the run readable and writable, ends at the current
+            version, and that migrating again is a no-op.
     """
 
     # every test has a timeout, also in a project that sets none (the slow ones have 60 s)

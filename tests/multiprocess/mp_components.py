@@ -18,6 +18,26 @@ Without the variable nothing is written (the clean reference run).
 A repeated ``(node, version, kind, step)`` therefore means the same piece of user code ran again:
 after a recorded poll the next one has the next number, a recorded callback is never handed out
 again, and a recorded execute is never run again.
+
+Two shapes are driven by durable timers (rows of the ``timers`` table, owned by the process that
+armed them and taken over by another when it dies):
+
+* ``timeout_pipe``: the middle activity (``mp_wait``, idempotent) waits for a callback nobody
+  sends; its node timeout (``timeout_config``, ``forced_fail_and_skip``, ``TIMEOUT_SECONDS``)
+  force-fails and skips it, and the next activity (non-idempotent) runs. A timeout that fired
+  twice with effect would show in the store as a second ``node_timeout`` event, forced fail or skip
+  and a second history record (the test reads both), and in the journal as the next activity's
+  execute run twice. ``TIMEOUT_SECONDS`` is far above a takeover (the wait's execute is recorded
+  before it fires, so its outputs are those of a clean run) and far below the test's length;
+* ``timer_event_pipe``: the middle activity (``mp_timer_wait``, idempotent) waits for one callback
+  that only its timer boundary event sends: a cycle (``R/PT{TIMER_PERIOD}S``, re-armed durably by
+  each firing until the node leaves RUNNING) whose action ``mp_timer_callback`` (``TimerCallback``)
+  calls ``engine.callback(node, V, callback_data(1), idempotency_key=f"{V}:1")`` and journals a
+  ``tfired`` line (step 1 accepted, 0 refused, phase ``-``) once the call returned. The action runs
+  at most once per firing (after the firing's commit: a kill in between loses it, and the next
+  repetition sends the callback again). The n-th ``node_timer_event`` of the node cannot be
+  logged before ``started + n * TIMER_PERIOD``: a repetition fired twice (by two processes) logs
+  one event too early.
 """
 
 from __future__ import annotations
@@ -44,6 +64,7 @@ from rattan.builder import (
     Var,
     build_tree,
 )
+from rattan.engine.timers import BaseAction
 from rattan.errors import ConflictError, InvalidOperationError, NotFoundError
 from rattan.testing.journal import append
 
@@ -51,6 +72,10 @@ JOURNAL_ENV = "RATTAN_MP_JOURNAL"
 MAX_NAP = 0.040  # seconds of random sleep inside user code: widens the windows a kill can hit
 POLL_INTERVAL = 0.05  # seconds between polls
 SLOTS = 4  # child processes of the big test; pipeline i belongs to slot i % SLOTS
+TIMEOUT_SECONDS = 2  # node timeout of timeout_pipe's waiting activity (an int: timeout_config's rule)
+TIMEOUT_ACTION = "forced_fail_and_skip"
+TIMER_PERIOD = 0.25  # seconds between two firings of timer_event_pipe's timer cycle
+TIMER_ACTION = "mp_timer_callback"
 
 REG = rattan.Registry("multiprocess-tests")
 
@@ -207,6 +232,31 @@ class SingleCallbackService(MultiCallbackService):
     __multi_callback_enabled__ = False
 
 
+class WaitService(SingleCallbackService):
+    """Idempotent; waits for one callback. ``timeout_pipe`` sends none (its node timeout ends the
+    wait); ``timer_event_pipe``'s timer event sends it."""
+
+    __idempotent__ = True
+
+
+class TimerCallback(BaseAction):
+    """The timer event action of ``timer_event_pipe``: sends the waiting node's callback."""
+
+    class Meta:
+        action_name = TIMER_ACTION
+
+    def do(self, data: Any, parent_data: Any, *args: Any, **kwargs: Any) -> bool:
+        try:
+            self.engine.callback(
+                self.node_id, self.version, callback_data(1), idempotency_key=f"{self.version}:1"
+            )
+        except (NotFoundError, InvalidOperationError, ConflictError):
+            journal(self.node_id, self.version, "tfired", 0, "-")  # the node is not waiting any more
+            return False
+        journal(self.node_id, self.version, "tfired", 1, "-")
+        return True
+
+
 class MpStep(rattan.Component, registry=REG):
     name = "mp step"
     code = "mp_step"
@@ -249,7 +299,19 @@ class MpSingleCallback(rattan.Component, registry=REG):
     bound_service = SingleCallbackService
 
 
-IDEMPOTENT_CODES = frozenset({"mp_step", "mp_poll", "mp_idem_callback"})
+class MpWait(rattan.Component, registry=REG):
+    name = "mp wait"
+    code = "mp_wait"
+    bound_service = WaitService
+
+
+class MpTimerWait(rattan.Component, registry=REG):
+    name = "mp timer wait"
+    code = "mp_timer_wait"
+    bound_service = WaitService
+
+
+IDEMPOTENT_CODES = frozenset({"mp_step", "mp_poll", "mp_idem_callback", "mp_wait", "mp_timer_wait"})
 POLL_CODES = frozenset({"mp_poll", "mp_once_poll"})
 CALLBACK_CODES = frozenset({"mp_callback", "mp_idem_callback", "mp_single_callback"})
 
@@ -266,6 +328,8 @@ class Pipe:
     polls: dict[str, int] = field(default_factory=dict)  # polling activity -> polls to finish
     callbacks: dict[str, int] = field(default_factory=dict)  # callback activity -> callbacks to finish
     subprocesses: list[str] = field(default_factory=list)
+    timeouts: list[str] = field(default_factory=list)  # activities ended by their node timeout
+    timer_callbacks: dict[str, int] = field(default_factory=dict)  # activity -> callbacks its timer sends
 
     @property
     def slot(self) -> int:
@@ -384,6 +448,45 @@ def gateways_pipe(pid: str, index: int, seed: int) -> Pipe:
     return b.finish(start, data)
 
 
+def timeout_pipe(pid: str, index: int, seed: int) -> Pipe:
+    """step -> wait for a callback never sent, ended by its node timeout (forced fail and skip) -> once."""
+    b, data = _Builder(pid, index), Data()
+    start = EmptyStartEvent(id=f"{pid}s")
+    h = b.act("h", "mp_step", seed, 1)
+    w = b.act("w", "mp_wait", "${vh}", 2)
+    t = b.act("t", "mp_once", "${vh}", 3)
+    _out(data, "${vh}", h)
+    start.extend(h).extend(w).extend(t).extend(EmptyEndEvent(id=f"{pid}e"))
+    pipe = b.finish(start, data)
+    pipe.tree["activities"][w.id]["timeout_config"] = {
+        "enable": True, "action": TIMEOUT_ACTION, "seconds": TIMEOUT_SECONDS,
+    }  # fmt: skip
+    pipe.timeouts.append(w.id)
+    return pipe
+
+
+def timer_event_pipe(pid: str, index: int, seed: int) -> Pipe:
+    """once -> wait for the callback its timer event cycle sends -> step."""
+    b, data = _Builder(pid, index), Data()
+    start = EmptyStartEvent(id=f"{pid}s")
+    h = b.act("h", "mp_once", seed, 1)
+    w = b.act("w", "mp_timer_wait", "${vh}", 2)
+    t = b.act("t", "mp_step", "${vw}", 3)
+    _out(data, "${vh}", h)
+    _out(data, "${vw}", w)
+    start.extend(h).extend(w).extend(t).extend(EmptyEndEvent(id=f"{pid}e"))
+    pipe = b.finish(start, data)
+    event = {
+        "enable": True,
+        "action": TIMER_ACTION,
+        "timer_type": "time_cycle",
+        "defined": f"R/PT{TIMER_PERIOD}S",
+    }
+    pipe.tree["activities"][w.id]["events"] = {"timer_events": [event]}
+    pipe.timer_callbacks[w.id] = 1
+    return pipe
+
+
 def chain_pipe(pid: str, index: int, seed: int) -> Pipe:
     """once -> step -> once -> step."""
     b, data = _Builder(pid, index), Data()
@@ -399,11 +502,19 @@ def chain_pipe(pid: str, index: int, seed: int) -> Pipe:
     return b.finish(start, data)
 
 
-SHAPES = {"q": poll_pipe, "c": callback_pipe, "s": subprocess_pipe, "g": gateways_pipe, "x": chain_pipe}
+SHAPES = {
+    "q": poll_pipe,
+    "c": callback_pipe,
+    "s": subprocess_pipe,
+    "g": gateways_pipe,
+    "x": chain_pipe,
+    "o": timeout_pipe,
+    "v": timer_event_pipe,
+}
 
 
-def mixed_set(tag: str, count: int = 200) -> list[Pipe]:
-    """``count`` pipelines of the five shapes in turn; ids are deterministic for ``tag``."""
+def mixed_set(tag: str, count: int = 210) -> list[Pipe]:
+    """``count`` pipelines of the seven shapes in turn; ids are deterministic for ``tag``."""
     letters = list(SHAPES)
     pipes = []
     for i in range(count):

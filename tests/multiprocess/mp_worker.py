@@ -21,6 +21,10 @@ default) and prints ``STARTED <pid>``. Then, until SIGTERM (or ``--max-life``):
   (a replacement child that sends a callback again is acknowledged and applied once), journaling a
   ``cbsent`` line after each call returned.
 
+Durable timers (node timeouts, timer events) fire in whichever child owns their row: the one whose
+unit armed it, or the one that took it over when that child died; a timer event's action
+(``mc.TimerCallback``) sends its callback from there, journaling a ``tfired`` line.
+
 On SIGTERM it closes the engine cleanly (``engine.close()``: running work drains, the lease is
 given up) and prints ``CLOSED``. With ``--exit-when-done`` it does the same once its submitted
 pipelines are FINISHED.

@@ -2,8 +2,9 @@
 
 The big test starts four child processes (``mp_worker.py``), each a started ``rattan.Engine`` on one
 store file (``sweep_seconds`` 0.2, ``lease_seconds`` at its default). Child slot ``s`` submits the
-pipelines ``i`` with ``i % 4 == s`` of a set of 200 (polls, callbacks, subprocesses, parallel and
-exclusive gateways, idempotent and non-idempotent services) and sends the callbacks of slot
+pipelines ``i`` with ``i % 4 == s`` of a set of 210 (polls, callbacks, subprocesses, parallel and
+exclusive gateways, idempotent and non-idempotent services, node timeouts and timer boundary
+events: see ``mp_components``) and sends the callbacks of slot
 ``s - 1``'s pipelines: a callback is always sent by another process than the one that submitted its
 pipeline, and is applied by whichever engine owns the waiting node then. While they run, children
 are SIGKILLed at random moments (never the last one alive) and replaced after a random delay. Then
@@ -26,6 +27,18 @@ the children are closed cleanly. Then:
   all applied; a ``cbsent`` line names a final version, or a version whose execute a kill
   interrupted before it waited, all of whose callbacks were refused); the process that sent a callback is
   not the slot that submitted the pipeline;
+* timers: no timer fired twice, early or late, and none was lost. A node
+  timeout: exactly one ``node_timeout``, one forced fail (of the version whose execute completed
+  in the journal, the node's only one) and one skip in the event log, exactly one history record
+  (the forced fail's version, ``ex_data`` the timeout's), the node FINISHED skipped, no callback
+  step ran for it; it fired no earlier than ``seconds`` after the node went RUNNING and no later
+  than ``TIMER_LATE`` after that (``lease_seconds + sweep_seconds`` is the takeover bound of a dead
+  process's timers; a lost timer leaves its pipeline unfinished). A timer event cycle: its n-th
+  ``node_timer_event`` is logged no earlier than ``started + n * period`` (a repetition fired
+  twice logs one too early), none after the node left RUNNING, the first within ``TIMER_LATE``
+  of its due time; its action ran at most once per firing (``tfired`` lines) and only for the
+  node's one version, and the callback it sends was applied once (as any callback, above). No
+  timeout row is left in the store, and at most one repetition row per cycle;
 * the results equal a clean single-process run's: states of every node, outputs of every activity,
   context of every pipeline and subprocess.
 
@@ -62,8 +75,10 @@ import pytest
 
 import rattan
 from rattan import api
+from rattan.engine.policies import TIMEOUT_EX_DATA
 from rattan.errors import NotFoundError
 from rattan.model.records import CALLBACK_REFUSED as REFUSED
+from rattan.model.records import KIND_TIMER_EVENT
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "mp_worker.py"
@@ -79,6 +94,9 @@ STAGGER = 0.2  # seconds between two submissions of one child
 SWEEP = 0.2
 SETTLE_TIMEOUT = 90.0
 INTERRUPTED = "execution interrupted"
+LEASE = rattan.Settings().lease_seconds
+TIMER_LATE = LEASE + SWEEP + 1.0  # how late a timer may fire (takeover bound, plus a busy machine)
+EARLY = 0.005  # seconds a timer may seem to fire before its due time (float rounding of the times)
 ERROR_MARKERS = ("Traceback", "engine error", "worker failed", "could not record", "database is locked")
 
 
@@ -229,8 +247,8 @@ def _no_engine_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 # -- the store ---------------------------------------------------------------------------------
 def live_rows(db: Path) -> dict[str, list[Any]]:
-    """Tokens not done (every pipeline finished), live schedules, unapplied callbacks (all must be
-    empty)."""
+    """Tokens not done (every pipeline finished), live schedules, unapplied callbacks, timers other
+    than one leftover repetition per timer event cycle (all must be empty)."""
     conn = sqlite3.connect(str(db), timeout=30)
     try:
         return {
@@ -243,6 +261,14 @@ def live_rows(db: Path) -> dict[str, list[Any]]:
             ).fetchall(),
             "callbacks": conn.execute(
                 "SELECT id, node_id, version FROM callbacks WHERE applied=0"
+            ).fetchall(),
+            # a timer event cycle re-arms its next repetition until it fires with the node gone:
+            # one such row per node may be left by children closed before it was due
+            "timers": conn.execute(
+                "SELECT kind, node_id, version, due, owner FROM timers WHERE kind != ?"
+                " UNION ALL SELECT kind, node_id, version, count(*), max(owner) FROM timers"
+                " WHERE kind = ? GROUP BY node_id, version HAVING count(*) > 1",
+                (KIND_TIMER_EVENT, KIND_TIMER_EVENT),
             ).fetchall(),
         }
     finally:
@@ -424,8 +450,8 @@ def check_final_steps(entries: list[mc.Entry], pipes: list[mc.Pipe], results: di
     for pipe in pipes:
         res = results[pipe.root_id]
         for nid in pipe.codes:
-            if nid not in res.states:
-                continue  # a branch the exclusive gateway did not take
+            if nid not in res.states or nid in pipe.timeouts:
+                continue  # a branch the exclusive gateway did not take; a skip's version (TimerCheck)
             v = res.versions[nid]
             if (nid, v, "execute", 0) not in ended:
                 problems.append(f"{nid}: FINISHED without a completed execute at its version {v}")
@@ -442,10 +468,12 @@ def check_callbacks(
     problems = []
     ended = {e.key for e in entries if e.phase == "end"}
     ran = {e.key for e in entries if e.phase == "begin" and e.kind == "callback"}
-    final = {nid: results[p.root_id].versions.get(nid) for p in pipes for nid in p.callbacks}
+    # callbacks sent by CallbackSender, and those sent by a timer event's action (TimerCheck)
+    waits = {p.root_id: {**p.callbacks, **p.timer_callbacks} for p in pipes}
+    final = {nid: results[root].versions.get(nid) for root, w in waits.items() for nid in w}
     stored = stored_callbacks(db)
     for pipe in pipes:
-        for nid, n in pipe.callbacks.items():
+        for nid, n in waits[pipe.root_id].items():
             v = final[nid]
             got = results[pipe.root_id].outputs[nid].get("got")
             if got != list(range(1, n + 1)):
@@ -458,7 +486,7 @@ def check_callbacks(
                 problems.append(
                     f"{nid}: stored callbacks {stored.get((nid, v))}, expected one per seq 1..{n}"
                 )
-    wanted = {nid: n for p in pipes for nid, n in p.callbacks.items()}
+    wanted = {nid: n for w in waits.values() for nid, n in w.items()}
     stray_runs = [k for k in ran if final.get(k[0]) != k[1] or not 1 <= k[3] <= wanted[k[0]]]
     if stray_runs:
         problems.append(f"callback steps ran for no callback sent: {stray_runs}")
@@ -491,6 +519,134 @@ def check_callbacks(
     if unapplied:
         problems.append(f"callbacks not applied (or refused): {unapplied}")
     return problems
+
+
+@dataclass
+class TimerFacts:
+    """What the store says about the timer-driven activities (read before the children close)."""
+
+    events: dict[str, list[dict[str, Any]]]  # node -> its events, in commit order
+    histories: dict[str, list[Any]]  # node -> its history records
+    states: dict[str, Any]  # node -> its state record
+
+
+def collect_timers(engine: rattan.Engine, pipes: list[mc.Pipe]) -> TimerFacts:
+    facts = TimerFacts({}, {}, {})
+    for pipe in pipes:
+        nodes = [*pipe.timeouts, *pipe.timer_callbacks]
+        if not nodes:
+            continue
+        events: list[dict[str, Any]] = []
+        while batch := engine.events(pipe.root_id, after=events[-1]["id"] if events else 0):
+            events += batch
+        for nid in nodes:
+            facts.events[nid] = [e for e in events if e["node_id"] == nid]
+            facts.histories[nid] = engine.get_histories(nid)
+            facts.states[nid] = engine.get_state(nid)
+    return facts
+
+
+def _at(event: dict[str, Any]) -> float:
+    return float(event["created_time"].timestamp())
+
+
+class TimerCheck:
+    """Each node timeout fired once, each timer event repetition at most once, none early, none
+    lost or later than TIMER_LATE; ``problems`` lists what was found."""
+
+    def __init__(self, facts: TimerFacts, entries: list[mc.Entry], fleet: Fleet) -> None:
+        self.facts = facts
+        self.children = fleet.by_pid()
+        self.by_node: dict[str, list[mc.Entry]] = defaultdict(list)
+        for e in entries:
+            self.by_node[e.node_id].append(e)
+        self.problems: list[str] = []
+        self.late: list[float] = []  # seconds after its due time each timer first fired
+        self.orphaned = 0  # timers whose node's executing process was killed before they fired
+        self.firings = 0
+
+    def run(self, pipes: list[mc.Pipe]) -> list[str]:
+        for pipe in pipes:
+            for nid in pipe.timeouts:
+                self.timeout(nid)
+            for nid in pipe.timer_callbacks:
+                self.cycle(nid)
+        return self.problems
+
+    def summary(self) -> str:
+        return (
+            f"timers: {self.firings} firings, max lateness {max(self.late, default=0):.2f}s, "
+            f"{self.orphaned} outlived the process that executed their node, "
+            f"{len(self.problems)} problems"
+        )
+
+    def execute(self, nid: str, version: str, started: float, fired: float) -> None:
+        """The node ran at the timer's version only (it is idempotent: never retried), to the end."""
+        mine = self.by_node[nid]
+        executed = {e.version for e in mine if e.kind == "execute"}
+        if executed != {version}:
+            self.problems.append(f"{nid}: executes at versions {executed}, expected only {version}")
+        if (nid, version, "execute", 0) not in {e.key for e in mine if e.phase == "end"}:
+            self.problems.append(f"{nid}: the timer's version {version} has no completed execute")
+        pids = {e.pid for e in mine if e.kind == "execute" and e.phase == "begin"}
+        killed = [self.children[p].killed_at for p in pids if p in self.children]
+        self.orphaned += any(k is not None and started <= k <= fired for k in killed)
+
+    def timeout(self, nid: str) -> None:
+        events, st = self.facts.events[nid], self.facts.states[nid]
+        fired = [_at(e) for e in events if e["event_type"] == "node_timeout"]
+        forced = [e["data"] for e in events if e["event_type"] == "post_forced_fail_activity"]
+        skips = sum(e["event_type"] == "post_skip_node" for e in events)
+        self.firings += len(fired)
+        if len(fired) != 1 or len(forced) != 1 or skips != 1:
+            self.problems.append(
+                f"{nid}: node_timeout x{len(fired)}, forced fail x{len(forced)}, skip x{skips}: "
+                "expected the timeout to fire exactly once"
+            )
+            return
+        histories = self.facts.histories[nid]
+        if len(histories) != 1:
+            self.problems.append(f"{nid}: {len(histories)} history records, expected 1: {histories}")
+            return
+        (h,) = histories
+        expected = (forced[0]["new_version"], TIMEOUT_EX_DATA, False)
+        if (h.version, h.outputs.get("ex_data"), h.skip) != expected:
+            self.problems.append(f"{nid}: history {h} is not the timeout's forced fail {forced[0]}")
+        if (st.name, st.skip) != ("FINISHED", True):
+            self.problems.append(f"{nid}: ended {st.name} skip={st.skip}, expected skipped by its timeout")
+        if any(e.kind == "callback" for e in self.by_node[nid]):
+            self.problems.append(f"{nid}: a callback step ran, but no callback is ever sent to it")
+        due = h.started + mc.TIMEOUT_SECONDS
+        self.late.append(fired[0] - due)
+        if not due - EARLY <= fired[0] <= due + TIMER_LATE:
+            self.problems.append(f"{nid}: timeout due at {due:.3f} fired at {fired[0]:.3f}")
+        self.execute(nid, forced[0]["old_version"], h.started, fired[0])
+
+    def cycle(self, nid: str) -> None:
+        events, st = self.facts.events[nid], self.facts.states[nid]
+        fires = [e for e in events if e["event_type"] == "node_timer_event"]
+        finish = [e["id"] for e in events if e["event_type"] == "node_finish"]
+        self.firings += len(fires)
+        if not fires or len(finish) != 1 or st.name != "FINISHED":
+            self.problems.append(f"{nid}: {len(fires)} timer firings, {len(finish)} finishes, {st.name}")
+            return
+        times = sorted(_at(e) for e in fires)
+        early = [
+            n for n, t in enumerate(times, 1) if t < st.started + n * mc.TIMER_PERIOD - EARLY
+        ]  # firing n before repetition n was due: some repetition fired twice
+        if early:
+            offsets = [round(t - st.started, 3) for t in times]
+            self.problems.append(f"{nid}: timer firings at +{offsets}s: firing {early[0]} came early")
+        self.late.append(times[0] - st.started - mc.TIMER_PERIOD)
+        if self.late[-1] > TIMER_LATE:
+            self.problems.append(f"{nid}: first timer firing {self.late[-1]:.3f}s late")
+        after = [e for e in fires if e["id"] > finish[0]]  # ids are in commit order
+        if after:
+            self.problems.append(f"{nid}: timer fired after the node finished: {after}")
+        actions = [e for e in self.by_node[nid] if e.kind == "tfired"]
+        if {e.version for e in actions} - {st.version} or len(actions) > len(fires):
+            self.problems.append(f"{nid}: {len(actions)} timer actions for {len(fires)} firings: {actions}")
+        self.execute(nid, st.version, st.started, times[0])
 
 
 def check_interrupted(
@@ -628,10 +784,14 @@ def test_four_processes_killed_at_random_lose_nothing_repeat_nothing_and_apply_e
         for child in list(fleet.slots.values()):
             fleet.close(child)
         results = collect(ctl, pipes)
+        timer_facts = collect_timers(ctl, pipes)
     finally:
         ctl.close()
     entries = mc.read_journal(fleet.journal)
     print(report(fleet, entries, retried, started))
+    timers = TimerCheck(timer_facts, entries, fleet)
+    timer_problems = timers.run(pipes)
+    print(timers.summary())
     assert not fleet.errors(), fleet.errors()
     live = live_rows(fleet.db)
     assert not any(live.values()), f"work left live in the store: {live}"
@@ -646,6 +806,7 @@ def test_four_processes_killed_at_random_lose_nothing_repeat_nothing_and_apply_e
     problems += check_senders(entries, pipes, fleet)
     problems += check_final_steps(entries, pipes, results)
     problems += check_callbacks(entries, pipes, results, fleet.db)
+    problems += timer_problems
     assert not problems, "\n".join(problems[:40])
     check_results(results, clean_run(tmp_path, pipes))
     print(f"total {time.monotonic() - started:.1f}s")

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
 import rattan
-from rattan.cli_args import STORE_HELP, add_components, amount, positive_int, sqlite_path
+from rattan.cli_args import STORE_HELP, add_components, amount, default_store, positive_int, sqlite_path
 from rattan.errors import BadInputError, Problem, RattanError, TreeInvalidException
 
 EXIT_OK = 0  # demo: the pipeline FINISHED; validate: the tree is valid; archive: done
@@ -303,7 +303,7 @@ def archive(
     dry_run: bool = False,
 ) -> int:
     """Archive (and delete) finished runs; says how many first. Returns an exit code."""
-    db = db or os.environ.get("RATTAN_STORE") or "rattan.db"
+    db = default_store(db)
     path = sqlite_path(db)
     if path is not None and not os.path.exists(path):
         print(f"rattan: no store at {path} (give --store URL or set RATTAN_STORE)", file=sys.stderr)

@@ -1,10 +1,12 @@
 """Arguments several ``rattan`` subcommands share, declared once: ``--components`` and the
-``--store``/``--json`` pair of the commands that read or change a store."""
+``--store``/``--json`` pair of the commands that read or change a store, and which store that is
+(``default_store``, ``sqlite_path``)."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -59,3 +61,8 @@ def sqlite_path(url: str) -> str | None:
             return None
         url = rest[1:] if rest.startswith("/") else rest
     return None if url in ("", ":memory:") else url
+
+
+def default_store(given: str | None) -> str:
+    """The store a command works on: ``given`` (its --store), else $RATTAN_STORE, else rattan.db."""
+    return given or os.environ.get("RATTAN_STORE") or "rattan.db"

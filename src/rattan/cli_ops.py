@@ -15,7 +15,6 @@ import argparse
 import base64
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from typing import Any
 
 import rattan
 from rattan.cli import EXIT_INPUT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_REFUSED
-from rattan.cli_args import amount, positive_int, sqlite_path, store_options
+from rattan.cli_args import amount, default_store, positive_int, sqlite_path, store_options
 from rattan.errors import (
     BadInputError,
     ConflictError,
@@ -32,6 +31,7 @@ from rattan.errors import (
     NotFoundError,
     RattanError,
 )
+from rattan.runtime import hide_password
 from rattan.states import ALL_STATES
 
 PAGE = 1000  # the engine's largest page of runs or events
@@ -169,7 +169,7 @@ def _count(text: str) -> int:
 
 
 def store_url(args: argparse.Namespace) -> str:
-    return str(args.store or os.environ.get("RATTAN_STORE") or "rattan.db")
+    return default_store(args.store)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -352,7 +352,7 @@ def control(engine: rattan.Engine, args: argparse.Namespace) -> int:
 def migrate(engine: rattan.Engine, args: argparse.Namespace) -> int:
     version = engine.core.store.migrate()
     url = store_url(args)
-    where = sqlite_path(url) or re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)  # no password
+    where = sqlite_path(url) or hide_password(url)
     if args.json:
         print_json({"store": where, "schema_version": version, "created": args.created})
     else:

@@ -29,15 +29,16 @@ def _scheme(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else ""
 
 
-def _shown(url: str) -> str:
-    """``url`` as an error shows it: without a password (``user:***@host``)."""
+def hide_password(url: str) -> str:
+    """``url`` as messages show it: without a password (``user:***@host``, at every level of a
+    nested URL such as ``celery://amqp://user:secret@host//``)."""
     return re.sub(r"(?<=://)([^/@:]*):[^/@]*@", r"\1:***@", url)
 
 
 def _refused(kind: str, url: str) -> BackendUnavailableError:
     """The error for a URL ``open_store`` (kind "store") or ``open_dispatcher`` ("dispatcher")
     cannot open: one for the other side of the seam says where it goes; any other is unknown."""
-    scheme, shown = _scheme(url), _shown(url)
+    scheme, shown = _scheme(url), hide_password(url)
     if kind == "store" and (scheme in DISPATCHER_SCHEMES or url.lower() in THREADS):
         return BackendUnavailableError(
             f"{shown} is a dispatcher URL, not a store: pass it as dispatcher=... (stores: {STORES})"

@@ -448,42 +448,45 @@ def gateways_pipe(pid: str, index: int, seed: int) -> Pipe:
     return b.finish(start, data)
 
 
-def timeout_pipe(pid: str, index: int, seed: int) -> Pipe:
-    """step -> wait for a callback never sent, ended by its node timeout (forced fail and skip) -> once."""
+def _around_a_wait(
+    pid: str, index: int, seed: int, first: str, wait: str, last: str, last_reads_wait: bool
+) -> tuple[Pipe, str]:
+    """start -> ``first`` -> ``wait`` -> ``last`` -> end: ``wait`` and ``last`` read ``first``'s
+    output (``last`` reads ``wait``'s instead when ``last_reads_wait``). Returns the pipe and the
+    waiting activity's id, for the caller to give it its timer."""
     b, data = _Builder(pid, index), Data()
     start = EmptyStartEvent(id=f"{pid}s")
-    h = b.act("h", "mp_step", seed, 1)
-    w = b.act("w", "mp_wait", "${vh}", 2)
-    t = b.act("t", "mp_once", "${vh}", 3)
+    h = b.act("h", first, seed, 1)
+    w = b.act("w", wait, "${vh}", 2)
+    t = b.act("t", last, "${vw}" if last_reads_wait else "${vh}", 3)
     _out(data, "${vh}", h)
+    if last_reads_wait:
+        _out(data, "${vw}", w)
     start.extend(h).extend(w).extend(t).extend(EmptyEndEvent(id=f"{pid}e"))
-    pipe = b.finish(start, data)
-    pipe.tree["activities"][w.id]["timeout_config"] = {
+    return b.finish(start, data), w.id
+
+
+def timeout_pipe(pid: str, index: int, seed: int) -> Pipe:
+    """step -> wait for a callback never sent, ended by its node timeout (forced fail and skip) -> once."""
+    pipe, wait = _around_a_wait(pid, index, seed, "mp_step", "mp_wait", "mp_once", last_reads_wait=False)
+    pipe.tree["activities"][wait]["timeout_config"] = {
         "enable": True, "action": TIMEOUT_ACTION, "seconds": TIMEOUT_SECONDS,
     }  # fmt: skip
-    pipe.timeouts.append(w.id)
+    pipe.timeouts.append(wait)
     return pipe
 
 
 def timer_event_pipe(pid: str, index: int, seed: int) -> Pipe:
     """once -> wait for the callback its timer event cycle sends -> step."""
-    b, data = _Builder(pid, index), Data()
-    start = EmptyStartEvent(id=f"{pid}s")
-    h = b.act("h", "mp_once", seed, 1)
-    w = b.act("w", "mp_timer_wait", "${vh}", 2)
-    t = b.act("t", "mp_step", "${vw}", 3)
-    _out(data, "${vh}", h)
-    _out(data, "${vw}", w)
-    start.extend(h).extend(w).extend(t).extend(EmptyEndEvent(id=f"{pid}e"))
-    pipe = b.finish(start, data)
+    pipe, wait = _around_a_wait(pid, index, seed, "mp_once", "mp_timer_wait", "mp_step", last_reads_wait=True)
     event = {
         "enable": True,
         "action": TIMER_ACTION,
         "timer_type": "time_cycle",
         "defined": f"R/PT{TIMER_PERIOD}S",
     }
-    pipe.tree["activities"][w.id]["events"] = {"timer_events": [event]}
-    pipe.timer_callbacks[w.id] = 1
+    pipe.tree["activities"][wait]["events"] = {"timer_events": [event]}
+    pipe.timer_callbacks[wait] = 1
     return pipe
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from old_schemas import postgres_at, write_run
 
+from contract.old_schemas import postgres_at, write_run
 from rattan.errors import BackendUnavailableError, ConflictError
 from rattan.model.codec import dumps
 from rattan.model.records import NewRun, StateRecord

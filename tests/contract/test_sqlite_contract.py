@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from old_schemas import sqlite_at, write_run
 
+from contract.old_schemas import sqlite_at, write_run
 from rattan.errors import BackendUnavailableError
 from rattan.model.records import NewRun
 from rattan.runtime.interface import Store

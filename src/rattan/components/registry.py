@@ -20,7 +20,6 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
-from importlib import metadata
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -297,6 +296,10 @@ class Registry:
         Raises:
             ComponentImportError: an entry point failed to load.
         """
+        # imported here: importlib.metadata costs about a quarter of `import rattan`, and only
+        # this call needs it
+        from importlib import metadata
+
         for entry_point in metadata.entry_points(group=group):
             try:
                 loaded = entry_point.load()

@@ -54,7 +54,8 @@ class Rounds:
 
     # -- rounds ------------------------------------------------------------------------------------
     def _pend(self, work: Work) -> None:
-        mine: list[tuple[Work, threading.Event]] | None = getattr(self._local, "mine", None)
+        # the thread's own dict, not getattr(): a miss there raises and clears an AttributeError
+        mine: list[tuple[Work, threading.Event]] | None = self._local.__dict__.get("mine")
         if mine is not None:  # an acknowledged message's: its round is waited for (_settle)
             done = threading.Event()
             self._waiters[id(work)] = done  # before it is pending: its round may end at once

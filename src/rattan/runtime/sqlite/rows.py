@@ -40,7 +40,15 @@ INSERT_PROC = (
 )
 SCHED_COLS = "id, node_id, version, type, process_id, times, finished, expired, due, owner"
 INSERT_STATE = f"INSERT INTO states({STATE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+# A state is written only if it is still what the writer read (name and version). A node's run and
+# parent never change, so the usual form leaves them out: naming root_id would make SQLite rewrite
+# the node's entry in the states_root index (a page more in every commit). The long form is there
+# for a caller that does change them.
 CAS_STATE = (
+    "UPDATE states SET name=?, version=?, loop=?, inner_loop=?, retry=?, skip=?, error_ignored=?, "
+    "started=?, archived=? WHERE node_id=? AND name=? AND version=?"
+)
+CAS_STATE_MOVED = (
     "UPDATE states SET root_id=?, parent_id=?, name=?, version=?, loop=?, inner_loop=?, retry=?, "
     "skip=?, error_ignored=?, started=?, archived=? WHERE node_id=? AND name=? AND version=?"
 )

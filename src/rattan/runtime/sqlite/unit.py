@@ -30,6 +30,7 @@ from rattan.runtime.sqlite.leases import LeaseQueries
 from rattan.runtime.sqlite.rollback import SQLiteRollbackRows
 from rattan.runtime.sqlite.rows import (
     CAS_STATE,
+    CAS_STATE_MOVED,
     INSERT_PROC,
     INSERT_STATE,
     PROC_BY_ID,
@@ -209,11 +210,12 @@ class SQLiteUnit(WaitQueries, LeaseQueries, ValueTable):
                 self._forget_state(s.node_id)
                 raise StateVersionNotMatchError(f"node {s.node_id}: a state exists already") from None
         else:
-            cur = self.c.execute(
-                CAS_STATE,
-                (s.root_id, s.parent_id, s.name, s.version, s.loop, s.inner_loop, s.retry, int(s.skip),
-                 int(s.error_ignored), s.started, s.archived, s.node_id, expect.name, expect.version),
-            )  # fmt: skip
+            row = (s.name, s.version, s.loop, s.inner_loop, s.retry, int(s.skip), int(s.error_ignored),
+                   s.started, s.archived, s.node_id, expect.name, expect.version)  # fmt: skip
+            if s.root_id == expect.root_id and s.parent_id == expect.parent_id:
+                cur = self.c.execute(CAS_STATE, row)
+            else:
+                cur = self.c.execute(CAS_STATE_MOVED, (s.root_id, s.parent_id, *row))
             if cur.rowcount != 1:
                 self._forget_state(s.node_id)  # whatever the row holds, it is not what was cached
                 raise StateVersionNotMatchError(

@@ -5,7 +5,6 @@ compare-and-set that leaves the run index alone unless the run or parent really 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,6 @@ from rattan.runtime.sqlite import SQLiteStore
 from rattan.runtime.sqlite.store import bind_as_they_are
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    writer = SQLiteStore(str(tmp_path / "b.db"))
-    yield writer
-    writer._writer.set_trace_callback(None)
-    writer.close()
 
 
 def test_bytes_none_and_token_statuses_bind_as_the_values_they_are(tmp_path: Path) -> None:

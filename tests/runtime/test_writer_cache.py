@@ -28,14 +28,6 @@ class Boom(Exception):
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    writer = SQLiteStore(str(tmp_path / "c.db"))
-    yield writer
-    writer._writer.set_trace_callback(None)
-    writer.close()
-
-
-@pytest.fixture
 def other(store: SQLiteStore) -> Iterator[SQLiteStore]:
     """A second store (its own writer connection) on the same file."""
     second = SQLiteStore(store.path)

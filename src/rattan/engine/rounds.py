@@ -49,7 +49,6 @@ class Rounds:
     _local: threading.local
     _waiters: dict[int, threading.Event]
     _retry_delay: float
-    _acknowledged: Callable[[], bool]
     _run_execute: Callable[[Prepared], None]  # Worker's: an activity's execute, here and now
 
     # -- rounds ------------------------------------------------------------------------------------
@@ -91,19 +90,20 @@ class Rounds:
         """Lead a round unless more messages wait and this thread's work so far was quick (then
         it takes them first). The leader runs the first user code its round reached, and looks
         again."""
-        loc = self._local
+        # this thread's own attributes as a dict: one hit per message, no exception on the first
+        loc = self._local.__dict__
         dispatcher = self.core.dispatcher
         while True:
-            try:
-                count = loc.count
-            except AttributeError:  # this thread's first message
-                count = 0
+            count = loc.get("count", 0)
             if count == 0:
-                loc.started = time.monotonic()
-            if dispatcher.pending and count + 1 < BATCH and time.monotonic() - loc.started < SLOW_USER_CODE:
-                loc.count = count + 1
+                loc["started"] = time.monotonic()
+                quick = True
+            else:
+                quick = time.monotonic() - loc["started"] < SLOW_USER_CODE
+            if quick and count + 1 < BATCH and dispatcher.pending:
+                loc["count"] = count + 1
                 return
-            loc.count = 0
+            loc["count"] = 0
             kept = self._lead()
             if kept is None:
                 return

@@ -64,8 +64,11 @@ class Worker(Rounds):
         # the broker's thread takes its next delivery.
         acknowledges = getattr(dispatcher, "acknowledges", None)
         acked = not self._shares_memory
-        self._acknowledged: Callable[[], bool] = acknowledges if callable(acknowledges) else (lambda: acked)
         self._hand_on = callable(acknowledges)
+        # None: every delivery is acknowledged or none is (``_all_acknowledged`` says which), so
+        # handle() calls no function per message
+        self._asks: Callable[[], bool] | None = acknowledges if callable(acknowledges) else None
+        self._all_acknowledged = acked
         self._handlers: dict[type, Any] = {
             Advance: self._advance, Execute: self._execute, Poll: self._poll, Callback: self._callback,
             FireTimer: self._fire, Recover: self._recover, Task: self._task,
@@ -85,7 +88,8 @@ class Worker(Rounds):
         """Do what ``msg`` asks (called by the dispatcher, one message per call). If the store
         fails (or another writer wins) while the message is read or its unit written, the message
         is sent again after a pause: its work is still a row, and the retry finds it."""
-        if self._acknowledged():
+        asks = self._asks
+        if asks() if asks is not None else self._all_acknowledged:
             self._handle_acknowledged(msg)
             return
         try:

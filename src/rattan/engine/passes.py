@@ -29,13 +29,16 @@ def seal(
     Outputs the store cannot keep exactly (docs/components.md) or an output value above
     ``max_output_bytes`` fail the pass with an ex_data naming the key, instead of being stored as
     something else."""
-    offset = step.core.settings.rerun_index_offset
+    settings = step.core.settings
+    offset = settings.rerun_index_offset
     outputs["_result"] = value if ok else False
     outputs["_loop"] = prep.loop + offset
     outputs["_inner_loop"] = prep.inner_loop + offset
     try:
         out_blob = dumps(outputs)
-        refused = _too_big(outputs, out_blob, step.core.settings.max_output_bytes)
+        limit = settings.max_output_bytes
+        # the common case costs one comparison; _too_big looks at the values one by one
+        refused = None if len(out_blob) <= limit else _too_big(outputs, limit)
     except UnstorableValueError as exc:
         refused = str(exc.of("outputs"))
     if refused is None:
@@ -83,11 +86,9 @@ def close_pass(
     return False
 
 
-def _too_big(outputs: dict[str, Any], blob: bytes, limit: int) -> str | None:
-    """The refusal of an output value above ``limit`` bytes, or None (the sizes are looked at
-    one by one only when the whole is above it: the common case costs one comparison)."""
-    if len(blob) <= limit:
-        return None
+def _too_big(outputs: dict[str, Any], limit: int) -> str | None:
+    """The refusal of an output value above ``limit`` bytes, or None. Called only when the whole
+    encoding is above it (seal compares that first): then the values are sized one by one."""
     for key, value in outputs.items():
         size = len(dumps(value))
         if size > limit:

@@ -100,6 +100,8 @@ class Worker(Rounds):
                     self._pending.append(Work(prepared.pid, run_execute(self.core, prepared)))  # type: ignore[union-attr, arg-type]
                 else:
                     self._execute(msg)
+            elif type(msg) is Poll:  # the next most frequent
+                self._schedule_step(msg, msg.schedule_id, callback=False)
             else:
                 self._handlers[type(msg)](msg)
         except (BackendUnavailableError, ConflictError) as exc:
@@ -217,7 +219,8 @@ class Worker(Rounds):
             return
         handed = False
         try:
-            job = self._stashed(msg)
+            entry = self._stash.pop(id(msg), None)  # _stashed(msg), spelled out: once per step
+            job = entry[1] if entry is not None and entry[0] is msg else None
             if not isinstance(job, ScheduleJob):
                 loaded = core.store.read(lambda tx: load_job(core, tx, sid, callback))
                 if loaded is None:

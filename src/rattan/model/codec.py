@@ -43,9 +43,9 @@ def dumps(value: Any) -> bytes:
         return out
     # orjson writes NaN/inf as null and a uuid.UUID as its text. (A user's own "__rattan__" key
     # needs no check here: an unmarked blob is never revived, so it reads back as it was.)
-    if out.find(b"null") >= 0 and has_nonfinite(value):
+    if b"null" in out and has_nonfinite(value):
         return _exact(value)
-    if out.find(b"-") >= 0 and _UUID_TEXT.search(out) is not None:
+    if b"-" in out and _UUID_TEXT.search(out) is not None:
         return _exact(value)
     return out
 

@@ -45,7 +45,7 @@ class Rounds:
     _busy: dict[int, object]
     _stash: dict[int, Continuation]
     _shares_memory: bool
-    _hand_on: bool
+    _asks: Callable[[], bool] | None  # the dispatcher's lane in this process, if it has one
     _local: threading.local
     _waiters: dict[int, threading.Event]
     _retry_delay: float
@@ -69,7 +69,7 @@ class Rounds:
         while index < len(mine):
             kept = self._lead()
             if kept is not None:
-                if self._hand_on:
+                if self._asks is not None:  # a lane here: the user code goes to it
                     self._send(kept)
                 else:
                     try:

@@ -62,13 +62,10 @@ class Worker(Rounds):
         # this process says which deliveries those are; for others, all or none are. The user code
         # their rounds reach then goes to that lane, where rounds batch every thread's work, and
         # the broker's thread takes its next delivery.
+        # None: every delivery is acknowledged (a dispatcher across processes) or none is (one
+        # that shares memory), so handle() calls no function per message to find out
         acknowledges = getattr(dispatcher, "acknowledges", None)
-        acked = not self._shares_memory
-        self._hand_on = callable(acknowledges)
-        # None: every delivery is acknowledged or none is (``_all_acknowledged`` says which), so
-        # handle() calls no function per message
         self._asks: Callable[[], bool] | None = acknowledges if callable(acknowledges) else None
-        self._all_acknowledged = acked
         self._handlers: dict[type, Any] = {
             Advance: self._advance, Execute: self._execute, Poll: self._poll, Callback: self._callback,
             FireTimer: self._fire, Recover: self._recover, Task: self._task,
@@ -89,7 +86,7 @@ class Worker(Rounds):
         fails (or another writer wins) while the message is read or its unit written, the message
         is sent again after a pause: its work is still a row, and the retry finds it."""
         asks = self._asks
-        if asks() if asks is not None else self._all_acknowledged:
+        if asks() if asks is not None else not self._shares_memory:
             self._handle_acknowledged(msg)
             return
         try:
@@ -219,8 +216,7 @@ class Worker(Rounds):
             return
         handed = False
         try:
-            entry = self._stash.pop(id(msg), None)  # _stashed(msg), spelled out: once per step
-            job = entry[1] if entry is not None and entry[0] is msg else None
+            job = self._stashed(msg)
             if not isinstance(job, ScheduleJob):
                 loaded = core.store.read(lambda tx: load_job(core, tx, sid, callback))
                 if loaded is None:

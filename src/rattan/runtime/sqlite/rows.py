@@ -48,10 +48,7 @@ CAS_STATE = (
     "UPDATE states SET name=?, version=?, loop=?, inner_loop=?, retry=?, skip=?, error_ignored=?, "
     "started=?, archived=? WHERE node_id=? AND name=? AND version=?"
 )
-CAS_STATE_MOVED = (
-    "UPDATE states SET root_id=?, parent_id=?, name=?, version=?, loop=?, inner_loop=?, retry=?, "
-    "skip=?, error_ignored=?, started=?, archived=? WHERE node_id=? AND name=? AND version=?"
-)
+CAS_STATE_MOVED = CAS_STATE.replace("SET ", "SET root_id=?, parent_id=?, ", 1)
 
 
 _TYPES = {int(t): t for t in ScheduleType}  # a dict hit; calling the enum per row costs more
